@@ -1,0 +1,110 @@
+// Command kvstore is the kvstore server: a key-value store on bbolt with an
+// HTTP/JSON API. See README.md and docs/api.md.
+//
+//	kvstore [serve] [--config FILE] [--listen ADDR] [--debug-listen ADDR] [--data-dir DIR] [--log-level L] [--log-format F]
+//	kvstore restore --from FILE --data-dir DIR [--force]
+//	kvstore healthcheck [--url URL]
+//	kvstore version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"kvstore.dev/kvstore/internal/config"
+	"kvstore.dev/kvstore/internal/server"
+	"kvstore.dev/kvstore/internal/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "kvstore:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// run dispatches a subcommand; serve is the default.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := config.Load(args, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return server.Run(ctx, cfg, server.NewLogger(cfg.Log, stderr), nil)
+	case "restore":
+		return restore(args, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, args, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "kvstore", server.Version)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (want serve, restore, healthcheck or version)", cmd)
+}
+
+func restore(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kvstore restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	from := fs.String("from", "", "snapshot `file` taken with GET /api/v1/snapshot")
+	dataDir := fs.String("data-dir", "", "data `directory` of the (stopped) server")
+	force := fs.Bool("force", false, "replace an existing database (it is kept as kv.db.pre-restore-<time>)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *from == "":
+		return errors.New("restore: --from is required")
+	case *dataDir == "":
+		return errors.New("restore: --data-dir is required")
+	}
+	st, err := store.Restore(*from, *dataDir, *force)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	fmt.Fprintf(stdout, "restored %s into %s: revision %d, %d keys\n", *from, *dataDir, st.Revision, st.Keys)
+	return nil
+}
+
+// healthcheck probes a running server's /readyz; it exists because the
+// container image has no curl.
+func healthcheck(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kvstore healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:8080/readyz", "`URL` that must answer 200")
+	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %s", *url, resp.Status)
+	}
+	return nil
+}

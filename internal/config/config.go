@@ -1,0 +1,237 @@
+// Package config holds the server's configuration: embedded defaults, then a
+// YAML file, then command-line flags and the environment, then Validate,
+// which runs before any I/O and names the offending field in every error.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"kvstore.dev/kvstore/internal/auth"
+)
+
+// Config is the whole server configuration. Field names are the YAML keys.
+type Config struct {
+	// Listen is the API's address (host:port).
+	Listen string `json:"listen"`
+	// DebugListen is the address of /metrics and pprof; "" disables it.
+	DebugListen string `json:"debug_listen"`
+	// DataDir holds the database and the generated admin token.
+	DataDir string      `json:"data_dir"`
+	Limits  Limits      `json:"limits"`
+	Auth    Auth        `json:"auth"`
+	Log     Log         `json:"log"`
+	HTTP    HTTP        `json:"http"`
+	Watch   Watch       `json:"watch"`
+	TTL     TTL         `json:"ttl"`
+	Store   StoreTuning `json:"store"`
+}
+
+// Limits bound what clients may store.
+type Limits struct {
+	MaxKeyBytes   int `json:"max_key_bytes"`
+	MaxValueBytes int `json:"max_value_bytes"`
+}
+
+// Auth lists the accepted tokens. When it lists none (and
+// KVSTORE_ADMIN_TOKEN is unset) the server generates an admin token in
+// DataDir on first start.
+type Auth struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// Token is one accepted bearer token: exactly one of Token, TokenFile and
+// SHA256 gives its secret.
+type Token struct {
+	Name      string    `json:"name"`
+	Token     string    `json:"token,omitempty"`
+	TokenFile string    `json:"token_file,omitempty"`
+	SHA256    string    `json:"sha256,omitempty"`
+	Role      auth.Role `json:"role"`
+	Prefixes  []string  `json:"prefixes,omitempty"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `json:"level"`  // debug, info, warn, error
+	Format string `json:"format"` // json, text
+}
+
+// HTTP holds the API server's timeouts.
+type HTTP struct {
+	ReadHeaderTimeout Duration `json:"read_header_timeout"`
+	ReadTimeout       Duration `json:"read_timeout"`
+	WriteTimeout      Duration `json:"write_timeout"`
+	IdleTimeout       Duration `json:"idle_timeout"`
+	ShutdownTimeout   Duration `json:"shutdown_timeout"`
+	MaxHeaderBytes    int      `json:"max_header_bytes"`
+}
+
+// Watch tunes watch streams.
+type Watch struct {
+	Heartbeat     Duration `json:"heartbeat"`
+	HistoryEvents int      `json:"history_events"`
+	HistoryBytes  int64    `json:"history_bytes"`
+}
+
+// TTL tunes the expiry sweeper.
+type TTL struct {
+	SweepInterval Duration `json:"sweep_interval"`
+}
+
+// StoreTuning tunes the storage engine.
+type StoreTuning struct {
+	MaxBatch int `json:"max_batch"`
+}
+
+// Default returns the embedded defaults.
+func Default() Config {
+	return Config{
+		Listen:      ":8080",
+		DebugListen: "127.0.0.1:6060",
+		DataDir:     "./data",
+		Limits:      Limits{MaxKeyBytes: 1024, MaxValueBytes: 1 << 20},
+		Log:         Log{Level: "info", Format: "json"},
+		HTTP: HTTP{
+			ReadHeaderTimeout: Duration(5 * time.Second),
+			ReadTimeout:       Duration(60 * time.Second),
+			WriteTimeout:      Duration(60 * time.Second),
+			IdleTimeout:       Duration(120 * time.Second),
+			ShutdownTimeout:   Duration(10 * time.Second),
+			MaxHeaderBytes:    64 << 10,
+		},
+		Watch: Watch{Heartbeat: Duration(15 * time.Second), HistoryEvents: 10_000, HistoryBytes: 64 << 20},
+		TTL:   TTL{SweepInterval: Duration(time.Second)},
+		Store: StoreTuning{MaxBatch: 1000},
+	}
+}
+
+// EnvAdminToken names the environment variable holding an extra admin token.
+const EnvAdminToken = "KVSTORE_ADMIN_TOKEN"
+
+// Load builds the configuration from defaults, the file named by --config,
+// the other flags in args and the environment (getenv), then validates it.
+// It reads only the config file; token files are read later by Principals.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("kvstore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		file                                              string
+		listen, debugListen, dataDir, logLevel, logFormat string
+	)
+	fs.StringVar(&file, "config", "", "YAML configuration `file`")
+	fs.StringVar(&listen, "listen", "", "API address, host:port (default \":8080\")")
+	fs.StringVar(&debugListen, "debug-listen", "", "metrics and pprof address; \"off\" disables (default \"127.0.0.1:6060\")")
+	fs.StringVar(&dataDir, "data-dir", "", "data directory (default \"./data\")")
+	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default \"info\")")
+	fs.StringVar(&logFormat, "log-format", "", "json or text (default \"json\")")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := Default()
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return Config{}, fmt.Errorf("--config: %w", err)
+		}
+		if err := Parse(b, &cfg); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = listen
+		case "debug-listen":
+			cfg.DebugListen = debugListen
+			if debugListen == "off" {
+				cfg.DebugListen = ""
+			}
+		case "data-dir":
+			cfg.DataDir = dataDir
+		case "log-level":
+			cfg.Log.Level = logLevel
+		case "log-format":
+			cfg.Log.Format = logFormat
+		}
+	})
+	if tok := getenv(EnvAdminToken); tok != "" {
+		cfg.Auth.Tokens = append(cfg.Auth.Tokens, Token{Name: "env:" + EnvAdminToken, Token: tok, Role: auth.RoleAdmin})
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Parse overlays the YAML document b on cfg. Unknown keys are errors.
+func Parse(b []byte, cfg *Config) error {
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return fmt.Errorf("parse YAML: %w", err)
+	}
+	if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("field %s: expected %s, got %s", te.Field, te.Type, te.Value)
+		}
+		return fmt.Errorf("parse: %w", err)
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalJSON accepts "1m30s"-style strings.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"30s\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use e.g. \"500ms\", \"30s\", \"1h\")", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.Quote(time.Duration(d).String())), nil
+}
+
+func validAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	_ = host
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: port must be 0..65535", addr)
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"kvstore.dev/kvstore/internal/auth"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func noenv(string) string { return "" }
+
+func TestDefaultsAreValid(t *testing.T) {
+	cfg, err := Load(nil, noenv, io.Discard)
+	if err != nil {
+		t.Fatalf("Load with no arguments: %v", err)
+	}
+	if cfg.Listen != ":8080" || cfg.DebugListen != "127.0.0.1:6060" || cfg.DataDir != "./data" ||
+		cfg.Limits.MaxKeyBytes != 1024 || cfg.Limits.MaxValueBytes != 1<<20 || cfg.Log.Format != "json" || len(cfg.Auth.Tokens) != 0 {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+func TestFileThenFlagsThenEnv(t *testing.T) {
+	file := writeFile(t, `
+listen: 127.0.0.1:9000
+data_dir: /from/file
+limits: {max_value_bytes: 2048}
+log: {level: debug}
+http: {shutdown_timeout: 3s}
+auth:
+  tokens:
+    - {name: app, sha256: "`+strings.Repeat("ab", 32)+`", role: readwrite, prefixes: ["app/"]}
+`)
+	env := map[string]string{EnvAdminToken: "env-admin-token-123456"}
+	cfg, err := Load([]string{"--config", file, "--listen", "127.0.0.1:9100", "--debug-listen", "off", "--log-format", "text"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9100" {
+		t.Errorf("flag did not override file: listen = %q", cfg.Listen)
+	}
+	if cfg.DataDir != "/from/file" || cfg.Limits.MaxValueBytes != 2048 || cfg.Limits.MaxKeyBytes != 1024 || cfg.Log.Level != "debug" || cfg.Log.Format != "text" || cfg.DebugListen != "" {
+		t.Errorf("merged config: %+v", cfg)
+	}
+	if cfg.HTTP.ShutdownTimeout.D() != 3*time.Second || cfg.HTTP.ReadHeaderTimeout.D() != 5*time.Second {
+		t.Errorf("durations: %+v", cfg.HTTP)
+	}
+	ps, err := cfg.Principals()
+	if err != nil || len(ps) != 2 || ps[1].Role != auth.RoleAdmin || ps[0].Prefixes[0] != "app/" {
+		t.Fatalf("principals %+v, %v", ps, err)
+	}
+	if p, ok := auth.NewAuthenticator(ps).Authenticate("env-admin-token-123456"); !ok || !p.CanAdmin() {
+		t.Error("KVSTORE_ADMIN_TOKEN is not an admin token")
+	}
+}
+
+// TestInvalidConfig checks that each bad setting is refused with an error
+// naming the field.
+func TestInvalidConfig(t *testing.T) {
+	tests := map[string]struct {
+		yaml string
+		args []string
+		want string
+	}{
+		"listen not host:port":   {args: []string{"--listen", "8080"}, want: "listen:"},
+		"bad port":               {yaml: "listen: ':99999'", want: "listen:"},
+		"bad debug listen":       {yaml: "debug_listen: nope", want: "debug_listen:"},
+		"empty data dir":         {args: []string{"--data-dir", ""}, want: "data_dir: must not be empty"},
+		"key limit zero":         {yaml: "limits: {max_key_bytes: 0}", want: "limits.max_key_bytes"},
+		"key limit too large":    {yaml: "limits: {max_key_bytes: 100000}", want: "limits.max_key_bytes"},
+		"value limit too large":  {yaml: "limits: {max_value_bytes: 1000000000}", want: "limits.max_value_bytes"},
+		"log level":              {args: []string{"--log-level", "loud"}, want: "log.level"},
+		"log format":             {yaml: "log: {format: xml}", want: "log.format"},
+		"bad duration":           {yaml: "http: {read_timeout: soon}", want: "invalid duration \"soon\""},
+		"negative duration":      {yaml: "ttl: {sweep_interval: -1s}", want: "ttl.sweep_interval"},
+		"unknown key":            {yaml: "listn: ':1'", want: "unknown field \"listn\""},
+		"wrong type":             {yaml: "limits: {max_key_bytes: big}", want: "limits.max_key_bytes"},
+		"token without name":     {yaml: "auth: {tokens: [{token: 0123456789abcdefgh, role: admin}]}", want: "auth.tokens[0].name"},
+		"token without secret":   {yaml: "auth: {tokens: [{name: a, role: admin}]}", want: "auth.tokens[0]: exactly one of"},
+		"token with two secrets": {yaml: "auth: {tokens: [{name: a, token: 0123456789abcdefgh, token_file: /x, role: admin}]}", want: "exactly one of"},
+		"short token":            {yaml: "auth: {tokens: [{name: a, token: short, role: admin}]}", want: "auth.tokens[0].token: must be at least 16"},
+		"bad sha256":             {yaml: "auth: {tokens: [{name: a, sha256: xyz, role: admin}]}", want: "auth.tokens[0].sha256"},
+		"bad role":               {yaml: "auth: {tokens: [{name: a, token: 0123456789abcdefgh, role: root}]}", want: "auth.tokens[0].role: \"root\""},
+		"duplicate names":        {yaml: "auth: {tokens: [{name: a, token: 0123456789abcdefgh, role: admin}, {name: a, token: 0123456789abcdefgX, role: admin}]}", want: "auth.tokens[1].name"},
+		"empty prefix":           {yaml: "auth: {tokens: [{name: a, token: 0123456789abcdefgh, role: admin, prefixes: ['']}]}", want: "auth.tokens[0].prefixes[0]"},
+		"extra argument":         {args: []string{"serve"}, want: "unexpected argument"},
+		"unknown flag":           {args: []string{"--lissen", ":1"}, want: "flag provided but not defined"},
+		"missing file":           {args: []string{"--config", "/does/not/exist.yaml"}, want: "--config"},
+		"bad yaml":               {yaml: "listen: [", want: "parse YAML"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			args := tc.args
+			if tc.yaml != "" {
+				args = append([]string{"--config", writeFile(t, tc.yaml)}, args...)
+			}
+			_, err := Load(args, noenv, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	os.WriteFile(good, []byte("file-token-0123456789\n"), 0o600)
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("abc\n"), 0o600)
+	cfg := Default()
+	cfg.Auth.Tokens = []Token{{Name: "f", TokenFile: good, Role: auth.RoleReadOnly}}
+	ps, err := cfg.Principals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := auth.NewAuthenticator(ps).Authenticate("file-token-0123456789"); !ok {
+		t.Error("token from file not accepted (trailing newline must be trimmed)")
+	}
+	for _, tf := range []string{short, filepath.Join(dir, "missing")} {
+		cfg.Auth.Tokens[0].TokenFile = tf
+		if _, err := cfg.Principals(); err == nil || !strings.Contains(err.Error(), "auth.tokens[0].token_file") {
+			t.Errorf("token_file %s: err = %v", tf, err)
+		}
+	}
+}

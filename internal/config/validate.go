@@ -1,0 +1,149 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"kvstore.dev/kvstore/internal/auth"
+)
+
+// Hard ceilings on limits: bbolt keys are at most 32768 bytes and the TTL
+// index prefixes the key with 8 bytes.
+const (
+	MaxKeyBytesCeiling   = 32<<10 - 64
+	MaxValueBytesCeiling = 256 << 20
+	minTokenLength       = 16
+)
+
+// Validate checks every field without doing any I/O and returns all problems
+// found, each naming its field and what is allowed.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if err := validAddr(c.Listen); err != nil {
+		bad("listen", "%v", err)
+	}
+	if c.DebugListen != "" {
+		if err := validAddr(c.DebugListen); err != nil {
+			bad("debug_listen", "%v", err)
+		}
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if c.Limits.MaxKeyBytes < 1 || c.Limits.MaxKeyBytes > MaxKeyBytesCeiling {
+		bad("limits.max_key_bytes", "%d is out of range 1..%d", c.Limits.MaxKeyBytes, MaxKeyBytesCeiling)
+	}
+	if c.Limits.MaxValueBytes < 0 || c.Limits.MaxValueBytes > MaxValueBytesCeiling {
+		bad("limits.max_value_bytes", "%d is out of range 0..%d", c.Limits.MaxValueBytes, MaxValueBytesCeiling)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "%q is not one of json, text", c.Log.Format)
+	}
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{
+		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout},
+		{"http.read_timeout", c.HTTP.ReadTimeout},
+		{"http.write_timeout", c.HTTP.WriteTimeout},
+		{"http.idle_timeout", c.HTTP.IdleTimeout},
+		{"http.shutdown_timeout", c.HTTP.ShutdownTimeout},
+		{"watch.heartbeat", c.Watch.Heartbeat},
+		{"ttl.sweep_interval", c.TTL.SweepInterval},
+	} {
+		if v := d.d.D(); v <= 0 || v > 24*time.Hour {
+			bad(d.name, "%s is out of range (0s, 24h]", v)
+		}
+	}
+	if c.HTTP.MaxHeaderBytes < 4096 || c.HTTP.MaxHeaderBytes > 1<<20 {
+		bad("http.max_header_bytes", "%d is out of range 4096..1048576", c.HTTP.MaxHeaderBytes)
+	}
+	if c.Watch.HistoryEvents < 1 {
+		bad("watch.history_events", "must be at least 1")
+	}
+	if c.Watch.HistoryBytes < 1<<20 {
+		bad("watch.history_bytes", "must be at least 1048576")
+	}
+	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 100_000 {
+		bad("store.max_batch", "%d is out of range 1..100000", c.Store.MaxBatch)
+	}
+	names := map[string]bool{}
+	for i, t := range c.Auth.Tokens {
+		f := fmt.Sprintf("auth.tokens[%d]", i)
+		if t.Name == "" {
+			bad(f+".name", "must not be empty")
+		} else if names[t.Name] {
+			bad(f+".name", "%q is used by another token", t.Name)
+		}
+		names[t.Name] = true
+		set := 0
+		for _, s := range []string{t.Token, t.TokenFile, t.SHA256} {
+			if s != "" {
+				set++
+			}
+		}
+		if set != 1 {
+			bad(f, "exactly one of token, token_file and sha256 must be set (%d are)", set)
+		}
+		if t.Token != "" && len(t.Token) < minTokenLength {
+			bad(f+".token", "must be at least %d characters", minTokenLength)
+		}
+		if t.SHA256 != "" {
+			if _, err := auth.ParseDigest(t.SHA256); err != nil {
+				bad(f+".sha256", "%v", err)
+			}
+		}
+		if !t.Role.Valid() {
+			bad(f+".role", "%q is not one of admin, readwrite, readonly", t.Role)
+		}
+		for j, p := range t.Prefixes {
+			if p == "" {
+				bad(fmt.Sprintf("%s.prefixes[%d]", f, j), "must not be empty (omit prefixes to allow every key)")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Principals resolves the configured tokens, reading token files, into
+// principals. Call it after Validate.
+func (c *Config) Principals() ([]auth.Principal, error) {
+	out := make([]auth.Principal, 0, len(c.Auth.Tokens))
+	for i, t := range c.Auth.Tokens {
+		var d [32]byte
+		switch {
+		case t.Token != "":
+			d = auth.Digest(t.Token)
+		case t.TokenFile != "":
+			b, err := os.ReadFile(t.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("auth.tokens[%d].token_file: %w", i, err)
+			}
+			tok := strings.TrimSpace(string(b))
+			if len(tok) < minTokenLength {
+				return nil, fmt.Errorf("auth.tokens[%d].token_file: %s holds a token shorter than %d characters", i, t.TokenFile, minTokenLength)
+			}
+			d = auth.Digest(tok)
+		default:
+			var err error
+			if d, err = auth.ParseDigest(t.SHA256); err != nil {
+				return nil, fmt.Errorf("auth.tokens[%d].sha256: %w", i, err)
+			}
+		}
+		out = append(out, auth.NewPrincipal(t.Name, t.Role, t.Prefixes, d))
+	}
+	return out, nil
+}

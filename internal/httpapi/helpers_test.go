@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"kvstore.dev/kvstore/internal/auth"
+	"kvstore.dev/kvstore/internal/store"
+)
+
+const (
+	adminToken = "admin-token-0123456789"
+	rwToken    = "rw-token-0123456789abc"
+	roToken    = "ro-token-0123456789abc"
+)
+
+type backend struct {
+	*store.Store
+	*store.Committer
+}
+
+type testServer struct {
+	*httptest.Server
+	store *store.Store
+	api   *Server
+}
+
+// newTestServer serves the API over a real store in t.TempDir.
+func newTestServer(t testing.TB, opts ...store.Options) *testServer {
+	t.Helper()
+	var so store.Options
+	if len(opts) > 0 {
+		so = opts[0]
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), store.DBFile), so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := store.NewCommitter(st, nil, 0)
+	a := auth.NewAuthenticator([]auth.Principal{
+		auth.NewPrincipal("admin", auth.RoleAdmin, nil, auth.Digest(adminToken)),
+		auth.NewPrincipal("app", auth.RoleReadWrite, []string{"app/"}, auth.Digest(rwToken)),
+		auth.NewPrincipal("reader", auth.RoleReadOnly, nil, auth.Digest(roToken)),
+	})
+	api := New(backend{st, c}, a, Options{
+		MaxKeyBytes: 64, MaxValueBytes: 1024, Heartbeat: 50 * time.Millisecond, Version: "test",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() {
+		api.BeginShutdown()
+		srv.Close()
+		c.Close()
+		st.Close()
+	})
+	return &testServer{Server: srv, store: st, api: api}
+}
+
+type req struct {
+	method, path string
+	token        string
+	header       map[string]string
+	body         string
+	chunked      bool // send the body without Content-Length
+}
+
+func (ts *testServer) do(t *testing.T, r req) *http.Response {
+	t.Helper()
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+		if r.chunked {
+			body = io.MultiReader(body) // hides the length
+		}
+	}
+	hr, err := http.NewRequest(r.method, ts.URL+r.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	for k, v := range r.header {
+		hr.Header.Set(k, v)
+	}
+	resp, err := ts.Client().Do(hr)
+	if err != nil {
+		t.Fatalf("%s %s: %v", r.method, r.path, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func readProblem(t *testing.T, resp *http.Response) Problem {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q, want application/problem+json", ct)
+	}
+	var p Problem
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatalf("decode problem: %v", err)
+	}
+	return p
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

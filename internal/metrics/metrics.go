@@ -1,0 +1,93 @@
+// Package metrics defines kvstore's Prometheus metrics on a registry of its
+// own. Metric names are part of the public contract (dashboards and alerts
+// use them) and documented in docs/api.md.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"kvstore.dev/kvstore/internal/store"
+)
+
+// Metrics holds the collectors. It is safe for concurrent use.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	commit      prometheus.Histogram
+	fsync       prometheus.Histogram
+	batch       prometheus.Histogram
+	commitTotal prometheus.Counter
+}
+
+// New registers the HTTP and storage-engine metrics, the Go runtime and
+// process collectors, and gauges read from status on every scrape.
+func New(status func() store.Status) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvstore_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kvstore_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
+		}, []string{"route", "method"}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kvstore_store_commit_duration_seconds", Help: "Time to apply and commit one batch, fsync included.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kvstore_store_fsync_duration_seconds", Help: "Time bbolt spent writing and fsyncing one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kvstore_store_batch_size", Help: "Commands per committed batch (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
+		commitTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvstore_store_commits_total", Help: "Committed batches.",
+		}),
+	}
+	gauge := func(name, help string, f func(store.Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(status()) })
+	}
+	reg.MustRegister(
+		m.requests, m.latency, m.commit, m.fsync, m.batch, m.commitTotal,
+		gauge("kvstore_store_keys", "Keys stored, including expired keys not yet swept.", func(s store.Status) float64 { return float64(s.Keys) }),
+		gauge("kvstore_store_db_size_bytes", "Size of the bbolt file.", func(s store.Status) float64 { return float64(s.DBSizeBytes) }),
+		gauge("kvstore_store_revision", "Revision of the last committed change.", func(s store.Status) float64 { return float64(s.Revision) }),
+		gauge("kvstore_watchers", "Open watch streams.", func(s store.Status) float64 { return float64(s.Watchers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kvstore_store_expired_keys_total", Help: "Keys removed because their TTL passed."},
+			func() float64 { return float64(status().ExpiredTotal) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// ObserveRequest records one HTTP request.
+func (m *Metrics) ObserveRequest(route, method string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// ObserveCommit records one committed batch; pass it as store.Options.OnCommit.
+func (m *Metrics) ObserveCommit(s store.CommitStats) {
+	m.commitTotal.Inc()
+	m.batch.Observe(float64(s.Entries))
+	m.commit.Observe(s.Duration.Seconds())
+	m.fsync.Observe(s.Write.Seconds())
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

@@ -1,0 +1,186 @@
+// Package server assembles a running kvstore node from its configuration:
+// the store and its committer, the TTL sweeper, the API and debug listeners,
+// and an orderly shutdown (stop accepting, drain requests, end watches,
+// commit what is queued, close the database).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"kvstore.dev/kvstore/internal/auth"
+	"kvstore.dev/kvstore/internal/config"
+	"kvstore.dev/kvstore/internal/httpapi"
+	"kvstore.dev/kvstore/internal/metrics"
+	"kvstore.dev/kvstore/internal/store"
+)
+
+// Version is the server's version, set at build time with
+// -ldflags "-X kvstore.dev/kvstore/internal/server.Version=...".
+var Version = "dev"
+
+// NewLogger returns the structured logger cfg asks for, writing to w.
+func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// backend joins the store's reads with the committer's writes.
+type backend struct {
+	*store.Store
+	*store.Committer
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully. It returns
+// once the database is closed. ready, if not nil, is called with the bound
+// addresses once both listeners accept connections.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(api, debug net.Addr)) error {
+	principals, err := cfg.Principals()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	if len(principals) == 0 {
+		path, token, created, err := auth.EnsureAdminToken(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		principals = append(principals, auth.NewPrincipal("generated-admin", auth.RoleAdmin, nil, auth.Digest(token)))
+		log.Info("no tokens configured; using the generated admin token", "token_file", path, "created", created)
+	}
+
+	var m *metrics.Metrics
+	st, err := store.Open(filepath.Join(cfg.DataDir, store.DBFile), store.Options{
+		WatchHistoryEvents: cfg.Watch.HistoryEvents,
+		WatchHistoryBytes:  cfg.Watch.HistoryBytes,
+		OnCommit:           func(s store.CommitStats) { m.ObserveCommit(s) },
+	})
+	if err != nil {
+		return err
+	}
+	m = metrics.New(st.Status)
+	committer := store.NewCommitter(st, nil, cfg.Store.MaxBatch)
+	closeStore := func() error {
+		committer.Close()
+		return st.Close()
+	}
+	status := st.Status()
+	log.Info("store opened", "path", st.Path(), "revision", status.Revision, "keys", status.Keys)
+
+	api := httpapi.New(backend{st, committer}, auth.NewAuthenticator(principals), httpapi.Options{
+		MaxKeyBytes:   cfg.Limits.MaxKeyBytes,
+		MaxValueBytes: cfg.Limits.MaxValueBytes,
+		Heartbeat:     cfg.Watch.Heartbeat.D(),
+		WriteTimeout:  cfg.HTTP.WriteTimeout.D(),
+		Version:       Version,
+		Logger:        log,
+		Observer:      m,
+	})
+	apiSrv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
+		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
+		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
+		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
+		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	apiSrv.RegisterOnShutdown(api.BeginShutdown)
+	apiLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen: %w", err), closeStore())
+	}
+	servers := []*http.Server{apiSrv}
+	listeners := []net.Listener{apiLn}
+	var debugAddr net.Addr
+	if cfg.DebugListen != "" {
+		debugLn, err := net.Listen("tcp", cfg.DebugListen)
+		if err != nil {
+			apiLn.Close()
+			return errors.Join(fmt.Errorf("debug_listen: %w", err), closeStore())
+		}
+		debugAddr = debugLn.Addr()
+		servers = append(servers, &http.Server{
+			Handler:           debugMux(m),
+			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
+			IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		})
+		listeners = append(listeners, debugLn)
+		log.Info("listening", "listener", "debug", "addr", debugAddr.String())
+	}
+	log.Info("listening", "listener", "api", "addr", apiLn.Addr().String())
+
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		(&store.Sweeper{Store: st, Proposer: committer, Interval: cfg.TTL.SweepInterval.D(), Logger: log}).Run(sweepCtx)
+	})
+	serveErr := make(chan error, len(servers))
+	for i, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Serve(listeners[i]); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		})
+	}
+	if ready != nil {
+		ready(apiLn.Addr(), debugAddr)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.HTTP.ShutdownTimeout.D().String())
+	case runErr = <-serveErr:
+		log.Error("server failed; shutting down", "err", runErr)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout.D())
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			log.Warn("shutdown did not drain in time; closing connections", "err", err)
+			srv.Close()
+		}
+	}
+	stopSweep()
+	wg.Wait()
+	if err := closeStore(); err != nil {
+		return errors.Join(runErr, err)
+	}
+	log.Info("stopped cleanly")
+	return runErr
+}
+
+// debugMux serves /metrics and pprof; it is meant for a loopback or
+// cluster-internal listener only.
+func debugMux(m *metrics.Metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// WaitTimeout is how long restore and other offline commands wait for locks.
+const WaitTimeout = time.Second

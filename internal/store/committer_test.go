@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestCommitterGroupsConcurrentWriters checks that concurrent proposals are
+// all applied exactly once, with distinct revisions, and that they share
+// transactions (fewer commits than writes).
+func TestCommitterGroupsConcurrentWriters(t *testing.T) {
+	var mu sync.Mutex
+	commits := 0
+	s, err := Open(t.TempDir()+"/kv.db", Options{OnCommit: func(CommitStats) { mu.Lock(); commits++; mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := NewCommitter(s, nil, 0)
+	defer c.Close()
+
+	const writers, each = 32, 50
+	revs := make(chan uint64, writers*each)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				r := propose(t, c, put(fmt.Sprintf("w%d/%d", w, i), "v"))
+				if r.Err != nil || !r.Created {
+					t.Errorf("result %+v", r)
+				}
+				revs <- r.KV.ModRevision
+			}
+		})
+	}
+	wg.Wait()
+	close(revs)
+	seen := map[uint64]bool{}
+	for r := range revs {
+		if seen[r] {
+			t.Errorf("revision %d acknowledged twice", r)
+		}
+		seen[r] = true
+	}
+	if st := s.Status(); st.Keys != writers*each || st.Revision != writers*each || st.AppliedIndex != writers*each {
+		t.Errorf("status %+v, want %d keys, revision and applied index", st, writers*each)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if commits >= writers*each {
+		t.Errorf("%d commits for %d writes: no group commit", commits, writers*each)
+	}
+	t.Logf("%d writes in %d commits", writers*each, commits)
+}
+
+func TestCommitterAfterClose(t *testing.T) {
+	s := mustOpenStore(t)
+	c := NewCommitter(s, nil, 0)
+	propose(t, c, put("a", "1"))
+	c.Close()
+	if _, err := c.Propose(context.Background(), put("b", "1")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Propose after Close: err = %v, want ErrClosed", err)
+	}
+}
+
+func TestCommitterStampsNow(t *testing.T) {
+	s := mustOpenStore(t)
+	c := NewCommitter(s, func() time.Time { return t0 }, 0)
+	defer c.Close()
+	cmd := put("a", "1")
+	cmd.Now = 0
+	cmd.ExpiresAt = t0.Add(-time.Second).UnixNano() // already expired at the committer's clock
+	propose(t, c, cmd)
+	cmd.IfAbsent = true
+	cmd.ExpiresAt = 0
+	if r := propose(t, c, cmd); r.Err != nil || !r.Created {
+		t.Errorf("create-only over a key expired at the committer's clock: %+v", r)
+	}
+}
+
+func TestSweeperExpiresThroughProposer(t *testing.T) {
+	s := mustOpenStore(t)
+	c := NewCommitter(s, nil, 0)
+	defer c.Close()
+	for i := range 25 {
+		cmd := put(fmt.Sprintf("t/%02d", i), "v")
+		cmd.ExpiresAt = t0.Add(time.Duration(i) * time.Second).UnixNano()
+		propose(t, c, cmd)
+	}
+	propose(t, c, put("forever", "v"))
+	_, sub, _ := s.Subscribe("", 0, false)
+	defer sub.Close()
+
+	w := &Sweeper{Store: s, Proposer: c}
+	n, err := w.SweepOnce(context.Background(), t0.Add(9*time.Second), 4)
+	if err != nil || n != 4 {
+		t.Fatalf("SweepOnce = %d, %v; want 4", n, err)
+	}
+	n, err = w.SweepOnce(context.Background(), t0.Add(9*time.Second), 100)
+	if err != nil || n != 6 {
+		t.Fatalf("second SweepOnce = %d, %v; want the other 6 expired by then", n, err)
+	}
+	for i := range 10 {
+		e := <-sub.Events()
+		if want := fmt.Sprintf("t/%02d", i); e.Type != EventExpire || e.Key != want {
+			t.Errorf("event %d = %s %q, want expire %q", i, e.Type, e.Key, want)
+		}
+	}
+	if st := s.Status(); st.Keys != 16 || st.ExpiredTotal != 10 {
+		t.Errorf("status %+v, want 16 keys and 10 expired", st)
+	}
+}

@@ -1,0 +1,115 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// DBFile is the database file's name inside a data directory.
+const DBFile = "kv.db"
+
+// Verify checks that the file at path is a kvstore database this build can
+// read, and returns its revision and key count.
+func Verify(path string) (Status, error) {
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return Status{}, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer db.Close()
+	var st Status
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("%w: bucket %q missing: not a kvstore snapshot", ErrCorrupt, name)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := u64(meta.Get(metaSchema)); v != schemaVersion {
+			return fmt.Errorf("%w: schema version %d, this build reads %d", ErrCorrupt, v, schemaVersion)
+		}
+		st.Revision = u64(meta.Get(metaRevision))
+		st.AppliedIndex = u64(meta.Get(metaAppliedIndex))
+		st.Keys = int64(u64(meta.Get(metaKeyCount)))
+		st.DBSizeBytes = tx.Size()
+		return nil
+	})
+	return st, err
+}
+
+// Restore installs the snapshot file from as the database of dataDir. The
+// snapshot is verified first and copied through a temporary file that is
+// fsynced and renamed into place, so a crash leaves either the old or the new
+// database. An existing database is refused unless force is set, in which case
+// it is kept beside the new one as kv.db.pre-restore-<unix time>. Restore
+// fails if a server holds the database open.
+func Restore(from, dataDir string, force bool) (Status, error) {
+	st, err := Verify(from)
+	if err != nil {
+		return st, fmt.Errorf("snapshot %s: %w", from, err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return st, fmt.Errorf("data dir: %w", err)
+	}
+	dst := filepath.Join(dataDir, DBFile)
+	if _, err := os.Stat(dst); err == nil {
+		if !force {
+			return st, fmt.Errorf("%s already exists; pass --force to replace it (the old file is kept)", dst)
+		}
+		// Holding the lock proves no server has the database open.
+		db, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			return st, fmt.Errorf("%s is in use (stop the server first): %w", dst, err)
+		}
+		db.Close()
+		if err := os.Rename(dst, fmt.Sprintf("%s.pre-restore-%d", dst, time.Now().Unix())); err != nil {
+			return st, fmt.Errorf("keep old database: %w", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return st, err
+	}
+	tmp := dst + ".restore-tmp"
+	if err := copyFileSync(from, tmp); err != nil {
+		os.Remove(tmp)
+		return st, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return st, fmt.Errorf("install snapshot: %w", err)
+	}
+	return st, syncDir(dataDir)
+}
+
+func copyFileSync(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy snapshot: %w", classify(err))
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return fmt.Errorf("sync snapshot: %w", classify(err))
+	}
+	return out.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,302 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Options tune a Store. The zero value is valid; see DefaultOptions.
+type Options struct {
+	// OpenTimeout bounds the wait for the file lock held by another process.
+	OpenTimeout time.Duration
+	// WatchHistoryEvents and WatchHistoryBytes bound the change history kept
+	// in memory for watchers that resume; the older of the two limits wins.
+	WatchHistoryEvents int
+	WatchHistoryBytes  int64
+	// OnCommit, if set, is called after every successful batch commit, from
+	// the goroutine that called Apply. It must not block.
+	OnCommit func(CommitStats)
+}
+
+// CommitStats describes one committed batch.
+type CommitStats struct {
+	Entries  int           // commands in the batch
+	Duration time.Duration // Apply's whole transaction, commit included
+	Write    time.Duration // time bbolt spent writing and fsyncing
+}
+
+// DefaultOptions returns the options used when a field is left zero.
+func DefaultOptions() Options {
+	return Options{
+		OpenTimeout:        time.Second,
+		WatchHistoryEvents: 10_000,
+		WatchHistoryBytes:  64 << 20,
+	}
+}
+
+// Store is a bbolt-backed key-value store. See the package documentation.
+type Store struct {
+	db   *bolt.DB
+	opts Options
+	hub  *Hub
+
+	applyMu sync.Mutex // serializes Apply
+	rev     atomic.Uint64
+	applied atomic.Uint64
+	keys    atomic.Int64
+	expired atomic.Uint64
+}
+
+// Open opens (creating if needed) the database file at path.
+func Open(path string, opts Options) (*Store, error) {
+	def := DefaultOptions()
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = def.OpenTimeout
+	}
+	if opts.WatchHistoryEvents <= 0 {
+		opts.WatchHistoryEvents = def.WatchHistoryEvents
+	}
+	if opts.WatchHistoryBytes <= 0 {
+		opts.WatchHistoryBytes = def.WatchHistoryBytes
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        opts.OpenTimeout,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: locked by another process (waited %s): %w", path, opts.OpenTimeout, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{db: db, opts: opts}
+	var rev, applied, keys uint64
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := u64(meta.Get(metaSchema)); v {
+		case 0:
+			if err := meta.Put(metaSchema, u64bytes(schemaVersion)); err != nil {
+				return err
+			}
+		case schemaVersion:
+		default:
+			return fmt.Errorf("%w: schema version %d, this build reads %d", ErrCorrupt, v, schemaVersion)
+		}
+		rev, applied, keys = u64(meta.Get(metaRevision)), u64(meta.Get(metaAppliedIndex)), u64(meta.Get(metaKeyCount))
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialize %s: %w", path, classify(err))
+	}
+	s.rev.Store(rev)
+	s.applied.Store(applied)
+	s.keys.Store(int64(keys))
+	s.hub = newHub(rev, opts.WatchHistoryEvents, opts.WatchHistoryBytes)
+	return s, nil
+}
+
+// Close closes the database and ends every watch. It waits for an Apply in
+// progress.
+func (s *Store) Close() error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.hub.close()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.db.Path() }
+
+// Revision returns the revision of the last committed change.
+func (s *Store) Revision() uint64 { return s.rev.Load() }
+
+// AppliedIndex returns the log index of the last applied entry.
+func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+
+// Hub returns the store's change hub.
+func (s *Store) Hub() *Hub { return s.hub }
+
+// Get returns key's metadata, and its value when withValue is set. A key that
+// has expired by now is reported as ErrNotFound even before the sweeper
+// removes it.
+func (s *Store) Get(key string, now time.Time, withValue bool) (KeyValue, error) {
+	var kv KeyValue
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKV).Get([]byte(key))
+		if b == nil {
+			return ErrNotFound
+		}
+		r, err := decodeRecord(b, false)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", key, err)
+		}
+		if r.expired(now.UnixNano()) {
+			return ErrNotFound
+		}
+		kv = r.keyValue(key, withValue)
+		return nil
+	})
+	return kv, err
+}
+
+// ListOptions select a page of keys.
+type ListOptions struct {
+	Prefix   string
+	After    string // exclusive start; "" starts at Prefix
+	Limit    int    // at least 1
+	KeysOnly bool   // omit values
+	Now      time.Time
+}
+
+// ListResult is one page of keys in key order.
+type ListResult struct {
+	Items []KeyValue
+	// Next is the After of the following page; "" when this is the last.
+	Next string
+	// Revision is the store revision the page was read at.
+	Revision uint64
+}
+
+// List returns live keys starting with opts.Prefix, in key order.
+func (s *Store) List(opts ListOptions) (ListResult, error) {
+	if opts.Limit < 1 {
+		opts.Limit = 1
+	}
+	var res ListResult
+	now := opts.Now.UnixNano()
+	prefix := []byte(opts.Prefix)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		res.Revision = u64(tx.Bucket(bucketMeta).Get(metaRevision))
+		c := tx.Bucket(bucketKV).Cursor()
+		seek := prefix
+		if opts.After != "" && opts.After > opts.Prefix {
+			seek = []byte(opts.After)
+		}
+		k, v := c.Seek(seek)
+		if opts.After != "" && bytes.Equal(k, []byte(opts.After)) {
+			k, v = c.Next()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			r, err := decodeRecord(v, false)
+			if err != nil {
+				return fmt.Errorf("key %q: %w", k, err)
+			}
+			if r.expired(now) {
+				continue
+			}
+			if len(res.Items) == opts.Limit {
+				res.Next = res.Items[len(res.Items)-1].Key
+				return nil
+			}
+			res.Items = append(res.Items, r.keyValue(string(k), !opts.KeysOnly))
+		}
+		return nil
+	})
+	return res, err
+}
+
+// ExpiredKey names a key whose TTL has passed, at the revision it was read.
+type ExpiredKey struct {
+	Key      string
+	Revision uint64
+}
+
+// Expired returns up to limit keys whose expiry is at or before now, oldest
+// expiry first.
+func (s *Store) Expired(now time.Time, limit int) ([]ExpiredKey, error) {
+	var out []ExpiredKey
+	n := now.UnixNano()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		kvb := tx.Bucket(bucketKV)
+		c := tx.Bucket(bucketTTL).Cursor()
+		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+			if len(k) < 8 || int64(u64(k[:8])) > n {
+				break
+			}
+			key := string(k[8:])
+			b := kvb.Get(k[8:])
+			if b == nil {
+				continue
+			}
+			r, err := decodeRecord(b, false)
+			if err != nil {
+				return fmt.Errorf("key %q: %w", key, err)
+			}
+			out = append(out, ExpiredKey{Key: key, Revision: r.ModRevision})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Status is a point-in-time summary of the store.
+type Status struct {
+	Revision     uint64
+	AppliedIndex uint64
+	Keys         int64
+	DBSizeBytes  int64
+	ExpiredTotal uint64
+	Watchers     int
+}
+
+// Status reports the store's counters and file size.
+func (s *Store) Status() Status {
+	st := Status{
+		Revision:     s.rev.Load(),
+		AppliedIndex: s.applied.Load(),
+		Keys:         s.keys.Load(),
+		ExpiredTotal: s.expired.Load(),
+		Watchers:     s.hub.watchers(),
+	}
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		st.DBSizeBytes = tx.Size()
+		return nil
+	})
+	return st
+}
+
+// Ready reports whether the store is open and accepts writes.
+func (s *Store) Ready() error {
+	if s.db.IsReadOnly() {
+		return errors.New("kvstore: database is read-only")
+	}
+	return s.db.View(func(*bolt.Tx) error { return nil })
+}
+
+// WriteSnapshot writes a consistent copy of the whole database file to w,
+// from one read transaction, while writes go on.
+func (s *Store) WriteSnapshot(w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("snapshot: %w", err)
+	}
+	return n, nil
+}
+
+// Subscribe starts a watch on the store's hub; see Hub.Subscribe.
+func (s *Store) Subscribe(prefix string, since uint64, resume bool) ([]Event, *Subscription, error) {
+	return s.hub.Subscribe(prefix, since, resume)
+}

@@ -1,0 +1,178 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// EventType is the kind of a change.
+type EventType string
+
+// The kinds of change a watcher sees.
+const (
+	EventPut    EventType = "put"
+	EventDelete EventType = "delete"
+	EventExpire EventType = "expire"
+)
+
+// Event is one committed change. Value is set for puts only; events are
+// shared between watchers and must be treated as read-only.
+type Event struct {
+	Type        EventType
+	Key         string
+	Revision    uint64
+	Value       []byte
+	ContentType string
+}
+
+// ErrLagged ends a subscription whose reader fell too far behind; the reader
+// may resume from the last revision it saw.
+var ErrLagged = errors.New("kvstore: watcher fell behind")
+
+// subscriptionBuffer is how many events a subscriber may have pending before
+// it is dropped with ErrLagged.
+const subscriptionBuffer = 4096
+
+// Hub fans committed changes out to subscribers and keeps a bounded history
+// of recent changes so that a subscriber can resume. It is safe for
+// concurrent use.
+type Hub struct {
+	mu        sync.Mutex
+	history   []Event
+	histBytes int64
+	maxEvents int
+	maxBytes  int64
+	// compacted is the highest revision whose event is no longer held: a
+	// subscriber may resume from any revision >= compacted.
+	compacted uint64
+	subs      map[*Subscription]struct{}
+	closed    bool
+}
+
+func newHub(rev uint64, maxEvents int, maxBytes int64) *Hub {
+	return &Hub{compacted: rev, maxEvents: maxEvents, maxBytes: maxBytes, subs: map[*Subscription]struct{}{}}
+}
+
+// Subscription delivers the changes under one prefix, in revision order.
+// Its owner must call Close.
+type Subscription struct {
+	hub    *Hub
+	prefix string
+	ch     chan Event
+	done   chan struct{}
+	err    error // set before done is closed
+}
+
+// Events returns the channel of live changes.
+func (s *Subscription) Events() <-chan Event { return s.ch }
+
+// Done is closed when the hub ends the subscription; Err then says why.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns why the hub ended the subscription (ErrLagged or ErrClosed),
+// or nil while it is live.
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Close unsubscribes. It is safe to call more than once.
+func (s *Subscription) Close() {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	s.hub.drop(s, nil)
+}
+
+// Subscribe starts a subscription to changes of keys under prefix. When
+// resume is true, the changes after revision since that the hub still holds
+// are returned to be sent first; if some of them are no longer held the error
+// is ErrCompacted.
+func (h *Hub) Subscribe(prefix string, since uint64, resume bool) ([]Event, *Subscription, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, nil, ErrClosed
+	}
+	var replay []Event
+	if resume {
+		if since < h.compacted {
+			return nil, nil, fmt.Errorf("%w: revision %d is older than the oldest held change (%d)", ErrCompacted, since, h.compacted+1)
+		}
+		for _, e := range h.history {
+			if e.Revision > since && strings.HasPrefix(e.Key, prefix) {
+				replay = append(replay, e)
+			}
+		}
+	}
+	s := &Subscription{hub: h, prefix: prefix, ch: make(chan Event, subscriptionBuffer), done: make(chan struct{})}
+	h.subs[s] = struct{}{}
+	return replay, s, nil
+}
+
+func (h *Hub) publish(events []Event) {
+	if len(events) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range events {
+		h.history = append(h.history, e)
+		h.histBytes += eventSize(e)
+		for s := range h.subs {
+			if !strings.HasPrefix(e.Key, s.prefix) {
+				continue
+			}
+			select {
+			case s.ch <- e:
+			default:
+				h.drop(s, ErrLagged)
+			}
+		}
+	}
+	drop := 0
+	for len(h.history)-drop > h.maxEvents || (h.histBytes > h.maxBytes && len(h.history)-drop > 1) {
+		h.histBytes -= eventSize(h.history[drop])
+		h.compacted = h.history[drop].Revision
+		drop++
+	}
+	if drop > 0 {
+		// Copy so the evicted events' memory is released.
+		h.history = append(make([]Event, 0, len(h.history)-drop+64), h.history[drop:]...)
+	}
+}
+
+// drop removes s; h.mu must be held.
+func (h *Hub) drop(s *Subscription, err error) {
+	if _, ok := h.subs[s]; !ok {
+		return
+	}
+	delete(h.subs, s)
+	s.err = err
+	close(s.done)
+}
+
+func (h *Hub) watchers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
+// close ends every subscription with ErrClosed.
+func (h *Hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for s := range h.subs {
+		h.drop(s, ErrClosed)
+	}
+}
+
+func eventSize(e Event) int64 {
+	return int64(len(e.Key) + len(e.Value) + len(e.ContentType) + 64)
+}
