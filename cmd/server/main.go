@@ -4,6 +4,7 @@
 //	kvstore [serve] [--config FILE] [--listen ADDR] [--debug-listen ADDR] [--data-dir DIR] [--log-level L] [--log-format F]
 //	kvstore restore --from FILE --data-dir DIR [--force]
 //	kvstore healthcheck [--url URL]
+//	kvstore certs --dir DIR [--hosts h1,h2,...]
 //	kvstore version
 package main
 
@@ -16,9 +17,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"kvstore.dev/kvstore/internal/certs"
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/internal/server"
 	"kvstore.dev/kvstore/internal/store"
@@ -52,11 +55,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return restore(args, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args, stderr)
+	case "certs":
+		return makeCerts(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kvstore", server.Version)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, restore, healthcheck or version)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, restore, healthcheck, certs or version)", cmd)
 }
 
 func restore(args []string, stdout, stderr io.Writer) error {
@@ -79,6 +84,37 @@ func restore(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	fmt.Fprintf(stdout, "restored %s into %s: revision %d, %d keys\n", *from, *dataDir, st.Revision, st.Keys)
+	return nil
+}
+
+// makeCerts makes sure a directory holds a TLS certificate for the edge
+// (nginx): a self-signed CA and server certificate unless the user brought
+// their own. It is the compose stack's one-shot first-start step.
+func makeCerts(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kvstore certs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "certificate `directory` (ca.crt, ca.key, server.crt, server.key)")
+	hosts := fs.String("hosts", "localhost,127.0.0.1", "comma-separated DNS names and IP addresses the certificate is for")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("certs: --dir is required")
+	}
+	var list []string
+	for h := range strings.SplitSeq(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			list = append(list, h)
+		}
+	}
+	if len(list) == 0 {
+		return errors.New("certs: --hosts must name at least one host")
+	}
+	outcome, err := certs.EnsureDir(*dir, list, time.Now())
+	if err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	fmt.Fprintf(stdout, "certs: %s in %s (hosts %s)\n", outcome, *dir, strings.Join(list, ","))
 	return nil
 }
 
