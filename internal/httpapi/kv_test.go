@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -276,5 +277,30 @@ func TestRequestID(t *testing.T) {
 	resp = ts.do(t, req{method: "GET", path: "/healthz", header: map[string]string{"X-Request-Id": "bad id\twith junk"}})
 	if id := resp.Header.Get("X-Request-Id"); id == "" || strings.Contains(id, " ") {
 		t.Errorf("unsafe request id echoed: %q", id)
+	}
+}
+
+func TestConsoleMount(t *testing.T) {
+	ts := newTestServer(t)
+	ts.api.opts.Console = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("console:" + r.URL.Path)) })
+	tests := map[string]struct {
+		method, path string
+		status       int
+		body         string
+	}{
+		"index":         {"GET", "/", 200, "console:/"},
+		"asset":         {"GET", "/app.js", 200, "console:/app.js"},
+		"api stays api": {"GET", "/api/v2/nope", 404, ""},
+		"post is not":   {"POST", "/", 404, ""},
+		"health is api": {"GET", "/healthz", 200, "{\"status\":\"ok\"}\n"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			resp := ts.do(t, req{method: tc.method, path: tc.path})
+			body := readBody(t, resp)
+			if resp.StatusCode != tc.status || (tc.body != "" && body != tc.body) {
+				t.Errorf("%s %s = %d %q", tc.method, tc.path, resp.StatusCode, body)
+			}
+		})
 	}
 }

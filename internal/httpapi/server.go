@@ -52,6 +52,9 @@ type Options struct {
 	Logger       *slog.Logger
 	Observer     Observer         // may be nil
 	Clock        func() time.Time // nil means time.Now
+	// Console, if set, serves GET and HEAD requests outside /api/ (the web
+	// console's static files); otherwise such paths are 404 problems.
+	Console http.Handler
 }
 
 // Server is the API's handler. It is safe for concurrent use.
@@ -147,7 +150,11 @@ func (s *Server) routes() http.Handler {
 			return errWith(errMethodNotAllowed, "%s is not allowed here; allowed: %s", r.Method, methods)
 		}}))
 	}
-	mux.Handle("/", s.wrap(route{path: "other", public: true, h: func(_ http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
+	mux.Handle("/", s.wrap(route{path: "other", public: true, h: func(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
+		if s.opts.Console != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/api/") {
+			s.opts.Console.ServeHTTP(w, r)
+			return nil
+		}
 		return errWith(errRouteNotFound, "no endpoint at %s (the API is under /api/v1/)", truncate(r.URL.Path, 128))
 	}}))
 	return s.withRequestID(s.refuseUncleanKeys(mux))
