@@ -1,0 +1,200 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kvstore.dev/kvstore/internal/config"
+)
+
+type running struct {
+	api, debug string
+	logs       *syncBuffer
+	cancel     context.CancelFunc
+	done       chan error
+	stopOnce   sync.Once
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// start runs the server on loopback :0 ports with cfg adjusted by edit.
+func start(t *testing.T, edit func(*config.Config)) *running {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen, cfg.DebugListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+	cfg.Log.Level = "debug"
+	if edit != nil {
+		edit(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		r.done <- Run(ctx, cfg, NewLogger(cfg.Log, r.logs), func(api, debug net.Addr) {
+			r.api, r.debug = api.String(), debug.String()
+			close(ready)
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-r.done:
+		t.Fatalf("Run: %v\n%s", err, r.logs)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop cancels Run and waits for it; later calls do nothing.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.stopOnce.Do(func() {
+		r.cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("Run returned %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+	})
+}
+
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestGeneratedTokenNeverLogged(t *testing.T) {
+	var dir string
+	r := start(t, func(c *config.Config) { dir = c.DataDir })
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatalf("admin token not generated: %v", err)
+	}
+	token := strings.TrimSpace(string(tok))
+	if code, _ := get(t, "http://"+r.api+"/api/v1/status", token); code != 200 {
+		t.Errorf("status with the generated token: %d", code)
+	}
+	if code, _ := get(t, "http://"+r.api+"/api/v1/status", "wrong-token-0123456789"); code != 401 {
+		t.Errorf("status with a wrong token: %d", code)
+	}
+	r.stop(t)
+	logs := r.logs.String()
+	if strings.Contains(logs, token) {
+		t.Error("the admin token appears in the log")
+	}
+	if !strings.Contains(logs, filepath.Join(dir, "admin.token")) || !strings.Contains(logs, "stopped cleanly") {
+		t.Errorf("log lacks the token file's path or the clean stop:\n%s", logs)
+	}
+}
+
+func TestDebugListener(t *testing.T) {
+	r := start(t, func(c *config.Config) { c.Auth.Tokens = []config.Token{{Name: "a", Token: "admin-token-0123456789", Role: "admin"}} })
+	get(t, "http://"+r.api+"/api/v1/kv/x", "admin-token-0123456789")
+	code, body := get(t, "http://"+r.debug+"/metrics", "")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, name := range []string{
+		"kvstore_http_requests_total", "kvstore_http_request_duration_seconds", "kvstore_store_commit_duration_seconds",
+		"kvstore_store_fsync_duration_seconds", "kvstore_store_batch_size", "kvstore_store_keys", "kvstore_store_db_size_bytes",
+		"kvstore_store_expired_keys_total", "kvstore_watchers", "go_goroutines", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if code, _ := get(t, "http://"+r.debug+"/debug/pprof/", ""); code != 200 {
+		t.Errorf("pprof index: %d", code)
+	}
+	if code, _ := get(t, "http://"+r.api+"/metrics", ""); code != 404 {
+		t.Errorf("/metrics on the API listener: %d, want 404", code)
+	}
+}
+
+// TestSlowlorisIsCutOff opens a connection that never finishes its headers:
+// the server must close it after read_header_timeout and keep serving.
+func TestSlowlorisIsCutOff(t *testing.T) {
+	r := start(t, func(c *config.Config) { c.HTTP.ReadHeaderTimeout = config.Duration(300 * time.Millisecond) })
+	conn, err := net.Dial("tcp", r.api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(conn) // returns when the server closes the connection
+	if err != nil {
+		t.Fatalf("connection not closed by the server: %v", err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("closed after %s", d)
+	}
+	if code, _ := get(t, "http://"+r.api+"/healthz", ""); code != 200 {
+		t.Errorf("healthz after slowloris: %d", code)
+	}
+}
+
+// TestShutdownEndsWatches checks that a stop does not wait for open watch
+// streams: they are ended and Run returns.
+func TestShutdownEndsWatches(t *testing.T) {
+	r := start(t, func(c *config.Config) { c.Auth.Tokens = []config.Token{{Name: "a", Token: "admin-token-0123456789", Role: "admin"}} })
+	req, _ := http.NewRequest("GET", "http://"+r.api+"/api/v1/watch", nil)
+	req.Header.Set("Authorization", "Bearer admin-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Scan() // stream open
+	stopped := time.Now()
+	r.stop(t)
+	for sc.Scan() {
+	}
+	if d := time.Since(stopped); d > 5*time.Second {
+		t.Errorf("shutdown with an open watch took %s", d)
+	}
+}
