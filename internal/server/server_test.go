@@ -130,7 +130,9 @@ func TestGeneratedTokenNeverLogged(t *testing.T) {
 }
 
 func TestDebugListener(t *testing.T) {
-	r := start(t, func(c *config.Config) { c.Auth.Tokens = []config.Token{{Name: "a", Token: "admin-token-0123456789", Role: "admin"}} })
+	r := start(t, func(c *config.Config) {
+		c.Auth.Tokens = []config.Token{{Name: "a", Token: "admin-token-0123456789", Role: "admin"}}
+	})
 	get(t, "http://"+r.api+"/api/v1/kv/x", "admin-token-0123456789")
 	code, body := get(t, "http://"+r.debug+"/metrics", "")
 	if code != 200 {
@@ -180,7 +182,9 @@ func TestSlowlorisIsCutOff(t *testing.T) {
 // TestShutdownEndsWatches checks that a stop does not wait for open watch
 // streams: they are ended and Run returns.
 func TestShutdownEndsWatches(t *testing.T) {
-	r := start(t, func(c *config.Config) { c.Auth.Tokens = []config.Token{{Name: "a", Token: "admin-token-0123456789", Role: "admin"}} })
+	r := start(t, func(c *config.Config) {
+		c.Auth.Tokens = []config.Token{{Name: "a", Token: "admin-token-0123456789", Role: "admin"}}
+	})
 	req, _ := http.NewRequest("GET", "http://"+r.api+"/api/v1/watch", nil)
 	req.Header.Set("Authorization", "Bearer admin-token-0123456789")
 	resp, err := http.DefaultClient.Do(req)
