@@ -39,11 +39,19 @@ func newTestServer(t testing.TB, opts ...store.Options) *testServer {
 	if len(opts) > 0 {
 		so = opts[0]
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), store.DBFile), so)
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, store.DBFile), so)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := store.NewCommitter(st, nil, 0)
+	wal, err := store.OpenWAL(filepath.Join(dir, store.WALFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.NewCommitter(st, wal, store.CommitterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := auth.NewAuthenticator([]auth.Principal{
 		auth.NewPrincipal("admin", auth.RoleAdmin, nil, auth.Digest(adminToken)),
 		auth.NewPrincipal("app", auth.RoleReadWrite, []string{"app/"}, auth.Digest(rwToken)),
@@ -59,6 +67,7 @@ func newTestServer(t testing.TB, opts ...store.Options) *testServer {
 		srv.Close()
 		c.Close()
 		st.Close()
+		wal.Close()
 	})
 	return &testServer{Server: srv, store: st, api: api}
 }

@@ -19,12 +19,14 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	requests    *prometheus.CounterVec
-	latency     *prometheus.HistogramVec
-	commit      prometheus.Histogram
-	fsync       prometheus.Histogram
-	batch       prometheus.Histogram
-	commitTotal prometheus.Counter
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	walCommit  prometheus.Histogram
+	walBatch   prometheus.Histogram
+	flush      prometheus.Histogram
+	fsync      prometheus.Histogram
+	flushKeys  prometheus.Histogram
+	flushTotal prometheus.Counter
 }
 
 // New registers the HTTP and storage-engine metrics, the Go runtime and
@@ -40,27 +42,35 @@ func New(status func() store.Status) *Metrics {
 			Name: "kvstore_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
 		}, []string{"route", "method"}),
-		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "kvstore_store_commit_duration_seconds", Help: "Time to apply and commit one batch, fsync included.",
+		walCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kvstore_wal_commit_duration_seconds", Help: "Time to append one group commit to the WAL, fsync included: the durable part of a write's latency.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
-		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "kvstore_store_fsync_duration_seconds", Help: "Time bbolt spent writing and fsyncing one batch.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-		}),
-		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "kvstore_store_batch_size", Help: "Commands per committed batch (group commit).",
+		walBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kvstore_wal_batch_size", Help: "Commands per WAL group commit.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
-		commitTotal: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kvstore_store_commits_total", Help: "Committed batches.",
+		flush: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kvstore_store_flush_duration_seconds", Help: "Time to write buffered changes to the bbolt file, fsync included.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kvstore_store_fsync_duration_seconds", Help: "Time bbolt spent writing pages and fsyncing during one flush.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		flushKeys: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kvstore_store_flush_keys", Help: "Keys written per flush.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}),
+		flushTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvstore_store_flushes_total", Help: "Flushes of buffered changes to the bbolt file.",
 		}),
 	}
 	gauge := func(name, help string, f func(store.Status) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(status()) })
 	}
 	reg.MustRegister(
-		m.requests, m.latency, m.commit, m.fsync, m.batch, m.commitTotal,
+		m.requests, m.latency, m.walCommit, m.walBatch, m.flush, m.fsync, m.flushKeys, m.flushTotal,
 		gauge("kvstore_store_keys", "Keys stored, including expired keys not yet swept.", func(s store.Status) float64 { return float64(s.Keys) }),
 		gauge("kvstore_store_db_size_bytes", "Size of the bbolt file.", func(s store.Status) float64 { return float64(s.DBSizeBytes) }),
 		gauge("kvstore_store_revision", "Revision of the last committed change.", func(s store.Status) float64 { return float64(s.Revision) }),
@@ -79,12 +89,19 @@ func (m *Metrics) ObserveRequest(route, method string, code int, d time.Duration
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }
 
-// ObserveCommit records one committed batch; pass it as store.Options.OnCommit.
-func (m *Metrics) ObserveCommit(s store.CommitStats) {
-	m.commitTotal.Inc()
-	m.batch.Observe(float64(s.Entries))
-	m.commit.Observe(s.Duration.Seconds())
+// ObserveFlush records one flush; pass it as store.Options.OnCommit.
+func (m *Metrics) ObserveFlush(s store.CommitStats) {
+	m.flushTotal.Inc()
+	m.flushKeys.Observe(float64(s.Entries))
+	m.flush.Observe(s.Duration.Seconds())
 	m.fsync.Observe(s.Write.Seconds())
+}
+
+// ObserveAppend records one WAL group commit; pass it as
+// store.CommitterOptions.OnAppend.
+func (m *Metrics) ObserveAppend(entries int, d time.Duration) {
+	m.walBatch.Observe(float64(entries))
+	m.walCommit.Observe(d.Seconds())
 }
 
 // Handler serves the registry in the Prometheus exposition format.

@@ -46,6 +46,14 @@ type backend struct {
 	*store.Committer
 }
 
+// Ready reports whether the store is open and the committer takes writes.
+func (b backend) Ready() error {
+	if err := b.Committer.Healthy(); err != nil {
+		return err
+	}
+	return b.Store.Ready()
+}
+
 // Run serves until ctx is cancelled, then shuts down gracefully. It returns
 // once the database is closed. ready, if not nil, is called with the bound
 // addresses once both listeners accept connections.
@@ -70,16 +78,23 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	st, err := store.Open(filepath.Join(cfg.DataDir, store.DBFile), store.Options{
 		WatchHistoryEvents: cfg.Watch.HistoryEvents,
 		WatchHistoryBytes:  cfg.Watch.HistoryBytes,
-		OnCommit:           func(s store.CommitStats) { m.ObserveCommit(s) },
+		OnCommit:           func(s store.CommitStats) { m.ObserveFlush(s) },
 	})
 	if err != nil {
 		return err
 	}
 	m = metrics.New(st.Status)
-	committer := store.NewCommitter(st, nil, cfg.Store.MaxBatch)
+	wal, err := store.OpenWAL(filepath.Join(cfg.DataDir, store.WALFile))
+	if err != nil {
+		return errors.Join(err, st.Close())
+	}
+	committer, err := store.NewCommitter(st, wal, store.CommitterOptions{MaxBatch: cfg.Store.MaxBatch, Logger: log, OnAppend: m.ObserveAppend})
+	if err != nil {
+		return errors.Join(err, wal.Close(), st.Close())
+	}
 	closeStore := func() error {
 		committer.Close()
-		return st.Close()
+		return errors.Join(st.Close(), wal.Close())
 	}
 	status := st.Status()
 	log.Info("store opened", "path", st.Path(), "revision", status.Revision, "keys", status.Keys)

@@ -1,77 +1,84 @@
 package store
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"syscall"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// Apply applies entries in order, in one bbolt transaction that is fsynced
-// before Apply returns, and records the index of the last entry. Entries at or
-// below the applied index are skipped (their Result is zero), so a log can be
-// replayed safely.
+// Apply applies entries and makes them durable in bbolt before returning: it
+// is ApplyBuffered followed by Flush. Callers with a log of their own (the
+// Committer's WAL, a Raft log) use ApplyBuffered and flush in the background.
+func (s *Store) Apply(entries []Entry) ([]Result, error) {
+	results, err := s.ApplyBuffered(entries)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Flush(); err != nil {
+		return results, fmt.Errorf("applied but not flushed: %w", err)
+	}
+	return results, nil
+}
+
+// ApplyBuffered applies entries in order to the store's unflushed state:
+// they are visible to readers at once, all together, and reach bbolt at the
+// next Flush. They are durable only in the caller's own log until then.
+// Entries at or below the applied index are skipped (their Result is zero),
+// so a log can be replayed safely.
 //
 // A command's own outcome (not found, precondition failed) is in its Result;
-// an error from Apply itself means nothing in the batch was applied (for
-// example ErrNoSpace when the disk is full) and the store is unchanged.
-//
-// Changes are published to the Hub after the commit. Apply must not be called
-// concurrently with itself; it is serialized by a mutex regardless.
-func (s *Store) Apply(entries []Entry) ([]Result, error) {
+// an error from ApplyBuffered means the entries were not applied (the state
+// is unchanged). Changes are published to the Hub before it returns. Calls
+// are serialized.
+func (s *Store) ApplyBuffered(entries []Entry) ([]Result, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 
-	start := time.Now()
-	tx, err := s.db.Begin(true)
+	s.memMu.RLock()
+	tx, err := s.db.Begin(false)
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", classify(err))
+		s.memMu.RUnlock()
+		return nil, fmt.Errorf("begin read: %w", err)
 	}
 	a := applier{
-		kv:       tx.Bucket(bucketKV),
-		ttl:      tx.Bucket(bucketTTL),
-		meta:     tx.Bucket(bucketMeta),
-		rev:      s.rev.Load(),
-		keys:     s.keys.Load(),
-		applied:  s.applied.Load(),
-		expiries: 0,
+		tx:       tx,
+		layers:   layers{s.active, s.flushing},
+		batch:    newMemtable(),
+		counters: s.cur,
 	}
 	results := make([]Result, len(entries))
 	for i, e := range entries {
-		if e.Index != 0 && e.Index <= a.applied {
-			results[i] = Result{Revision: a.rev}
+		if e.Index != 0 && e.Index <= a.counters.applied {
+			results[i] = Result{Revision: a.counters.rev}
 			continue
 		}
 		r, err := a.apply(e.Command)
 		if err != nil {
 			_ = tx.Rollback()
-			return nil, fmt.Errorf("apply %s %q: %w", e.Command.Op, e.Command.Key, classify(err))
+			s.memMu.RUnlock()
+			return nil, fmt.Errorf("apply %s %q: %w", e.Command.Op, e.Command.Key, err)
 		}
-		r.Revision = a.rev
+		r.Revision = a.counters.rev
 		results[i] = r
-		if e.Index > a.applied {
-			a.applied = e.Index
+		if e.Index > a.counters.applied {
+			a.counters.applied = e.Index
 		}
 	}
-	if err := a.writeMeta(); err != nil {
-		_ = tx.Rollback()
-		return nil, fmt.Errorf("write meta: %w", classify(err))
+	_ = tx.Rollback()
+	s.memMu.RUnlock()
+
+	// Publish the batch: every change at once, with the counters.
+	s.memMu.Lock()
+	for k, e := range a.batch.entries {
+		s.active.set(k, e)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit: %w", classify(err))
-	}
-	stats := tx.Stats()
-	s.rev.Store(a.rev)
-	s.keys.Store(a.keys)
-	s.applied.Store(a.applied)
+	s.cur = a.counters
+	s.active.meta = a.counters
+	s.memMu.Unlock()
 	s.expired.Add(a.expiries)
 	s.hub.publish(a.events)
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(CommitStats{Entries: len(entries), Duration: time.Since(start), Write: stats.GetWriteTime()})
-	}
 	return results, nil
 }
 
@@ -84,15 +91,17 @@ func classify(err error) error {
 	return err
 }
 
-// applier holds one transaction's working state. Its methods are the single
-// deterministic state-transition function of the store.
+// applier holds one batch's working state. Its methods are the single
+// deterministic state-transition function of the store: they read the
+// logical state (the batch's own changes, then the unflushed layers, then
+// bbolt as of tx) and record every change in batch.
 type applier struct {
-	kv, ttl, meta *bolt.Bucket
-	rev           uint64
-	keys          int64
-	applied       uint64
-	expiries      uint64
-	events        []Event
+	tx       *bolt.Tx
+	layers   layers
+	batch    *memtable
+	counters counters
+	expiries uint64
+	events   []Event
 }
 
 func (a *applier) apply(c Command) (Result, error) {
@@ -109,21 +118,31 @@ func (a *applier) apply(c Command) (Result, error) {
 	return Result{}, fmt.Errorf("%w: unknown op %d", errBadCommand, c.Op)
 }
 
-// load returns key's live record; a record that has expired by now is
-// removed (with an expire event) and reported absent.
-func (a *applier) load(key string, now int64) (record, bool, error) {
-	b := a.kv.Get([]byte(key))
+// lookup returns key's newest record, live or expired.
+func (a *applier) lookup(key string) (record, bool, error) {
+	if e, ok := a.batch.entries[key]; ok {
+		return e.rec, !e.deleted, nil
+	}
+	if e, ok := a.layers.get(key); ok {
+		return e.rec, !e.deleted, nil
+	}
+	b := a.tx.Bucket(bucketKV).Get([]byte(key))
 	if b == nil {
 		return record{}, false, nil
 	}
 	r, err := decodeRecord(b, true)
-	if err != nil {
+	return r, err == nil, err
+}
+
+// load returns key's live record; a record that has expired by now is
+// removed (with an expire event) and reported absent.
+func (a *applier) load(key string, now int64) (record, bool, error) {
+	r, ok, err := a.lookup(key)
+	if err != nil || !ok {
 		return record{}, false, err
 	}
 	if r.expired(now) {
-		if err := a.remove(key, r, EventExpire); err != nil {
-			return record{}, false, err
-		}
+		a.remove(key, EventExpire)
 		return record{}, false, nil
 	}
 	return r, true, nil
@@ -147,27 +166,16 @@ func (a *applier) put(c Command) (Result, error) {
 		}
 		return Result{Err: fmt.Errorf("%w: key %q is not at revision %d", ErrPreconditionFailed, c.Key, c.IfRevision), KV: kv}, nil
 	}
-	a.rev++
-	rec := record{CreateRevision: a.rev, ModRevision: a.rev, Version: 1, ExpiresAt: c.ExpiresAt, ContentType: c.ContentType, Value: c.Value}
+	a.counters.rev++
+	rev := a.counters.rev
+	rec := record{CreateRevision: rev, ModRevision: rev, Version: 1, ExpiresAt: c.ExpiresAt, ContentType: c.ContentType, Value: c.Value}
 	if exists {
 		rec.CreateRevision, rec.Version = old.CreateRevision, old.Version+1
-		if old.ExpiresAt != 0 {
-			if err := a.ttl.Delete(ttlIndexKey(old.ExpiresAt, c.Key)); err != nil {
-				return Result{}, err
-			}
-		}
 	} else {
-		a.keys++
+		a.counters.keys++
 	}
-	if err := a.kv.Put([]byte(c.Key), rec.encode()); err != nil {
-		return Result{}, err
-	}
-	if rec.ExpiresAt != 0 {
-		if err := a.ttl.Put(ttlIndexKey(rec.ExpiresAt, c.Key), nil); err != nil {
-			return Result{}, err
-		}
-	}
-	a.events = append(a.events, Event{Type: EventPut, Key: c.Key, Revision: a.rev, Value: c.Value, ContentType: c.ContentType})
+	a.batch.set(c.Key, &memEntry{rec: rec})
+	a.events = append(a.events, Event{Type: EventPut, Key: c.Key, Revision: rev, Value: c.Value, ContentType: c.ContentType})
 	return Result{KV: rec.keyValue(c.Key, false), Created: !exists}, nil
 }
 
@@ -182,86 +190,65 @@ func (a *applier) delete(c Command) (Result, error) {
 	if !exists {
 		return Result{Err: fmt.Errorf("%w: %q", ErrNotFound, c.Key)}, nil
 	}
-	if err := a.remove(c.Key, old, EventDelete); err != nil {
-		return Result{}, err
-	}
+	a.remove(c.Key, EventDelete)
 	return Result{KV: old.keyValue(c.Key, false), Deleted: 1}, nil
 }
 
 func (a *applier) deletePrefix(c Command) (Result, error) {
+	// The newest state of every key under the prefix: batch over layers over bbolt.
+	it := newMergeIter(append(layers{a.batch}, a.layers...), a.tx.Bucket(bucketKV).Cursor(), c.Key, "")
 	type victim struct {
-		key string
-		rec record
+		key     string
+		expired bool
 	}
 	var victims []victim
-	prefix := []byte(c.Key)
-	cur := a.kv.Cursor()
-	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
-		r, err := decodeRecord(v, false)
+	for {
+		item, ok, err := it.nextItem()
 		if err != nil {
-			return Result{}, fmt.Errorf("key %q: %w", k, err)
+			return Result{}, err
 		}
-		victims = append(victims, victim{key: string(k), rec: record{ExpiresAt: r.ExpiresAt}})
+		if !ok {
+			break
+		}
+		if !item.deleted {
+			victims = append(victims, victim{item.key, item.rec.expired(c.Now)})
+		}
 	}
 	deleted := 0
 	for _, v := range victims {
 		typ := EventDelete
-		if v.rec.expired(c.Now) {
+		if v.expired {
 			typ = EventExpire
 		} else {
 			deleted++
 		}
-		if err := a.remove(v.key, v.rec, typ); err != nil {
-			return Result{}, err
-		}
+		a.remove(v.key, typ)
 	}
 	return Result{Deleted: deleted}, nil
 }
 
 func (a *applier) expire(c Command) (Result, error) {
-	b := a.kv.Get([]byte(c.Key))
-	if b == nil {
-		return Result{Err: fmt.Errorf("%w: %q", ErrNotFound, c.Key)}, nil
-	}
-	r, err := decodeRecord(b, false)
+	r, ok, err := a.lookup(c.Key)
 	if err != nil {
 		return Result{}, err
+	}
+	if !ok {
+		return Result{Err: fmt.Errorf("%w: %q", ErrNotFound, c.Key)}, nil
 	}
 	if r.ModRevision != c.IfRevision || !r.expired(c.Now) {
 		return Result{Err: fmt.Errorf("%w: key %q changed or not yet expired", ErrPreconditionFailed, c.Key)}, nil
 	}
-	if err := a.remove(c.Key, record{ExpiresAt: r.ExpiresAt}, EventExpire); err != nil {
-		return Result{}, err
-	}
+	a.remove(c.Key, EventExpire)
 	return Result{Deleted: 1}, nil
 }
 
-// remove deletes key (whose stored record is r) and its TTL index entry, and
-// records the change as an event of type typ at a new revision.
-func (a *applier) remove(key string, r record, typ EventType) error {
-	if err := a.kv.Delete([]byte(key)); err != nil {
-		return err
-	}
-	if r.ExpiresAt != 0 {
-		if err := a.ttl.Delete(ttlIndexKey(r.ExpiresAt, key)); err != nil {
-			return err
-		}
-	}
-	a.keys--
-	a.rev++
+// remove records key's removal as an event of type typ at a new revision.
+func (a *applier) remove(key string, typ EventType) {
+	a.batch.set(key, &memEntry{deleted: true})
+	a.counters.keys--
+	a.counters.rev++
 	if typ == EventExpire {
 		a.expiries++
 	}
-	a.events = append(a.events, Event{Type: typ, Key: key, Revision: a.rev})
-	return nil
-}
-
-func (a *applier) writeMeta() error {
-	if err := a.meta.Put(metaRevision, u64bytes(a.rev)); err != nil {
-		return err
-	}
-	if err := a.meta.Put(metaAppliedIndex, u64bytes(a.applied)); err != nil {
-		return err
-	}
-	return a.meta.Put(metaKeyCount, u64bytes(uint64(a.keys)))
+	a.events = append(a.events, Event{Type: typ, Key: key, Revision: a.counters.rev})
 }

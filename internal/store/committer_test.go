@@ -20,8 +20,7 @@ func TestCommitterGroupsConcurrentWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	c := NewCommitter(s, nil, 0)
-	defer c.Close()
+	c := mustCommitter(t, s, nil, CommitterOptions{})
 
 	const writers, each = 32, 50
 	revs := make(chan uint64, writers*each)
@@ -59,7 +58,7 @@ func TestCommitterGroupsConcurrentWriters(t *testing.T) {
 
 func TestCommitterAfterClose(t *testing.T) {
 	s := mustOpenStore(t)
-	c := NewCommitter(s, nil, 0)
+	c := mustCommitter(t, s, nil, CommitterOptions{})
 	propose(t, c, put("a", "1"))
 	c.Close()
 	if _, err := c.Propose(context.Background(), put("b", "1")); !errors.Is(err, ErrClosed) {
@@ -69,8 +68,7 @@ func TestCommitterAfterClose(t *testing.T) {
 
 func TestCommitterStampsNow(t *testing.T) {
 	s := mustOpenStore(t)
-	c := NewCommitter(s, func() time.Time { return t0 }, 0)
-	defer c.Close()
+	c := mustCommitter(t, s, nil, CommitterOptions{Clock: func() time.Time { return t0 }})
 	cmd := put("a", "1")
 	cmd.Now = 0
 	cmd.ExpiresAt = t0.Add(-time.Second).UnixNano() // already expired at the committer's clock
@@ -84,8 +82,7 @@ func TestCommitterStampsNow(t *testing.T) {
 
 func TestSweeperExpiresThroughProposer(t *testing.T) {
 	s := mustOpenStore(t)
-	c := NewCommitter(s, nil, 0)
-	defer c.Close()
+	c := mustCommitter(t, s, nil, CommitterOptions{})
 	for i := range 25 {
 		cmd := put(fmt.Sprintf("t/%02d", i), "v")
 		cmd.ExpiresAt = t0.Add(time.Duration(i) * time.Second).UnixNano()

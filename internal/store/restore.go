@@ -73,6 +73,13 @@ func Restore(from, dataDir string, force bool) (Status, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return st, err
 	}
+	// A WAL belongs to the database it was written for: replayed over the
+	// snapshot it would apply the old database's entries. Keep it aside.
+	if wal := filepath.Join(dataDir, WALFile); fileExists(wal) {
+		if err := os.Rename(wal, fmt.Sprintf("%s.pre-restore-%d", wal, time.Now().Unix())); err != nil {
+			return st, fmt.Errorf("set aside the old wal: %w", err)
+		}
+	}
 	tmp := dst + ".restore-tmp"
 	if err := copyFileSync(from, tmp); err != nil {
 		os.Remove(tmp)
@@ -82,6 +89,11 @@ func Restore(from, dataDir string, force bool) (Status, error) {
 		return st, fmt.Errorf("install snapshot: %w", err)
 	}
 	return st, syncDir(dataDir)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func copyFileSync(from, to string) error {

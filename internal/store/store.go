@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -48,11 +47,18 @@ type Store struct {
 	opts Options
 	hub  *Hub
 
-	applyMu sync.Mutex // serializes Apply
-	rev     atomic.Uint64
-	applied atomic.Uint64
-	keys    atomic.Int64
-	expired atomic.Uint64
+	applyMu sync.Mutex // serializes ApplyBuffered
+	flushMu sync.Mutex // serializes Flush
+
+	// memMu guards the unflushed layers and the counters. Readers hold it
+	// (shared) while they consult the layers and bbolt, so a layer is never
+	// dropped between the two.
+	memMu    sync.RWMutex
+	active   *memtable // receives applied batches
+	flushing *memtable // being written to bbolt by Flush, or nil
+	cur      counters  // as of the last applied entry
+	durable  atomic.Uint64
+	expired  atomic.Uint64
 }
 
 // Open opens (creating if needed) the database file at path.
@@ -103,33 +109,59 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialize %s: %w", path, classify(err))
 	}
-	s.rev.Store(rev)
-	s.applied.Store(applied)
-	s.keys.Store(int64(keys))
+	s.cur = counters{rev: rev, applied: applied, keys: int64(keys)}
+	s.durable.Store(applied)
+	s.active = newMemtable()
 	s.hub = newHub(rev, opts.WatchHistoryEvents, opts.WatchHistoryBytes)
 	return s, nil
 }
 
-// Close closes the database and ends every watch. It waits for an Apply in
-// progress.
+// Close flushes what is buffered, closes the database and ends every
+// watch. It waits for an ApplyBuffered in progress.
 func (s *Store) Close() error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.hub.close()
+	flushErr := s.Flush()
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close database: %w", err)
+		return errors.Join(flushErr, fmt.Errorf("close database: %w", err))
 	}
-	return nil
+	return flushErr
 }
 
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.db.Path() }
 
-// Revision returns the revision of the last committed change.
-func (s *Store) Revision() uint64 { return s.rev.Load() }
+// Revision returns the revision of the last applied change.
+func (s *Store) Revision() uint64 {
+	s.memMu.RLock()
+	defer s.memMu.RUnlock()
+	return s.cur.rev
+}
 
 // AppliedIndex returns the log index of the last applied entry.
-func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+func (s *Store) AppliedIndex() uint64 {
+	s.memMu.RLock()
+	defer s.memMu.RUnlock()
+	return s.cur.applied
+}
+
+// DurableIndex returns the log index of the last entry flushed to bbolt:
+// a log may forget the entries up to it.
+func (s *Store) DurableIndex() uint64 { return s.durable.Load() }
+
+// Buffered returns how many keys and bytes wait in the unflushed layers.
+func (s *Store) Buffered() (keys int, bytes int64) {
+	s.memMu.RLock()
+	defer s.memMu.RUnlock()
+	for _, m := range []*memtable{s.active, s.flushing} {
+		if m != nil {
+			keys += len(m.entries)
+			bytes += m.bytes
+		}
+	}
+	return keys, bytes
+}
 
 // Hub returns the store's change hub.
 func (s *Store) Hub() *Hub { return s.hub }
@@ -138,6 +170,14 @@ func (s *Store) Hub() *Hub { return s.hub }
 // has expired by now is reported as ErrNotFound even before the sweeper
 // removes it.
 func (s *Store) Get(key string, now time.Time, withValue bool) (KeyValue, error) {
+	s.memMu.RLock()
+	defer s.memMu.RUnlock()
+	if e, ok := (layers{s.active, s.flushing}).get(key); ok {
+		if e.deleted || e.rec.expired(now.UnixNano()) {
+			return KeyValue{}, ErrNotFound
+		}
+		return e.rec.keyValue(key, withValue), nil
+	}
 	var kv KeyValue
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKV).Get([]byte(key))
@@ -180,35 +220,29 @@ func (s *Store) List(opts ListOptions) (ListResult, error) {
 	if opts.Limit < 1 {
 		opts.Limit = 1
 	}
-	var res ListResult
 	now := opts.Now.UnixNano()
-	prefix := []byte(opts.Prefix)
+	s.memMu.RLock()
+	defer s.memMu.RUnlock()
+	res := ListResult{Revision: s.cur.rev}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		res.Revision = u64(tx.Bucket(bucketMeta).Get(metaRevision))
-		c := tx.Bucket(bucketKV).Cursor()
-		seek := prefix
-		if opts.After != "" && opts.After > opts.Prefix {
-			seek = []byte(opts.After)
-		}
-		k, v := c.Seek(seek)
-		if opts.After != "" && bytes.Equal(k, []byte(opts.After)) {
-			k, v = c.Next()
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			r, err := decodeRecord(v, false)
+		it := newMergeIter(layers{s.active, s.flushing}, tx.Bucket(bucketKV).Cursor(), opts.Prefix, opts.After)
+		for {
+			item, ok, err := it.nextItem()
 			if err != nil {
-				return fmt.Errorf("key %q: %w", k, err)
+				return fmt.Errorf("list: %w", err)
 			}
-			if r.expired(now) {
+			if !ok {
+				return nil
+			}
+			if item.deleted || item.rec.expired(now) {
 				continue
 			}
 			if len(res.Items) == opts.Limit {
 				res.Next = res.Items[len(res.Items)-1].Key
 				return nil
 			}
-			res.Items = append(res.Items, r.keyValue(string(k), !opts.KeysOnly))
+			res.Items = append(res.Items, item.rec.keyValue(item.key, !opts.KeysOnly))
 		}
-		return nil
 	})
 	return res, err
 }
@@ -259,13 +293,15 @@ type Status struct {
 
 // Status reports the store's counters and file size.
 func (s *Store) Status() Status {
+	s.memMu.RLock()
 	st := Status{
-		Revision:     s.rev.Load(),
-		AppliedIndex: s.applied.Load(),
-		Keys:         s.keys.Load(),
+		Revision:     s.cur.rev,
+		AppliedIndex: s.cur.applied,
+		Keys:         s.cur.keys,
 		ExpiredTotal: s.expired.Load(),
 		Watchers:     s.hub.watchers(),
 	}
+	s.memMu.RUnlock()
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		st.DBSizeBytes = tx.Size()
 		return nil
@@ -281,9 +317,12 @@ func (s *Store) Ready() error {
 	return s.db.View(func(*bolt.Tx) error { return nil })
 }
 
-// WriteSnapshot writes a consistent copy of the whole database file to w,
-// from one read transaction, while writes go on.
+// WriteSnapshot flushes, then writes a consistent copy of the whole
+// database file to w from one read transaction, while writes go on.
 func (s *Store) WriteSnapshot(w io.Writer) (int64, error) {
+	if err := s.Flush(); err != nil {
+		return 0, fmt.Errorf("snapshot: %w", err)
+	}
 	var n int64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error

@@ -175,23 +175,7 @@ func TestApplySkipsAppliedEntries(t *testing.T) {
 // TestApplyIsDeterministic applies one log to two stores and compares every
 // key and counter: the property a replicated state machine relies on.
 func TestApplyIsDeterministic(t *testing.T) {
-	var log []Entry
-	for i := range 300 {
-		c := put(fmt.Sprintf("k/%d", i%37), fmt.Sprintf("v%d", i))
-		c.Now = t0.Add(time.Duration(i) * time.Second).UnixNano()
-		switch i % 7 {
-		case 0:
-			c.ExpiresAt = t0.Add(time.Duration(i+5) * time.Second).UnixNano()
-		case 3:
-			c = Command{Op: OpDelete, Key: c.Key, Now: c.Now}
-		case 5:
-			c.IfRevision = uint64(i)
-		}
-		if i%50 == 49 {
-			c = Command{Op: OpDeletePrefix, Key: "k/1", Now: c.Now}
-		}
-		log = append(log, Entry{Index: uint64(i + 1), Command: c})
-	}
+	log := randomLog(300)
 	a, b := mustOpenStore(t), mustOpenStore(t)
 	for i := 0; i < len(log); i += 13 { // different batch boundaries
 		if _, err := a.Apply(log[i:min(i+13, len(log))]); err != nil {
