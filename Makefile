@@ -26,9 +26,15 @@ lint: ## gofmt and go vet, for both modules.
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
 
+ARTIFACTS ?= $(CURDIR)/tmp/test-artifacts
+
+.PHONY: test-deps
+test-deps: ## Install what the tests need: Debian's chromium (the console's browser test).
+	hack/install-chromium.sh
+
 .PHONY: test
-test: lint ## Install what the tests need, then run every test (unit, black-box, fuzz seeds).
-	$(GO) test -race -count=1 ./...
+test: lint test-deps ## Install what the tests need, then run every test (unit, black-box, browser, compose, fuzz seeds).
+	KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) $(GO) test -race -count=1 -timeout 30m ./...
 	cd bench && $(GO) test -count=1 ./...
 
 .PHONY: fuzz

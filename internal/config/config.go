@@ -35,6 +35,14 @@ type Config struct {
 	Watch   Watch       `json:"watch"`
 	TTL     TTL         `json:"ttl"`
 	Store   StoreTuning `json:"store"`
+	Console Console     `json:"console"`
+}
+
+// Console says whether the server itself serves the web console (the
+// static files embedded in the binary) on paths outside /api/. Behind nginx
+// in compose, nginx serves the same files.
+type Console struct {
+	Enabled bool `json:"enabled"`
 }
 
 // Limits bound what clients may store.
@@ -110,9 +118,10 @@ func Default() Config {
 			ShutdownTimeout:   Duration(10 * time.Second),
 			MaxHeaderBytes:    64 << 10,
 		},
-		Watch: Watch{Heartbeat: Duration(15 * time.Second), HistoryEvents: 10_000, HistoryBytes: 64 << 20},
-		TTL:   TTL{SweepInterval: Duration(time.Second)},
-		Store: StoreTuning{MaxBatch: 1000},
+		Watch:   Watch{Heartbeat: Duration(15 * time.Second), HistoryEvents: 10_000, HistoryBytes: 64 << 20},
+		TTL:     TTL{SweepInterval: Duration(time.Second)},
+		Store:   StoreTuning{MaxBatch: 1000},
+		Console: Console{Enabled: true},
 	}
 }
 

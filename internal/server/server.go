@@ -23,6 +23,7 @@ import (
 	"kvstore.dev/kvstore/internal/httpapi"
 	"kvstore.dev/kvstore/internal/metrics"
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/web"
 )
 
 // Version is the server's version, set at build time with
@@ -99,6 +100,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	status := st.Status()
 	log.Info("store opened", "path", st.Path(), "revision", status.Revision, "keys", status.Keys)
 
+	var console http.Handler
+	if cfg.Console.Enabled {
+		console = web.Handler()
+	}
 	api := httpapi.New(backend{st, committer}, auth.NewAuthenticator(principals), httpapi.Options{
 		MaxKeyBytes:   cfg.Limits.MaxKeyBytes,
 		MaxValueBytes: cfg.Limits.MaxValueBytes,
@@ -107,6 +112,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		Version:       Version,
 		Logger:        log,
 		Observer:      m,
+		Console:       console,
 	})
 	apiSrv := &http.Server{
 		Handler:           api,

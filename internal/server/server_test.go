@@ -202,3 +202,18 @@ func TestShutdownEndsWatches(t *testing.T) {
 		t.Errorf("shutdown with an open watch took %s", d)
 	}
 }
+
+func TestServesEmbeddedConsole(t *testing.T) {
+	for name, tc := range map[string]struct {
+		enabled bool
+		status  int
+	}{"enabled": {true, 200}, "disabled": {false, 404}} {
+		t.Run(name, func(t *testing.T) {
+			r := start(t, func(c *config.Config) { c.Console.Enabled = tc.enabled })
+			code, body := get(t, "http://"+r.api+"/", "")
+			if code != tc.status || (tc.enabled && !strings.Contains(body, "<html")) {
+				t.Errorf("GET / = %d %.60q", code, body)
+			}
+		})
+	}
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# install-chromium.sh makes sure Debian's chromium (and fonts, so that
+# screenshots show text) is installed for the web console's browser tests
+# (web/browser_test.go, internal/consoletest). It does nothing when chromium
+# is already on the PATH, so `make test` runs it every time. The tests drive
+# this system chromium; nothing ever downloads a browser of its own.
+#
+# Installing needs apt-get (Debian, Ubuntu) and root or sudo. Where that is
+# not possible it fails when CI is set (CI must run the browser tests) and
+# otherwise only warns: the browser tests then skip, loudly.
+#
+# On success it prints the chromium path.
+set -euo pipefail
+
+packages=(chromium fonts-liberation fonts-dejavu-core)
+
+if path="$(command -v chromium)"; then
+	echo "$path"
+	exit 0
+fi
+
+cannot() {
+	if [[ -n "${CI:-}" ]]; then
+		echo "install-chromium.sh: chromium is missing and $1" >&2
+		exit 1
+	fi
+	echo "install-chromium.sh: WARNING: chromium is missing and $1; the browser tests will be skipped" >&2
+	exit 0
+}
+
+command -v apt-get >/dev/null || cannot "apt-get is not available; install chromium yourself"
+sudo=()
+if [[ "$(id -u)" -ne 0 ]]; then
+	command -v sudo >/dev/null || cannot "this is not root and sudo is not available"
+	sudo=(sudo)
+fi
+
+echo "installing ${packages[*]} with apt-get..." >&2
+export DEBIAN_FRONTEND=noninteractive
+# Wait for another apt-get or dpkg instead of failing on its lock.
+apt=("${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600)
+"${apt[@]}" update -qq >&2
+"${apt[@]}" install -y -qq --no-install-recommends "${packages[@]}" >&2
+
+if ! path="$(command -v chromium)"; then
+	echo "install-chromium.sh: apt-get succeeded but chromium is still not on the PATH" >&2
+	exit 1
+fi
+"$path" --version >&2 || true
+echo "$path"
