@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"kvstore.dev/kvstore/bench/internal/report"
+)
+
+// startEtcd starts a single-member etcd on loopback with a fresh data
+// directory under dir and default durability settings.
+func startEtcd(ctx context.Context, cfg *config, dir string, _ int) (*server, error) {
+	clientPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	peerPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	clientURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
+	proc, err := startProcess(report.Etcd, filepath.Join(dir, "etcd.log"), cfg.etcdBin, []string{
+		"--name", "kvbench",
+		"--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", clientURL,
+		"--advertise-client-urls", clientURL,
+		"--listen-peer-urls", peerURL,
+		"--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "kvbench=" + peerURL,
+		"--initial-cluster-state", "new",
+		"--log-level", "warn",
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, proc, readyTimeout, probeEtcdHealth(clientURL+"/health")); err != nil {
+		_ = proc.stop(5 * time.Second)
+		return nil, err
+	}
+	client, err := newEtcdClient(clientURL, cfg.etcdConns)
+	if err != nil {
+		_ = proc.stop(5 * time.Second)
+		return nil, err
+	}
+	return &server{proc: proc, client: client}, nil
+}
+
+// probeEtcdHealth returns a probe that succeeds once etcd's /health
+// reports {"health":"true"}, i.e. the member has a leader.
+func probeEtcdHealth(url string) func(context.Context) error {
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("build probe: %w", err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("probe %s: %w", url, err)
+		}
+		defer resp.Body.Close()
+		var h struct {
+			Health string `json:"health"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&h); err != nil {
+			return fmt.Errorf("probe %s: decode: %w", url, err)
+		}
+		if resp.StatusCode != http.StatusOK || h.Health != "true" {
+			return fmt.Errorf("probe %s: status %s, health %q", url, resp.Status, h.Health)
+		}
+		return nil
+	}
+}
+
+// etcdClient drives etcd through the official Go client. Calls are
+// spread round-robin over conns clients (gRPC connections).
+type etcdClient struct {
+	clients []*clientv3.Client
+	next    atomic.Uint64
+}
+
+// newEtcdClient connects conns official clients to endpoint.
+func newEtcdClient(endpoint string, conns int) (*etcdClient, error) {
+	c := &etcdClient{}
+	for range conns {
+		cli, err := clientv3.New(clientv3.Config{
+			Endpoints:   []string{endpoint},
+			DialTimeout: 5 * time.Second,
+			Logger:      zap.NewNop(),
+		})
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("etcd: connect %s: %w", endpoint, err)
+		}
+		c.clients = append(c.clients, cli)
+	}
+	return c, nil
+}
+
+func (c *etcdClient) pick() *clientv3.Client {
+	return c.clients[c.next.Add(1)%uint64(len(c.clients))]
+}
+
+// Put implements kvClient.
+func (c *etcdClient) Put(ctx context.Context, key, value []byte) error {
+	if _, err := c.pick().Put(ctx, string(key), string(value)); err != nil {
+		return fmt.Errorf("etcd put %s: %w", key, err)
+	}
+	return nil
+}
+
+// Get implements kvClient with a serializable (local, no quorum) read.
+func (c *etcdClient) Get(ctx context.Context, key, dst []byte) ([]byte, error) {
+	resp, err := c.pick().Get(ctx, string(key), clientv3.WithSerializable())
+	if err != nil {
+		return nil, fmt.Errorf("etcd get %s: %w", key, err)
+	}
+	if len(resp.Kvs) != 1 {
+		return nil, fmt.Errorf("etcd get %s: %d keys found, want 1", key, len(resp.Kvs))
+	}
+	return append(dst[:0], resp.Kvs[0].Value...), nil
+}
+
+// Close implements kvClient.
+func (c *etcdClient) Close() error {
+	var first error
+	for _, cli := range c.clients {
+		if err := cli.Close(); err != nil && first == nil {
+			first = fmt.Errorf("etcd: close client: %w", err)
+		}
+	}
+	return first
+}
+
+// etcdVersion returns the version reported by `etcd --version`.
+func etcdVersion(bin string) string {
+	out, err := execOutput(bin, "--version")
+	if err != nil {
+		return ""
+	}
+	return parseEtcdVersion(out)
+}

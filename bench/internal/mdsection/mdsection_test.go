@@ -1,0 +1,145 @@
+package mdsection
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestReplace(t *testing.T) {
+	const b, e = "<!-- b -->", "<!-- e -->"
+	tests := []struct {
+		name    string
+		doc     string
+		body    string
+		want    string
+		wantErr bool
+	}{
+		{
+			name: "empty document",
+			doc:  "", body: "new",
+			want: "<!-- b -->\nnew\n<!-- e -->\n",
+		},
+		{
+			name: "append after text without newline",
+			doc:  "# T", body: "new",
+			want: "# T\n\n<!-- b -->\nnew\n<!-- e -->\n",
+		},
+		{
+			name: "append after text with newline",
+			doc:  "# T\n", body: "new",
+			want: "# T\n\n<!-- b -->\nnew\n<!-- e -->\n",
+		},
+		{
+			name: "append after blank line",
+			doc:  "# T\n\n", body: "new",
+			want: "# T\n\n<!-- b -->\nnew\n<!-- e -->\n",
+		},
+		{
+			name: "replace keeps surrounding text",
+			doc:  "# T\nintro\n<!-- b -->\nold\nolder\n<!-- e -->\n## After\nkept\n", body: "new\n",
+			want: "# T\nintro\n<!-- b -->\nnew\n<!-- e -->\n## After\nkept\n",
+		},
+		{
+			name: "replace empty section",
+			doc:  "a\n<!-- b --><!-- e -->\nz", body: "x",
+			want: "a\n<!-- b -->\nx\n<!-- e -->\nz",
+		},
+		{
+			name: "trailing newlines of body are normalised",
+			doc:  "<!-- b -->\n<!-- e -->", body: "x\n\n\n",
+			want: "<!-- b -->\nx\n<!-- e -->",
+		},
+		{
+			name: "idempotent",
+			doc:  "a\n<!-- b -->\nx\n<!-- e -->\nz\n", body: "x",
+			want: "a\n<!-- b -->\nx\n<!-- e -->\nz\n",
+		},
+		{name: "only begin", doc: "a\n<!-- b -->\nx\n", body: "x", wantErr: true},
+		{name: "only end", doc: "a\n<!-- e -->\nx\n", body: "x", wantErr: true},
+		{name: "reversed", doc: "<!-- e -->\nx\n<!-- b -->\n", body: "x", wantErr: true},
+		{name: "two sections", doc: "<!-- b -->\n<!-- e -->\n<!-- b -->\n<!-- e -->\n", body: "x", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Replace(tt.doc, b, e, tt.body)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Replace() error = %v, wantErr %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("Replace() =\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReplaceEmptyMarker(t *testing.T) {
+	if _, err := Replace("doc", "", End, "x"); err == nil {
+		t.Fatal("Replace with empty begin marker: want error")
+	}
+}
+
+func TestUpdateFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		initial *string // nil: file does not exist
+		want    string
+	}{
+		{name: "missing file is created", want: Begin + "\nbody\n" + End + "\n"},
+		{
+			name:    "other sections survive",
+			initial: ptr("# Bench\n\n" + Begin + "\nold\n" + End + "\n\n## Notes\nhand-written\n"),
+			want:    "# Bench\n\n" + Begin + "\nbody\n" + End + "\n\n## Notes\nhand-written\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "docs", "benchmarks.md")
+			if tt.initial != nil {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(*tt.initial), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := UpdateFile(path, Begin, End, "body"); err != nil {
+				t.Fatalf("UpdateFile() = %v", err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("file =\n%q\nwant\n%q", got, tt.want)
+			}
+			entries, err := os.ReadDir(filepath.Dir(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 {
+				t.Errorf("directory has %d entries, want only the document (temp file left behind?)", len(entries))
+			}
+		})
+	}
+}
+
+func TestUpdateFileRejectsBrokenMarkers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.md")
+	orig := "keep\n" + Begin + "\nno end\n"
+	if err := os.WriteFile(path, []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := UpdateFile(path, Begin, End, "body"); err == nil {
+		t.Fatal("UpdateFile() = nil, want error for missing end marker")
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != orig {
+		t.Errorf("file changed despite error: %q", got)
+	}
+}
+
+func ptr(s string) *string { return &s }

@@ -1,0 +1,74 @@
+// Package procstat reads memory figures of a process from /proc.
+package procstat
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Memory holds the memory figures of a process, in bytes.
+type Memory struct {
+	// PeakRSS is VmHWM, the high-water mark of the resident set size.
+	PeakRSS uint64
+	// RSS is VmRSS, the current resident set size.
+	RSS uint64
+}
+
+// Read returns the memory figures of process pid from /proc/PID/status.
+func Read(pid int) (Memory, error) {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Memory{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	m, err := Parse(string(b))
+	if err != nil {
+		return Memory{}, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Parse extracts VmHWM and VmRSS from the text of a /proc/PID/status file.
+func Parse(status string) (Memory, error) {
+	var m Memory
+	var haveHWM, haveRSS bool
+	sc := bufio.NewScanner(strings.NewReader(status))
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (name != "VmHWM" && name != "VmRSS") {
+			continue
+		}
+		n, err := parseKB(value)
+		if err != nil {
+			return Memory{}, fmt.Errorf("%s: %w", name, err)
+		}
+		if name == "VmHWM" {
+			m.PeakRSS, haveHWM = n, true
+		} else {
+			m.RSS, haveRSS = n, true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Memory{}, fmt.Errorf("scan status: %w", err)
+	}
+	if !haveHWM || !haveRSS {
+		return Memory{}, fmt.Errorf("VmHWM or VmRSS missing (kernel thread or zombie?)")
+	}
+	return m, nil
+}
+
+// parseKB parses a value such as "  123456 kB" into bytes.
+func parseKB(v string) (uint64, error) {
+	fields := strings.Fields(v)
+	if len(fields) != 2 || fields[1] != "kB" {
+		return 0, fmt.Errorf("unexpected value %q", v)
+	}
+	n, err := strconv.ParseUint(fields[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("unexpected value %q: %w", v, err)
+	}
+	return n * 1024, nil
+}
