@@ -44,7 +44,7 @@ func newTestServer(t testing.TB, opts ...store.Options) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wal, err := store.OpenWAL(filepath.Join(dir, store.WALFile))
+	wal, err := store.OpenWAL(filepath.Join(dir, store.WALDir))
 	if err != nil {
 		t.Fatal(err)
 	}

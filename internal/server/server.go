@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		return err
 	}
 	m = metrics.New(st.Status)
-	wal, err := store.OpenWAL(filepath.Join(cfg.DataDir, store.WALFile))
+	wal, err := store.OpenWAL(filepath.Join(cfg.DataDir, store.WALDir))
 	if err != nil {
 		return errors.Join(err, st.Close())
 	}

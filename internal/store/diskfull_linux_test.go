@@ -41,7 +41,7 @@ func TestDiskFull(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := OpenWAL(filepath.Join(dir, WALFile))
+		w, err := OpenWAL(filepath.Join(dir, WALDir))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -74,7 +74,7 @@ func mustCommitter(t *testing.T, s *Store, wal *WAL, opts CommitterOptions) *Com
 // mustOpenWAL opens the WAL in dir, closed at cleanup.
 func mustOpenWAL(t *testing.T, dir string) *WAL {
 	t.Helper()
-	w, err := OpenWAL(dir + "/" + WALFile)
+	w, err := OpenWAL(dir + "/" + WALDir)
 	if err != nil {
 		t.Fatal(err)
 	}

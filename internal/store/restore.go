@@ -75,7 +75,7 @@ func Restore(from, dataDir string, force bool) (Status, error) {
 	}
 	// A WAL belongs to the database it was written for: replayed over the
 	// snapshot it would apply the old database's entries. Keep it aside.
-	if wal := filepath.Join(dataDir, WALFile); fileExists(wal) {
+	if wal := filepath.Join(dataDir, WALDir); fileExists(wal) {
 		if err := os.Rename(wal, fmt.Sprintf("%s.pre-restore-%d", wal, time.Now().Unix())); err != nil {
 			return st, fmt.Errorf("set aside the old wal: %w", err)
 		}

@@ -1,128 +1,322 @@
 package store
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/sys/unix"
 )
 
-// WALFile is the write-ahead log's name inside a data directory.
-const WALFile = "wal.db"
+// WALDir is the write-ahead log's directory inside a data directory.
+const WALDir = "wal"
 
-var bucketLog = []byte("log")
+// segmentBytes is the size past which the log starts a new segment file.
+// A variable so tests can make segments small.
+var segmentBytes int64 = 16 << 20
 
-// WAL is the single-node write-ahead log: commands keyed by their
-// big-endian log index in a bbolt file of their own. Indexes only grow, so
-// every append writes the tail of the tree: one short, sequential, fsynced
-// transaction acknowledges a whole batch, while the random-key writes to the
-// store are amortized by background flushes. A WAL is safe for concurrent
-// use.
+// maxRecordBytes bounds one record, so a corrupt length cannot make
+// recovery allocate without limit.
+const maxRecordBytes = 512 << 20
+
+// recordHeaderBytes: length (4) + CRC-32C (4) + log index (8).
+const recordHeaderBytes = 16
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// WAL is the single-node write-ahead log: append-only segment files of
+// records [length u32][crc32c u32][index u64][encoded command], each file
+// named by the first index it holds. One Append is one write and one
+// fdatasync, however many entries it carries: the durable, sequential part
+// of a write, while the random-key writes to the store's bbolt file are
+// amortized by background flushes. A crash can tear only the last append,
+// which was never acknowledged; opening the log cuts a torn tail off.
+// A WAL is safe for concurrent use.
 type WAL struct {
-	db *bolt.DB
+	dir string
+
+	mu       sync.Mutex
+	segments []uint64 // first index of each segment file, ascending
+	f        *os.File // the last segment, open for appending
+	size     int64
+	last     uint64 // index of the last entry, 0 when empty
+	// lastAppend is where the latest Append started, for TruncateAfter.
+	lastAppendOff   int64
+	lastAppendFirst uint64
 }
 
-// OpenWAL opens (creating if needed) the log file at path.
-func OpenWAL(path string) (*WAL, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open %s: locked by another process: %w", path, err)
+// OpenWAL opens the log in dir, creating it if needed, and cuts off a torn
+// tail left by a crash.
+func OpenWAL(dir string) (*WAL, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
 	}
+	names, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("wal: %w", err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketLog)
-		return err
-	}); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("initialize %s: %w", path, classify(err))
-	}
-	return &WAL{db: db}, nil
-}
-
-// Append writes entries durably (fsynced) or not at all.
-func (w *WAL) Append(entries []Entry) error {
-	err := w.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLog)
-		b.FillPercent = 1 // append-only: pack pages full
-		for _, e := range entries {
-			v, err := e.Command.MarshalBinary()
-			if err != nil {
-				return err
-			}
-			if err := b.Put(binary.BigEndian.AppendUint64(nil, e.Index), v); err != nil {
-				return err
-			}
+	w := &WAL{dir: dir}
+	for _, e := range names {
+		first, ok := strings.CutSuffix(e.Name(), ".wal")
+		if !ok {
+			continue
 		}
-		return nil
-	})
+		n, err := strconv.ParseUint(first, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("wal: unexpected file %s", e.Name())
+		}
+		w.segments = append(w.segments, n)
+	}
+	slices.Sort(w.segments)
+	if len(w.segments) == 0 {
+		return w, nil
+	}
+	// Only the last segment can have a torn tail: find its valid end.
+	lastSeg := w.segments[len(w.segments)-1]
+	f, err := os.OpenFile(w.segPath(lastSeg), os.O_RDWR, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	end, last, err := scanSegment(f, func(uint64, []byte) error { return nil })
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() != end {
+		if err := f.Truncate(end); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("wal: cut torn tail: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("wal: %w", err)
+		}
+	}
+	if _, err := f.Seek(end, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	w.f, w.size, w.last = f, end, last
+	if last == 0 {
+		w.last = lastSeg - 1
+	}
+	return w, nil
+}
+
+func (w *WAL) segPath(first uint64) string {
+	return filepath.Join(w.dir, fmt.Sprintf("%020d.wal", first))
+}
+
+// scanSegment reads valid records from the start of f, calling fn for each,
+// and returns the offset after the last valid one and its index. A short,
+// zero-length or mismatching record ends the scan (a torn tail).
+func scanSegment(f *os.File, fn func(index uint64, payload []byte) error) (end int64, last uint64, err error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, 0, fmt.Errorf("wal: %w", err)
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	var hdr [recordHeaderBytes]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return end, last, nil
+		}
+		n := binary.BigEndian.Uint32(hdr[0:])
+		sum := binary.BigEndian.Uint32(hdr[4:])
+		index := binary.BigEndian.Uint64(hdr[8:])
+		if n == 0 || n > maxRecordBytes {
+			return end, last, nil
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return end, last, nil
+		}
+		crc := crc32.Update(crc32.Checksum(hdr[8:16], crcTable), crcTable, payload)
+		if crc != sum || (last != 0 && index != last+1) {
+			return end, last, nil
+		}
+		if err := fn(index, payload); err != nil {
+			return end, last, err
+		}
+		end += recordHeaderBytes + int64(n)
+		last = index
+	}
+}
+
+// Append writes entries durably (one write, one fdatasync) or returns an
+// error. Their indexes must continue the log without a gap.
+func (w *WAL) Append(entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.last != 0 && entries[0].Index != w.last+1 {
+		return fmt.Errorf("wal: append of index %d after %d", entries[0].Index, w.last)
+	}
+	if w.f == nil || w.size >= segmentBytes {
+		if err := w.startSegment(entries[0].Index); err != nil {
+			return err
+		}
+	}
+	var buf []byte
+	for _, e := range entries {
+		payload, err := e.Command.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		var hdr [recordHeaderBytes]byte
+		binary.BigEndian.PutUint32(hdr[0:], uint32(len(payload)))
+		binary.BigEndian.PutUint64(hdr[8:], e.Index)
+		binary.BigEndian.PutUint32(hdr[4:], crc32.Update(crc32.Checksum(hdr[8:16], crcTable), crcTable, payload))
+		buf = append(append(buf, hdr[:]...), payload...)
+	}
+	if _, err := w.f.Write(buf); err != nil {
+		// Cut whatever part was written, so the next append starts clean.
+		_ = w.f.Truncate(w.size)
+		_, _ = w.f.Seek(w.size, io.SeekStart)
 		return fmt.Errorf("wal append: %w", classify(err))
 	}
+	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+		_ = w.f.Truncate(w.size)
+		_, _ = w.f.Seek(w.size, io.SeekStart)
+		return fmt.Errorf("wal sync: %w", classify(err))
+	}
+	w.lastAppendOff, w.lastAppendFirst = w.size, entries[0].Index
+	w.size += int64(len(buf))
+	w.last = entries[len(entries)-1].Index
+	return nil
+}
+
+// startSegment closes the current segment and creates the next, whose first
+// entry is first; w.mu must be held.
+func (w *WAL) startSegment(first uint64) error {
+	if w.f != nil {
+		if err := w.f.Close(); err != nil {
+			return fmt.Errorf("wal: %w", err)
+		}
+		w.f = nil
+	}
+	f, err := os.OpenFile(w.segPath(first), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("wal: new segment: %w", classify(err))
+	}
+	if err := syncDir(w.dir); err != nil {
+		f.Close()
+		return fmt.Errorf("wal: %w", classify(err))
+	}
+	if n := len(w.segments); n == 0 || w.segments[n-1] != first {
+		w.segments = append(w.segments, first)
+	}
+	w.f, w.size, w.lastAppendOff, w.lastAppendFirst = f, 0, 0, 0
 	return nil
 }
 
 // Replay calls fn with the entries after index after, in order, in batches
 // of up to batch entries.
 func (w *WAL) Replay(after uint64, batch int, fn func([]Entry) error) error {
-	for {
-		var entries []Entry
-		err := w.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketLog).Cursor()
-			for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(entries) < batch; k, v = c.Next() {
-				var cmd Command
-				if err := cmd.UnmarshalBinary(v); err != nil {
-					return fmt.Errorf("wal entry %d: %w", binary.BigEndian.Uint64(k), err)
-				}
-				entries = append(entries, Entry{Index: binary.BigEndian.Uint64(k), Command: cmd})
+	w.mu.Lock()
+	segs := slices.Clone(w.segments)
+	w.mu.Unlock()
+	var pending []Entry
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		err := fn(pending)
+		pending = nil
+		return err
+	}
+	for i, first := range segs {
+		if i+1 < len(segs) && segs[i+1] <= after+1 {
+			continue // every entry of this segment is at or before after
+		}
+		f, err := os.Open(w.segPath(first))
+		if err != nil {
+			return fmt.Errorf("wal: %w", err)
+		}
+		_, _, err = scanSegment(f, func(index uint64, payload []byte) error {
+			if index <= after {
+				return nil
+			}
+			var cmd Command
+			if err := cmd.UnmarshalBinary(payload); err != nil {
+				return fmt.Errorf("wal entry %d: %w", index, err)
+			}
+			pending = append(pending, Entry{Index: index, Command: cmd})
+			if len(pending) >= batch {
+				return flush()
 			}
 			return nil
 		})
-		if err != nil || len(entries) == 0 {
+		f.Close()
+		if err != nil {
 			return err
 		}
-		if err := fn(entries); err != nil {
-			return err
-		}
-		after = entries[len(entries)-1].Index
 	}
+	return flush()
 }
 
-// TruncateThrough forgets the entries up to and including index.
+// TruncateThrough forgets the entries up to and including index, by
+// removing the segment files that hold nothing after it. The segment being
+// appended to is kept.
 func (w *WAL) TruncateThrough(index uint64) error {
-	return w.deleteRange(0, index)
-}
-
-// deleteRange deletes the entries with from <= index <= to.
-func (w *WAL) deleteRange(from, to uint64) error {
-	err := w.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLog)
-		var keys [][]byte
-		c := b.Cursor()
-		for k, _ := c.Seek(binary.BigEndian.AppendUint64(nil, from)); k != nil && binary.BigEndian.Uint64(k) <= to; k, _ = c.Next() {
-			keys = append(keys, append([]byte(nil), k...))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	keep := 0
+	for keep+1 < len(w.segments) && w.segments[keep+1] <= index+1 {
+		if err := os.Remove(w.segPath(w.segments[keep])); err != nil {
+			return fmt.Errorf("wal truncate: %w", err)
 		}
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("wal truncate: %w", classify(err))
+		keep++
+	}
+	if keep > 0 {
+		w.segments = slices.Delete(w.segments, 0, keep)
+		return syncDir(w.dir)
 	}
 	return nil
 }
 
-// Close closes the log file.
-func (w *WAL) Close() error { return w.db.Close() }
-
-// TruncateAfter forgets the entries after index.
+// TruncateAfter forgets the entries after index. Only the latest Append can
+// be taken back this way (the store refused it).
 func (w *WAL) TruncateAfter(index uint64) error {
-	return w.deleteRange(index+1, ^uint64(0))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if index >= w.last {
+		return nil
+	}
+	if w.f == nil || index+1 != w.lastAppendFirst {
+		return errors.New("wal: only the latest append can be taken back")
+	}
+	if err := w.f.Truncate(w.lastAppendOff); err != nil {
+		return fmt.Errorf("wal truncate: %w", err)
+	}
+	if _, err := w.f.Seek(w.lastAppendOff, io.SeekStart); err != nil {
+		return fmt.Errorf("wal truncate: %w", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("wal truncate: %w", err)
+	}
+	w.size, w.last = w.lastAppendOff, index
+	return nil
+}
+
+// Close closes the log.
+func (w *WAL) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
 }
