@@ -40,9 +40,8 @@ const subscriptionBuffer = 4096
 // concurrent use.
 type Hub struct {
 	mu        sync.Mutex
-	history   []Event
+	history   ring
 	histBytes int64
-	maxEvents int
 	maxBytes  int64
 	// compacted is the highest revision whose event is no longer held: a
 	// subscriber may resume from any revision >= compacted.
@@ -52,7 +51,7 @@ type Hub struct {
 }
 
 func newHub(rev uint64, maxEvents int, maxBytes int64) *Hub {
-	return &Hub{compacted: rev, maxEvents: maxEvents, maxBytes: maxBytes, subs: map[*Subscription]struct{}{}}
+	return &Hub{compacted: rev, history: ring{buf: make([]Event, maxEvents)}, maxBytes: maxBytes, subs: map[*Subscription]struct{}{}}
 }
 
 // Subscription delivers the changes under one prefix, in revision order.
@@ -104,9 +103,9 @@ func (h *Hub) Subscribe(prefix string, since uint64, resume bool) ([]Event, *Sub
 		if since < h.compacted {
 			return nil, nil, fmt.Errorf("%w: revision %d is older than the oldest held change (%d)", ErrCompacted, since, h.compacted+1)
 		}
-		for _, e := range h.history {
-			if e.Revision > since && strings.HasPrefix(e.Key, prefix) {
-				replay = append(replay, e)
+		for i := range h.history.n {
+			if e := h.history.at(i); e.Revision > since && strings.HasPrefix(e.Key, prefix) {
+				replay = append(replay, *e)
 			}
 		}
 	}
@@ -122,8 +121,14 @@ func (h *Hub) publish(events []Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, e := range events {
-		h.history = append(h.history, e)
+		if h.history.full() {
+			h.evictOldest()
+		}
+		h.history.push(e)
 		h.histBytes += eventSize(e)
+		for h.histBytes > h.maxBytes && h.history.n > 1 {
+			h.evictOldest()
+		}
 		for s := range h.subs {
 			if !strings.HasPrefix(e.Key, s.prefix) {
 				continue
@@ -135,16 +140,38 @@ func (h *Hub) publish(events []Event) {
 			}
 		}
 	}
-	drop := 0
-	for len(h.history)-drop > h.maxEvents || (h.histBytes > h.maxBytes && len(h.history)-drop > 1) {
-		h.histBytes -= eventSize(h.history[drop])
-		h.compacted = h.history[drop].Revision
-		drop++
-	}
-	if drop > 0 {
-		// Copy so the evicted events' memory is released.
-		h.history = append(make([]Event, 0, len(h.history)-drop+64), h.history[drop:]...)
-	}
+}
+
+// evictOldest forgets the oldest held event; h.mu must be held.
+func (h *Hub) evictOldest() {
+	old := h.history.pop()
+	h.histBytes -= eventSize(old)
+	h.compacted = old.Revision
+}
+
+// ring is a fixed-capacity FIFO of events: O(1) to add and evict, however
+// long the history.
+type ring struct {
+	buf  []Event
+	head int // index of the oldest event
+	n    int
+}
+
+func (r *ring) full() bool { return r.n == len(r.buf) }
+
+func (r *ring) at(i int) *Event { return &r.buf[(r.head+i)%len(r.buf)] }
+
+func (r *ring) push(e Event) {
+	r.buf[(r.head+r.n)%len(r.buf)] = e
+	r.n++
+}
+
+func (r *ring) pop() Event {
+	e := r.buf[r.head]
+	r.buf[r.head] = Event{} // release the value's memory
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	return e
 }
 
 // drop removes s; h.mu must be held.

@@ -114,3 +114,26 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 		t.Errorf("Err = %v, want ErrClosed", sub.Err())
 	}
 }
+
+func TestHubRingOrderAndByteBound(t *testing.T) {
+	h := newHub(0, 4, 1<<20)
+	for i := 1; i <= 11; i++ {
+		h.publish([]Event{{Type: EventPut, Key: fmt.Sprintf("k%d", i), Revision: uint64(i)}})
+	}
+	replay, sub, err := h.Subscribe("", 7, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Close()
+	if got, want := keysOf(replay), []string{"put k8@8", "put k9@9", "put k10@10", "put k11@11"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("replay after wrap-around (-want +got):\n- %v\n+ %v", want, got)
+	}
+	// A byte bound smaller than the count bound evicts by size.
+	hb := newHub(0, 100, 3*eventSize(Event{Key: "k", Value: make([]byte, 1000)}))
+	for i := 1; i <= 10; i++ {
+		hb.publish([]Event{{Type: EventPut, Key: "k", Value: make([]byte, 1000), Revision: uint64(i)}})
+	}
+	if hb.history.n != 3 || hb.compacted != 7 {
+		t.Errorf("byte-bounded history holds %d events, compacted at %d; want 3 and 7", hb.history.n, hb.compacted)
+	}
+}
