@@ -44,8 +44,9 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 60s).
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./internal/httpapi
 
 .PHONY: bench
-bench: ## Benchmarks side by side with etcd and a bare HTTP server; writes docs/benchmarks.md.
+bench: ## Benchmarks: kvstore vs etcd vs bare HTTP, and nginx vs direct in the compose stack; writes docs/benchmarks.md.
 	hack/bench.sh
+	hack/bench-compose.sh
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps ./data).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -44,8 +45,15 @@ func newHTTPClient(addr, token string, clients int) *httpClient {
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
+	return newHTTPClientURL("http://"+addr, token, tr)
+}
+
+// newHTTPClientURL returns a client for the kvstore API under baseURL
+// (scheme and authority, e.g. https://localhost:18444) that sends its
+// requests through tr.
+func newHTTPClientURL(baseURL, token string, tr *http.Transport) *httpClient {
 	return &httpClient{
-		base: "http://" + addr + "/api/v1/kv/",
+		base: strings.TrimRight(baseURL, "/") + "/api/v1/kv/",
 		auth: "Bearer " + token,
 		tr:   tr,
 		hc:   &http.Client{Transport: tr},

@@ -13,6 +13,11 @@
 //
 //	bin/kvbench [-duration 5s] [-clients 1,16,64] [-load-values 1000000] ...
 //
+// "kvbench compose -ca FILE -token-file FILE ..." instead drives a running
+// compose stack, the API through nginx over HTTPS against the app's own
+// port, and writes its own section of docs/benchmarks.md (see
+// hack/bench-compose.sh).
+//
 // "kvbench bare-http -listen ADDR" is an internal subcommand: the bare
 // HTTP server, run in its own process.
 package main
@@ -42,6 +47,9 @@ import (
 const wrapperEnv = "KVBENCH_WRAPPER"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == composeCommand {
+		os.Exit(mainCompose(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == bareCommand {
 		if err := runBare(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -63,6 +71,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kvbench:", err)
 		os.Exit(1)
 	}
+}
+
+// mainCompose runs "kvbench compose" and returns the exit status.
+func mainCompose(args []string) int {
+	cfg, err := parseComposeFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kvbench %s: %v\n", composeCommand, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runCompose(ctx, cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "kvbench %s: %v\n", composeCommand, err)
+		return 1
+	}
+	return 0
 }
 
 // run executes every phase, prints the report and updates cfg.out.

@@ -1,4 +1,5 @@
-// Package procstat reads memory figures of a process from /proc.
+// Package procstat reads memory, CPU and TCP figures of processes from
+// /proc.
 package procstat
 
 import (

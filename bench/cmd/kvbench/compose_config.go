@@ -1,0 +1,255 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"kvstore.dev/kvstore/bench/internal/report"
+)
+
+// composeCommand is the subcommand that benchmarks a running compose
+// stack: the API through nginx over HTTPS against the app's own port.
+const composeCommand = "compose"
+
+// Markers of the compose section of docs/benchmarks.md; the kvbench
+// section has markers of its own and is left alone.
+const (
+	composeBegin = "<!-- compose-bench:begin -->"
+	composeEnd   = "<!-- compose-bench:end -->"
+)
+
+// cpuGroup is a named set of process trees whose CPU use is reported as
+// one column, e.g. nginx's master process and its workers.
+type cpuGroup struct {
+	name  string
+	roots []int
+}
+
+// cpuGroupsFlag collects repeated -cpu NAME=PID[,PID...] flags.
+type cpuGroupsFlag []cpuGroup
+
+// String implements flag.Value.
+func (f *cpuGroupsFlag) String() string {
+	var parts []string
+	for _, g := range *f {
+		pids := make([]string, len(g.roots))
+		for i, p := range g.roots {
+			pids[i] = strconv.Itoa(p)
+		}
+		parts = append(parts, g.name+"="+strings.Join(pids, ","))
+	}
+	return strings.Join(parts, " ")
+}
+
+// Set implements flag.Value.
+func (f *cpuGroupsFlag) Set(s string) error {
+	g, err := parseCPUGroup(s)
+	if err != nil {
+		return err
+	}
+	for _, o := range *f {
+		if o.name == g.name {
+			return fmt.Errorf("CPU group %q given twice", g.name)
+		}
+	}
+	*f = append(*f, g)
+	return nil
+}
+
+// parseCPUGroup parses NAME=PID[,PID...]. The names kvbench and other
+// are taken by the report's own columns.
+func parseCPUGroup(s string) (cpuGroup, error) {
+	name, list, ok := strings.Cut(s, "=")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" {
+		return cpuGroup{}, fmt.Errorf("CPU group %q: want NAME=PID[,PID...]", s)
+	}
+	if name == "kvbench" || name == "other" || strings.ContainsAny(name, "|`") {
+		return cpuGroup{}, fmt.Errorf("CPU group %q: the name %q is reserved or unprintable", s, name)
+	}
+	g := cpuGroup{name: name}
+	for f := range strings.SplitSeq(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid < 1 {
+			return cpuGroup{}, fmt.Errorf("CPU group %q: %q is not a pid", s, f)
+		}
+		if !slices.Contains(g.roots, pid) {
+			g.roots = append(g.roots, pid)
+		}
+	}
+	if len(g.roots) == 0 {
+		return cpuGroup{}, fmt.Errorf("CPU group %q: no pid given", s)
+	}
+	return g, nil
+}
+
+// composeConfig holds the settings of "kvbench compose".
+type composeConfig struct {
+	httpsURL     string // nginx, e.g. https://localhost:18444
+	directURL    string // the app's published port, e.g. http://127.0.0.1:18090
+	caFile       string
+	tokenFile    string
+	targets      []string
+	clients      []int
+	judgeClients int
+	duration     time.Duration
+	maxOps       uint64
+	opTimeout    time.Duration
+	valueSize    int
+	appPID       int
+	cpuGroups    []cpuGroup
+	stack        string
+	out          string
+	seed         uint64
+}
+
+// composeTargetNames lists the compose targets in presentation order.
+var composeTargetNames = []string{report.Direct, report.NginxHTTPS, report.NginxHTTPSH1}
+
+// parseComposeFlags parses the flags of "kvbench compose" from args
+// (after the subcommand).
+func parseComposeFlags(args []string) (*composeConfig, error) {
+	cfg := &composeConfig{}
+	fs := flag.NewFlagSet("kvbench "+composeCommand, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: kvbench %s -ca FILE -token-file FILE [flags]\n\n"+
+			"Drives a running compose stack (see hack/bench-compose.sh): the API through nginx\n"+
+			"over HTTPS against the app's own port, and writes the compose section of -out.\n\n", composeCommand)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.httpsURL, "https-url", "https://localhost:18444", "nginx's HTTPS origin (scheme, host and port)")
+	fs.StringVar(&cfg.directURL, "direct-url", "http://127.0.0.1:18090", "the app's own HTTP origin, published by deploy/compose/bench.override.yaml")
+	fs.StringVar(&cfg.caFile, "ca", "", "PEM file of the CA that signed nginx's certificate (required)")
+	fs.StringVar(&cfg.tokenFile, "token-file", "", "file holding an admin token of the app (required)")
+	targetList := fs.String("targets", strings.Join(composeTargetNames, ","), "comma-separated targets: "+strings.Join(composeTargetNames, ", "))
+	clientList := fs.String("clients", "1,16,64", "comma-separated concurrency levels")
+	fs.IntVar(&cfg.judgeClients, "judge-clients", 64, "concurrency level the requirement is judged at")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "time bound of each PUT and GET phase")
+	fs.Uint64Var(&cfg.maxOps, "max-ops", 2_000_000, "operation bound of each PUT and GET phase")
+	fs.DurationVar(&cfg.opTimeout, "op-timeout", 10*time.Second, "timeout of a single operation")
+	fs.IntVar(&cfg.valueSize, "value-size", 256, "value size in bytes (keys are always 16 bytes)")
+	fs.IntVar(&cfg.appPID, "app-pid", 0, "host pid of a process in the app's network namespace, to count the TCP connections the app accepts (0: not counted)")
+	var groups cpuGroupsFlag
+	fs.Var(&groups, "cpu", "NAME=PID[,PID...]: report the CPU use of these processes and their descendants as NAME (repeatable)")
+	fs.StringVar(&cfg.stack, "stack", "", "description of the stack for the report (images, versions)")
+	fs.StringVar(&cfg.out, "out", "docs/benchmarks.md", "markdown file whose compose section is replaced (empty: stdout only)")
+	fs.Uint64Var(&cfg.seed, "seed", 0, "key space seed (0: random)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	cfg.cpuGroups = groups
+	var err error
+	if cfg.targets, err = parseComposeTargets(*targetList); err != nil {
+		return nil, err
+	}
+	if cfg.clients, err = parseClients(*clientList); err != nil {
+		return nil, err
+	}
+	if cfg.httpsURL, err = parseOrigin("-https-url", cfg.httpsURL, "https"); err != nil {
+		return nil, err
+	}
+	if cfg.directURL, err = parseOrigin("-direct-url", cfg.directURL, "http"); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.caFile == "" && usesNginx(cfg.targets):
+		return nil, errors.New("-ca is required")
+	case cfg.tokenFile == "":
+		return nil, errors.New("-token-file is required")
+	case cfg.duration <= 0:
+		return nil, errors.New("-duration must be positive")
+	case cfg.maxOps < 1 || cfg.maxOps >= 1<<40:
+		return nil, errors.New("-max-ops must be in [1, 2^40)")
+	case cfg.opTimeout <= 0:
+		return nil, errors.New("-op-timeout must be positive")
+	case cfg.valueSize < 1 || cfg.valueSize > 1<<20:
+		return nil, errors.New("-value-size must be in [1, 1MiB]")
+	case cfg.appPID < 0:
+		return nil, errors.New("-app-pid must not be negative")
+	}
+	return cfg, nil
+}
+
+// parseComposeTargets validates a comma-separated list of compose
+// targets and returns them in presentation order.
+func parseComposeTargets(s string) ([]string, error) {
+	var seen []string
+	for name := range strings.SplitSeq(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(composeTargetNames, name) {
+			return nil, fmt.Errorf("-targets: unknown target %q (want %s)", name, strings.Join(composeTargetNames, ", "))
+		}
+		seen = append(seen, name)
+	}
+	var out []string
+	for _, name := range composeTargetNames {
+		if slices.Contains(seen, name) {
+			out = append(out, name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-targets: no target given")
+	}
+	return out, nil
+}
+
+// usesNginx reports whether any target goes through nginx.
+func usesNginx(targets []string) bool {
+	return slices.ContainsFunc(targets, func(t string) bool { return t != report.Direct })
+}
+
+// parseOrigin checks that raw is an origin URL with the given scheme
+// (nothing after the port but an optional "/") and returns it without a
+// trailing slash.
+func parseOrigin(flagName, raw, scheme string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flagName, err)
+	}
+	switch {
+	case u.Scheme != scheme:
+		return "", fmt.Errorf("%s: %q: want a %s:// URL", flagName, raw, scheme)
+	case u.Host == "" || u.Hostname() == "":
+		return "", fmt.Errorf("%s: %q has no host", flagName, raw)
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return "", fmt.Errorf("%s: %q: want only scheme, host and port", flagName, raw)
+	}
+	return scheme + "://" + u.Host, nil
+}
+
+// targetOrder returns the order in which targets run at the level-th
+// client count: as given at even levels, reversed at odd ones, so that
+// no target is always measured first (on a store that grows, or on a
+// machine that warms up).
+func targetOrder(targets []string, level int) []string {
+	out := slices.Clone(targets)
+	if level%2 == 1 {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+// runSeed derives the key space seed of one target at one client count
+// (run is unique per pair) from the run's seed. Seeds of different runs
+// differ only at bit 40 and above, while fewer than 2^40 sequence numbers
+// are used, so no two runs ever write the same key (keyspace.Key mixes
+// seq XOR seed): every PUT creates a key in the shared store.
+func runSeed(seed uint64, run int) uint64 {
+	return seed ^ uint64(run+1)<<40
+}
