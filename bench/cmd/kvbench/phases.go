@@ -142,6 +142,7 @@ func runLoad(ctx context.Context, cfg *config, dir string) (report.Load, error) 
 		return res, err
 	}
 	res.PeakRSS, res.RSS = mem.PeakRSS, mem.RSS
+	res.RSSAnon, res.RSSFile = mem.Anon, mem.File
 
 	if put.Issued > 0 {
 		check := getOp(srv.client, ks, cfg.valueSize, put.Issued, true)(0)

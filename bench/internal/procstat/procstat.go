@@ -16,6 +16,10 @@ type Memory struct {
 	PeakRSS uint64
 	// RSS is VmRSS, the current resident set size.
 	RSS uint64
+	// Anon and File split RSS: RssAnon (heap, stacks) and RssFile (pages of
+	// mapped files, such as a bbolt file's mmap, which the kernel can drop
+	// and re-read under memory pressure). Zero when the kernel lacks them.
+	Anon, File uint64
 }
 
 // Read returns the memory figures of process pid from /proc/PID/status.
@@ -32,24 +36,29 @@ func Read(pid int) (Memory, error) {
 	return m, nil
 }
 
-// Parse extracts VmHWM and VmRSS from the text of a /proc/PID/status file.
+// Parse extracts VmHWM, VmRSS, RssAnon and RssFile from the text of a /proc/PID/status file.
 func Parse(status string) (Memory, error) {
 	var m Memory
 	var haveHWM, haveRSS bool
 	sc := bufio.NewScanner(strings.NewReader(status))
 	for sc.Scan() {
 		name, value, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (name != "VmHWM" && name != "VmRSS") {
+		if !ok || (name != "VmHWM" && name != "VmRSS" && name != "RssAnon" && name != "RssFile") {
 			continue
 		}
 		n, err := parseKB(value)
 		if err != nil {
 			return Memory{}, fmt.Errorf("%s: %w", name, err)
 		}
-		if name == "VmHWM" {
+		switch name {
+		case "VmHWM":
 			m.PeakRSS, haveHWM = n, true
-		} else {
+		case "VmRSS":
 			m.RSS, haveRSS = n, true
+		case "RssAnon":
+			m.Anon = n
+		case "RssFile":
+			m.File = n
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -22,6 +22,11 @@ func TestParse(t *testing.T) {
 			status: "VmRSS:\t1 kB\nVmHWM:\t2 kB\n",
 			want:   Memory{PeakRSS: 2048, RSS: 1024},
 		},
+		{
+			name:   "anonymous and file-backed",
+			status: "VmHWM:\t 300 kB\nVmRSS:\t 250 kB\nRssAnon:\t 50 kB\nRssFile:\t 200 kB\n",
+			want:   Memory{PeakRSS: 300 * 1024, RSS: 250 * 1024, Anon: 50 * 1024, File: 200 * 1024},
+		},
 		{name: "missing fields", status: "Name:\tkthreadd\nState:\tS (sleeping)\n", wantErr: true},
 		{name: "only HWM", status: "VmHWM:\t2 kB\n", wantErr: true},
 		{name: "bad unit", status: "VmHWM:\t2 MB\nVmRSS:\t1 kB\n", wantErr: true},

@@ -58,6 +58,9 @@ type Load struct {
 	Put     stats.Summary
 	// PeakRSS and RSS are VmHWM and VmRSS after loading, in bytes.
 	PeakRSS, RSS uint64
+	// RSSAnon and RSSFile split RSS into anonymous memory and mapped file
+	// pages (bbolt's mmap), in bytes.
+	RSSAnon, RSSFile uint64
 	// Checked and Mismatched count the read-back verification sample.
 	Checked, Mismatched int
 	// BackgroundCPU is as in Row.

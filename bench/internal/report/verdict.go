@@ -89,6 +89,9 @@ func (r Report) Verdicts() []Verdict {
 		mem.Measured = Bytes(l.PeakRSS)
 		mem.Met = l.PeakRSS < GoalLoadRSSBytes
 	}
+	if l := r.Load; l != nil && l.Err == "" && l.RSSAnon+l.RSSFile > 0 {
+		mem.Measured += fmt.Sprintf(" (at the end: %s anonymous + %s mapped file pages)", Bytes(l.RSSAnon), Bytes(l.RSSFile))
+	}
 	out = append(out, mem)
 	return out
 }
