@@ -1,7 +1,9 @@
 package procstat
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -128,10 +130,15 @@ func BackgroundShare(sys0, sys1 SystemCPU, procs0, procs1 uint64) float64 {
 	return min(max(other/total, 0), 1)
 }
 
+// sumProcessCPU adds up the CPU ticks of pids; one that has exited counts
+// as zero.
 func sumProcessCPU(pids []int) (uint64, error) {
 	var sum uint64
 	for _, pid := range pids {
 		n, err := ProcessCPU(pid)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}

@@ -38,13 +38,17 @@ type Sampler struct {
 	start  []map[int]uint64 // per group: pid to CPU ticks at the start
 }
 
-// StartShares starts measuring groups. Every pid must exist now.
+// StartShares starts measuring groups. A pid that has already exited (a
+// short-lived child such as a container health check) is left out.
 func StartShares(groups []Group) (*Sampler, error) {
 	s := &Sampler{groups: groups, start: make([]map[int]uint64, len(groups))}
 	for i, g := range groups {
 		s.start[i] = make(map[int]uint64, len(g.PIDs))
 		for _, pid := range g.PIDs {
 			n, err := ProcessCPU(pid)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -76,8 +80,12 @@ func (s *Sampler) Stop() (Shares, error) {
 			if err != nil {
 				return Shares{}, err
 			}
-			if n > s.start[i][pid] {
-				used[i] += n - s.start[i][pid]
+			start, ok := s.start[i][pid]
+			if !ok {
+				continue // exited before the start, or started after it
+			}
+			if n > start {
+				used[i] += n - start
 			}
 		}
 	}
