@@ -13,7 +13,6 @@ import (
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
 	"kvstore.dev/kvstore/bench/internal/load"
-	"kvstore.dev/kvstore/bench/internal/mdsection"
 	"kvstore.dev/kvstore/bench/internal/procstat"
 	"kvstore.dev/kvstore/bench/internal/report"
 )
@@ -67,21 +66,7 @@ func runCompose(ctx context.Context, cfg *composeConfig) error {
 		return slices.Index(cfg.targets, a.Target) - slices.Index(cfg.targets, b.Target)
 	})
 
-	md := rep.Markdown()
-	fmt.Println(md)
-	if failed {
-		if cfg.out != "" {
-			return fmt.Errorf("some targets could not be measured; %s left unchanged", cfg.out)
-		}
-		return errors.New("some targets could not be measured")
-	}
-	if cfg.out != "" {
-		if err := mdsection.UpdateFile(cfg.out, composeBegin, composeEnd, md); err != nil {
-			return err
-		}
-		infof("updated the compose section of %s", cfg.out)
-	}
-	return nil
+	return publish(rep.Markdown(), failed, cfg.out, composeBegin, composeEnd)
 }
 
 // runComposeLevel measures every target at c clients. A target that

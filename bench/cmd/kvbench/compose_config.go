@@ -152,7 +152,7 @@ func parseComposeFlags(args []string) (*composeConfig, error) {
 	}
 	cfg.cpuGroups = groups
 	var err error
-	if cfg.targets, err = parseComposeTargets(*targetList); err != nil {
+	if cfg.targets, err = parseTargetList(*targetList, composeTargetNames); err != nil {
 		return nil, err
 	}
 	if cfg.clients, err = parseClients(*clientList); err != nil {
@@ -181,32 +181,6 @@ func parseComposeFlags(args []string) (*composeConfig, error) {
 		return nil, errors.New("-app-pid must not be negative")
 	}
 	return cfg, nil
-}
-
-// parseComposeTargets validates a comma-separated list of compose
-// targets and returns them in presentation order.
-func parseComposeTargets(s string) ([]string, error) {
-	var seen []string
-	for name := range strings.SplitSeq(s, ",") {
-		name = strings.TrimSpace(name)
-		if name == "" {
-			continue
-		}
-		if !slices.Contains(composeTargetNames, name) {
-			return nil, fmt.Errorf("-targets: unknown target %q (want %s)", name, strings.Join(composeTargetNames, ", "))
-		}
-		seen = append(seen, name)
-	}
-	var out []string
-	for _, name := range composeTargetNames {
-		if slices.Contains(seen, name) {
-			out = append(out, name)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("-targets: no target given")
-	}
-	return out, nil
 }
 
 // usesNginx reports whether any target goes through nginx.

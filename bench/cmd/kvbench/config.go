@@ -86,18 +86,32 @@ func parseFlags(args []string) (*config, error) {
 	return cfg, nil
 }
 
-// parseTargets validates a comma-separated target list.
+// parseTargets validates a comma-separated list of the local targets.
 func parseTargets(s string) ([]string, error) {
-	var out []string
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.name
+	}
+	return parseTargetList(s, names)
+}
+
+// parseTargetList validates a comma-separated list of names from known and
+// returns them once each, in the order of known (presentation order).
+func parseTargetList(s string, known []string) ([]string, error) {
+	var seen []string
 	for name := range strings.SplitSeq(s, ",") {
 		name = strings.TrimSpace(name)
 		if name == "" {
 			continue
 		}
-		if _, ok := findTarget(name); !ok {
-			return nil, fmt.Errorf("-targets: unknown target %q", name)
+		if !slices.Contains(known, name) {
+			return nil, fmt.Errorf("-targets: unknown target %q (want %s)", name, strings.Join(known, ", "))
 		}
-		if !slices.Contains(out, name) {
+		seen = append(seen, name)
+	}
+	var out []string
+	for _, name := range known {
+		if slices.Contains(seen, name) {
 			out = append(out, name)
 		}
 	}

@@ -154,19 +154,24 @@ func run(ctx context.Context, cfg *config) (err error) {
 		rep.Load = &l
 	}
 
-	md := rep.Markdown()
+	return publish(rep.Markdown(), failed, cfg.out, mdsection.Begin, mdsection.End)
+}
+
+// publish prints md and, unless a target could not be measured, replaces
+// the section between begin and end of the file out ("" means stdout only).
+func publish(md string, failed bool, out, begin, end string) error {
 	fmt.Println(md)
 	if failed {
-		if cfg.out != "" {
-			return fmt.Errorf("some targets could not be measured; %s left unchanged", cfg.out)
+		if out != "" {
+			return fmt.Errorf("some targets could not be measured; %s left unchanged", out)
 		}
 		return errors.New("some targets could not be measured")
 	}
-	if cfg.out != "" {
-		if err := mdsection.UpdateFile(cfg.out, mdsection.Begin, mdsection.End, md); err != nil {
+	if out != "" {
+		if err := mdsection.UpdateFile(out, begin, end, md); err != nil {
 			return err
 		}
-		infof("updated %s", cfg.out)
+		infof("updated the section %s of %s", begin, out)
 	}
 	return nil
 }
