@@ -139,9 +139,6 @@ func (a *Authenticator) Authenticate(token string) (*Principal, bool) {
 	return &a.principals[match], true
 }
 
-// Len returns the number of configured tokens.
-func (a *Authenticator) Len() int { return len(a.principals) }
-
 // GenerateToken returns a new random token (256 bits, URL-safe).
 func GenerateToken() (string, error) {
 	b := make([]byte, 32)

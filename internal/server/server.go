@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"kvstore.dev/kvstore/internal/auth"
 	"kvstore.dev/kvstore/internal/config"
@@ -202,6 +201,3 @@ func debugMux(m *metrics.Metrics) http.Handler {
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
-
-// WaitTimeout is how long restore and other offline commands wait for locks.
-const WaitTimeout = time.Second

@@ -163,9 +163,6 @@ func (s *Store) Buffered() (keys int, bytes int64) {
 	return keys, bytes
 }
 
-// Hub returns the store's change hub.
-func (s *Store) Hub() *Hub { return s.hub }
-
 // Get returns key's metadata, and its value when withValue is set. A key that
 // has expired by now is reported as ErrNotFound even before the sweeper
 // removes it.
