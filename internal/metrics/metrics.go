@@ -89,10 +89,10 @@ func (m *Metrics) ObserveRequest(route, method string, code int, d time.Duration
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }
 
-// ObserveFlush records one flush; pass it as store.Options.OnCommit.
-func (m *Metrics) ObserveFlush(s store.CommitStats) {
+// ObserveFlush records one flush; pass it as store.Options.OnFlush.
+func (m *Metrics) ObserveFlush(s store.FlushStats) {
 	m.flushTotal.Inc()
-	m.flushKeys.Observe(float64(s.Entries))
+	m.flushKeys.Observe(float64(s.Keys))
 	m.flush.Observe(s.Duration.Seconds())
 	m.fsync.Observe(s.Write.Seconds())
 }

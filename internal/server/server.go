@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	st, err := store.Open(filepath.Join(cfg.DataDir, store.DBFile), store.Options{
 		WatchHistoryEvents: cfg.Watch.HistoryEvents,
 		WatchHistoryBytes:  cfg.Watch.HistoryBytes,
-		OnCommit:           func(s store.CommitStats) { m.ObserveFlush(s) },
+		OnFlush:            func(s store.FlushStats) { m.ObserveFlush(s) },
 	})
 	if err != nil {
 		return err

@@ -15,7 +15,7 @@ import (
 func TestCommitterGroupsConcurrentWriters(t *testing.T) {
 	var mu sync.Mutex
 	commits := 0
-	s, err := Open(t.TempDir()+"/kv.db", Options{OnCommit: func(CommitStats) { mu.Lock(); commits++; mu.Unlock() }})
+	s, err := Open(t.TempDir()+"/kv.db", Options{OnFlush: func(FlushStats) { mu.Lock(); commits++; mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,8 +93,8 @@ func (s *Store) Flush() error {
 	if m.meta != (counters{}) {
 		s.durable.Store(m.meta.applied)
 	}
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(CommitStats{Entries: len(m.entries), Duration: time.Since(start), Write: stats.GetWriteTime()})
+	if s.opts.OnFlush != nil {
+		s.opts.OnFlush(FlushStats{Keys: len(m.entries), Duration: time.Since(start), Write: stats.GetWriteTime()})
 	}
 	return nil
 }

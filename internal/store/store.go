@@ -20,16 +20,16 @@ type Options struct {
 	// in memory for watchers that resume; the older of the two limits wins.
 	WatchHistoryEvents int
 	WatchHistoryBytes  int64
-	// OnCommit, if set, is called after every successful batch commit, from
-	// the goroutine that called Apply. It must not block.
-	OnCommit func(CommitStats)
+	// OnFlush, if set, is called after every successful flush, from the
+	// goroutine that called Flush. It must not block.
+	OnFlush func(FlushStats)
 }
 
-// CommitStats describes one committed batch.
-type CommitStats struct {
-	Entries  int           // commands in the batch
-	Duration time.Duration // Apply's whole transaction, commit included
-	Write    time.Duration // time bbolt spent writing and fsyncing
+// FlushStats describes one flush.
+type FlushStats struct {
+	Keys     int           // keys written or deleted
+	Duration time.Duration // the whole flush transaction, commit included
+	Write    time.Duration // time bbolt spent writing pages and fsyncing
 }
 
 // DefaultOptions returns the options used when a field is left zero.
