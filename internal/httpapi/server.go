@@ -204,8 +204,10 @@ func (s *Server) wrap(rt route) http.Handler {
 			if s.opts.Observer != nil {
 				s.opts.Observer.ObserveRequest(label, r.Method, rec.code, d)
 			}
-			s.log.DebugContext(r.Context(), "request", "request_id", requestID(r.Context()), "method", r.Method,
-				"route", label, "path", r.URL.Path, "status", rec.code, "bytes", rec.bytes, "duration", d)
+			if s.log.Enabled(r.Context(), slog.LevelDebug) { // skip building the record on the hot path
+				s.log.DebugContext(r.Context(), "request", "request_id", requestID(r.Context()), "method", r.Method,
+					"route", label, "path", r.URL.Path, "status", rec.code, "bytes", rec.bytes, "duration", d)
+			}
 		}()
 		if err := s.serve(rec, r, rt); err != nil {
 			s.writeError(rec, r, err)
