@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -59,28 +58,18 @@ func startEtcd(ctx context.Context, cfg *config, dir string, _ int) (*server, er
 // probeEtcdHealth returns a probe that succeeds once etcd's /health
 // reports {"health":"true"}, i.e. the member has a leader.
 func probeEtcdHealth(url string) func(context.Context) error {
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("build probe: %w", err)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return fmt.Errorf("probe %s: %w", url, err)
-		}
-		defer resp.Body.Close()
+	return probeURL(url, func(resp *http.Response) error {
 		var h struct {
 			Health string `json:"health"`
 		}
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&h); err != nil {
-			return fmt.Errorf("probe %s: decode: %w", url, err)
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			return fmt.Errorf("decode: %w", err)
 		}
-		if resp.StatusCode != http.StatusOK || h.Health != "true" {
-			return fmt.Errorf("probe %s: status %s, health %q", url, resp.Status, h.Health)
+		if h.Health != "true" {
+			return fmt.Errorf("health %q", h.Health)
 		}
 		return nil
-	}
+	})
 }
 
 // etcdClient drives etcd through the official Go client. Calls are
