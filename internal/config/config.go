@@ -26,6 +26,9 @@ type Config struct {
 	Listen string `json:"listen"`
 	// DebugListen is the address of /metrics and pprof; "" disables it.
 	DebugListen string `json:"debug_listen"`
+	// Pprof serves /debug/pprof on DebugListen. Turn it off when
+	// DebugListen is reachable by others (a pod IP scraped for metrics).
+	Pprof bool `json:"pprof"`
 	// DataDir holds the database and the generated admin token.
 	DataDir string      `json:"data_dir"`
 	Limits  Limits      `json:"limits"`
@@ -107,6 +110,7 @@ func Default() Config {
 	return Config{
 		Listen:      ":8080",
 		DebugListen: "127.0.0.1:6060",
+		Pprof:       true,
 		DataDir:     "./data",
 		Limits:      Limits{MaxKeyBytes: 1024, MaxValueBytes: 1 << 20},
 		Log:         Log{Level: "info", Format: "json"},

@@ -138,7 +138,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		}
 		debugAddr = debugLn.Addr()
 		servers = append(servers, &http.Server{
-			Handler:           debugMux(m),
+			Handler:           debugMux(m, cfg.Pprof),
 			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
 			IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -189,11 +189,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	return runErr
 }
 
-// debugMux serves /metrics and pprof; it is meant for a loopback or
-// cluster-internal listener only.
-func debugMux(m *metrics.Metrics) http.Handler {
+// debugMux serves /metrics and, when withPprof, pprof; it is meant for a
+// loopback or cluster-internal listener only.
+func debugMux(m *metrics.Metrics, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	if !withPprof {
+		return mux
+	}
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

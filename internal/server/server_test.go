@@ -155,6 +155,20 @@ func TestDebugListener(t *testing.T) {
 	}
 }
 
+// TestPprofOff is how the operator runs pods: metrics on the pod IP, no
+// profiling endpoints.
+func TestPprofOff(t *testing.T) {
+	r := start(t, func(c *config.Config) { c.Pprof = false })
+	if code, _ := get(t, "http://"+r.debug+"/metrics", ""); code != 200 {
+		t.Errorf("/metrics: %d", code)
+	}
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/profile", "/debug/pprof/cmdline"} {
+		if code, _ := get(t, "http://"+r.debug+p, ""); code != 404 {
+			t.Errorf("%s with pprof off: %d, want 404", p, code)
+		}
+	}
+}
+
 // TestSlowlorisIsCutOff opens a connection that never finishes its headers:
 // the server must close it after read_header_timeout and keep serving.
 func TestSlowlorisIsCutOff(t *testing.T) {
