@@ -1,0 +1,270 @@
+package v1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// KVStoreSpec is what the user asks for: how many servers, their image,
+// storage and scheduling, the server settings, and how clients reach them.
+type KVStoreSpec struct {
+	// Replicas is the number of kvstore servers (pods of the StatefulSet).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=9
+	// +kubebuilder:default=1
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Image is the kvstore server image. Empty: the operator's
+	// --default-image.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.contains(' ')",message="spec.image must not contain spaces; use a reference such as registry.example/kvstore:v1.2.3"
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// ImagePullPolicy of the server container.
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// ImagePullSecrets for the server image.
+	// +optional
+	// +listType=atomic
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// Storage is each server's data volume.
+	// +kubebuilder:default={}
+	// +optional
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// Resources of the server container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// NodeSelector of the server pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations of the server pods.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// Affinity of the server pods. Empty: the operator prefers spreading
+	// the pods over nodes.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// Config holds the server settings rendered into its config file.
+	// +kubebuilder:default={}
+	// +optional
+	Config ServerConfig `json:"config,omitempty"`
+
+	// TLS is the certificate the Ingress serves.
+	// +optional
+	TLS TLSSpec `json:"tls,omitempty"`
+
+	// Auth is where the admin token lives.
+	// +optional
+	Auth AuthSpec `json:"auth,omitempty"`
+
+	// Ingress routes HTTPS from outside the cluster to the store.
+	// +optional
+	Ingress IngressSpec `json:"ingress,omitempty"`
+}
+
+// StorageSpec is the PersistentVolumeClaim template of each server.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.size) || (has(self.size) && self.size == oldSelf.size)",message="spec.storage.size is immutable after creation; create a new KVStore (or resize the PVCs by hand) to change it"
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.storageClassName) == has(self.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="spec.storage.storageClassName is immutable after creation"
+type StorageSpec struct {
+	// Size of each server's volume.
+	// +kubebuilder:default="1Gi"
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// StorageClassName of the volumes. Empty: the cluster's default class.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// ServerConfig is the part of the server's configuration the user sets.
+type ServerConfig struct {
+	// MaxValueBytes is the largest value a client may store. The Ingress's
+	// body size limit follows it.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=67108864
+	// +kubebuilder:default=1048576
+	// +optional
+	MaxValueBytes int64 `json:"maxValueBytes,omitempty"`
+
+	// LogLevel of the server.
+	// +kubebuilder:validation:Enum=debug;info;warn;error
+	// +kubebuilder:default=info
+	// +optional
+	LogLevel string `json:"logLevel,omitempty"`
+}
+
+// TLSSpec chooses where the edge certificate comes from: a Secret the user
+// made, a cert-manager issuer, or (both empty) a CA the operator generates.
+// +kubebuilder:validation:XValidation:rule="!(has(self.secretName) && has(self.issuerRef))",message="set at most one of spec.tls.secretName and spec.tls.issuerRef"
+type TLSSpec struct {
+	// SecretName is a kubernetes.io/tls Secret in the KVStore's namespace,
+	// used as is and never modified. Empty: the operator writes
+	// <name>-tls itself (or has cert-manager write it, see IssuerRef).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// IssuerRef makes the operator create a cert-manager Certificate
+	// <name> that writes <name>-tls, instead of issuing it itself.
+	// cert-manager must be installed.
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+}
+
+// IssuerReference names a cert-manager Issuer or ClusterIssuer.
+type IssuerReference struct {
+	// Name of the issuer.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Kind of the issuer: Issuer or ClusterIssuer.
+	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	// +kubebuilder:default=Issuer
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Group of the issuer.
+	// +kubebuilder:default="cert-manager.io"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group string `json:"group,omitempty"`
+}
+
+// AuthSpec chooses where the admin token comes from.
+type AuthSpec struct {
+	// SecretName is a Secret in the KVStore's namespace whose key "token"
+	// is the admin token; the operator only reads it. Empty: the operator
+	// generates <name>-auth with a random token once and never rotates it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+}
+
+// IngressSpec describes the networking.k8s.io/v1 Ingress of the store.
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || (has(self.host) && self.host.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'))",message="spec.ingress.host must be a lower-case DNS name such as kv.example.com when spec.ingress.enabled is true"
+type IngressSpec struct {
+	// Enabled creates the Ingress.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Host is the DNS name clients use. Required when Enabled.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Host string `json:"host,omitempty"`
+
+	// ClassName is the IngressClass.
+	// +kubebuilder:default=nginx
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ClassName string `json:"className,omitempty"`
+
+	// Annotations are added to the Ingress, over the operator's
+	// ingress-nginx defaults.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// KVStoreStatus is what the operator observed.
+type KVStoreStatus struct {
+	// ObservedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Replicas is the number of server pods that exist.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// ReadyReplicas is the number of server pods that are ready.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// Selector is the label selector of the server pods (for the scale
+	// subresource and HorizontalPodAutoscalers).
+	// +optional
+	Selector string `json:"selector,omitempty"`
+
+	// Endpoint is the URL clients use: the Ingress URL when enabled, else
+	// the client Service's in-cluster URL.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// TLSSecretName is the Secret holding the edge certificate.
+	// +optional
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+
+	// AuthSecretName is the Secret holding the admin token (key "token").
+	// +optional
+	AuthSecretName string `json:"authSecretName,omitempty"`
+
+	// CertificateNotAfter is when the operator-issued certificate expires;
+	// it is re-issued at two thirds of its lifetime.
+	// +optional
+	CertificateNotAfter *metav1.Time `json:"certificateNotAfter,omitempty"`
+
+	// Conditions are Available, Progressing and Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Condition types of a KVStore.
+const (
+	// ConditionAvailable is True when a quorum of servers is ready.
+	ConditionAvailable = "Available"
+	// ConditionProgressing is True while pods are created, rolled or scaled.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when the operator cannot bring the store
+	// to its spec, or servers stay unready; the reason says why.
+	ConditionDegraded = "Degraded"
+)
+
+// KVStore is a kvstore deployment: a StatefulSet of servers and everything
+// they need, kept in shape by the operator.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be at most 52 characters of a-z, 0-9 and '-', starting with a letter (it names the StatefulSet, its Services and pods)"
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:resource:shortName=kvs,categories=all
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.ingress.host`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type KVStore struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec KVStoreSpec `json:"spec,omitempty"`
+	// +optional
+	Status KVStoreStatus `json:"status,omitempty"`
+}
+
+// KVStoreList is a list of KVStores.
+//
+// +kubebuilder:object:root=true
+type KVStoreList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []KVStore `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&KVStore{}, &KVStoreList{})
+}
