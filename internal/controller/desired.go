@@ -1,0 +1,218 @@
+package controller
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	kvv1 "kvstore.dev/kvstore/api/v1"
+)
+
+// BuildOptions are the operator-wide inputs of the desired-state builders.
+type BuildOptions struct {
+	// DefaultImage is used when spec.image is empty.
+	DefaultImage string
+	// ClusterDomain is the cluster's DNS suffix (cluster.local).
+	ClusterDomain string
+}
+
+// ownerRef makes kv the controller of a child.
+func ownerRef(kv *kvv1.KVStore) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(kvv1.GroupVersion.String()).
+		WithKind("KVStore").
+		WithName(kv.Name).
+		WithUID(kv.UID).
+		WithController(true).
+		WithBlockOwnerDeletion(true)
+}
+
+// serverConfig is the subset of the server's config file (internal/config)
+// the operator writes. Field names are the server's YAML keys.
+type serverConfig struct {
+	Listen      string `json:"listen"`
+	DebugListen string `json:"debug_listen"`
+	Pprof       bool   `json:"pprof"`
+	DataDir     string `json:"data_dir"`
+	Limits      struct {
+		MaxValueBytes int64 `json:"max_value_bytes"`
+	} `json:"limits"`
+	Log struct {
+		Level  string `json:"level"`
+		Format string `json:"format"`
+	} `json:"log"`
+	Console struct {
+		Enabled bool `json:"enabled"`
+	} `json:"console"`
+}
+
+func maxValueBytes(kv *kvv1.KVStore) int64 {
+	if v := kv.Spec.Config.MaxValueBytes; v > 0 {
+		return v
+	}
+	return 1 << 20
+}
+
+// renderConfig renders the server's config file for kv. Metrics are served
+// on the pod IP for Prometheus; pprof stays off there. The admin token comes
+// from the environment (KVSTORE_ADMIN_TOKEN), never from this file.
+func renderConfig(kv *kvv1.KVStore) string {
+	var c serverConfig
+	c.Listen = ":" + strconv.Itoa(httpPort)
+	c.DebugListen = ":" + strconv.Itoa(metricsPort)
+	c.DataDir = dataDir
+	c.Limits.MaxValueBytes = maxValueBytes(kv)
+	c.Log.Level = kv.Spec.Config.LogLevel
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	c.Log.Format = "json"
+	c.Console.Enabled = true
+	b, err := yaml.Marshal(c)
+	if err != nil { // a struct of strings, ints and bools always marshals
+		panic(fmt.Sprintf("render server config: %v", err))
+	}
+	return "# Written by the kvstore operator from KVStore " + kv.Name + "; edits are reverted.\n" + string(b)
+}
+
+// configHash is the pod template's ConfigHashAnnotation: it changes when the
+// rendered config or the admin token changes. The token itself never
+// leaves the operator; only this digest of it does.
+func configHash(config, token string) string {
+	h := sha256.New()
+	h.Write([]byte(config))
+	h.Write([]byte{0})
+	h.Write([]byte(token))
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+func desiredConfigMap(kv *kvv1.KVStore) *corev1ac.ConfigMapApplyConfiguration {
+	n := namesFor(kv)
+	return corev1ac.ConfigMap(n.config, n.namespace).
+		WithLabels(labels(kv, "config")).
+		WithOwnerReferences(ownerRef(kv)).
+		WithData(map[string]string{configFile: renderConfig(kv)})
+}
+
+// desiredPeersService is the headless Service that gives each pod a stable
+// DNS name (<pod>.<name>-peers) for replication. Pods are published before
+// they are ready, so peers can find each other while starting.
+func desiredPeersService(kv *kvv1.KVStore) *corev1ac.ServiceApplyConfiguration {
+	n := namesFor(kv)
+	return corev1ac.Service(n.peers, n.namespace).
+		WithLabels(labels(kv, "peers")).
+		WithOwnerReferences(ownerRef(kv)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithClusterIP(corev1.ClusterIPNone).
+			WithPublishNotReadyAddresses(true).
+			WithSelector(selectorLabels(kv)).
+			WithPorts(corev1ac.ServicePort().
+				WithName("http").WithPort(httpPort).WithTargetPort(intstr.FromString("http")).WithProtocol(corev1.ProtocolTCP)))
+}
+
+// desiredClientService is the Service clients and the Ingress use.
+func desiredClientService(kv *kvv1.KVStore) *corev1ac.ServiceApplyConfiguration {
+	n := namesFor(kv)
+	return corev1ac.Service(n.kv, n.namespace).
+		WithLabels(labels(kv, "server")).
+		WithOwnerReferences(ownerRef(kv)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(selectorLabels(kv)).
+			WithPorts(
+				corev1ac.ServicePort().WithName("http").WithPort(httpPort).WithTargetPort(intstr.FromString("http")).WithProtocol(corev1.ProtocolTCP),
+				corev1ac.ServicePort().WithName("metrics").WithPort(metricsPort).WithTargetPort(intstr.FromString("metrics")).WithProtocol(corev1.ProtocolTCP),
+			))
+}
+
+// desiredAuthSecret is the operator-generated auth Secret holding token. The
+// caller passes the token already in the Secret when there is one, so it is
+// never rotated.
+func desiredAuthSecret(kv *kvv1.KVStore, token string) *corev1ac.SecretApplyConfiguration {
+	n := namesFor(kv)
+	return corev1ac.Secret(n.auth, n.namespace).
+		WithLabels(labels(kv, "auth")).
+		WithOwnerReferences(ownerRef(kv)).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{AuthTokenKey: []byte(token)})
+}
+
+// desiredTLSSecrets are the operator-generated CA Secret (<name>-ca, the CA's
+// key stays here, out of the Secret the Ingress reads) and edge certificate
+// Secret (<name>-tls, with ca.crt for clients to trust).
+func desiredTLSSecrets(kv *kvv1.KVStore, m tlsMaterial) (ca, tls *corev1ac.SecretApplyConfiguration) {
+	n := namesFor(kv)
+	ca = corev1ac.Secret(n.ca, n.namespace).
+		WithLabels(labels(kv, "ca")).
+		WithOwnerReferences(ownerRef(kv)).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{caCertKey: m.caCert, caKeyKey: m.caKey})
+	tls = corev1ac.Secret(n.tls, n.namespace).
+		WithLabels(labels(kv, "tls")).
+		WithOwnerReferences(ownerRef(kv)).
+		WithType(corev1.SecretTypeTLS).
+		WithData(map[string][]byte{corev1.TLSCertKey: m.cert, corev1.TLSPrivateKeyKey: m.key, caCertKey: m.caCert})
+	return ca, tls
+}
+
+// tlsHosts are the names the edge certificate is issued for: the Ingress
+// host and every in-cluster name of the client and peer Services.
+func tlsHosts(kv *kvv1.KVStore, o BuildOptions) []string {
+	n := namesFor(kv)
+	var hosts []string
+	if kv.Spec.Ingress.Host != "" {
+		hosts = append(hosts, kv.Spec.Ingress.Host)
+	}
+	domain := o.ClusterDomain
+	if domain == "" {
+		domain = "cluster.local"
+	}
+	for _, svc := range []string{n.kv, "*." + n.peers} {
+		hosts = append(hosts, svc+"."+n.namespace, svc+"."+n.namespace+".svc", svc+"."+n.namespace+".svc."+domain)
+	}
+	hosts = append(hosts, n.kv)
+	sort.Strings(hosts)
+	return hosts
+}
+
+// storageSize is spec.storage.size with the schema's default.
+func storageSize(kv *kvv1.KVStore) resource.Quantity {
+	if kv.Spec.Storage.Size != nil {
+		return *kv.Spec.Storage.Size
+	}
+	return resource.MustParse("1Gi")
+}
+
+func image(kv *kvv1.KVStore, o BuildOptions) string {
+	if kv.Spec.Image != "" {
+		return kv.Spec.Image
+	}
+	return o.DefaultImage
+}
+
+// endpoint is the URL clients use.
+func endpoint(kv *kvv1.KVStore, o BuildOptions) string {
+	if kv.Spec.Ingress.Enabled && kv.Spec.Ingress.Host != "" {
+		return "https://" + kv.Spec.Ingress.Host + "/"
+	}
+	domain := o.ClusterDomain
+	if domain == "" {
+		domain = "cluster.local"
+	}
+	return fmt.Sprintf("http://%s.%s.svc.%s:%d/", kv.Name, kv.Namespace, domain, httpPort)
+}
+
+// condition builds a condition of kv's status at generation gen.
+func condition(t string, s metav1.ConditionStatus, reason, msg string, gen int64) metav1.Condition {
+	return metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen}
+}

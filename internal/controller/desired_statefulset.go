@@ -1,0 +1,165 @@
+package controller
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+
+	kvv1 "kvstore.dev/kvstore/api/v1"
+)
+
+// The server image's user (see the Dockerfile).
+const serverUID = 65532
+
+// desiredStatefulSet is the StatefulSet of kvstore servers. hash is
+// configHash of the rendered config and the admin token.
+func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string) *appsv1ac.StatefulSetApplyConfiguration {
+	n := namesFor(kv)
+	podLabels := labels(kv, "server")
+
+	container := corev1ac.Container().
+		WithName("kvstore").
+		WithImage(image(kv, o)).
+		WithArgs("serve", "--config", configDir+"/"+configFile).
+		WithEnv(corev1ac.EnvVar().WithName("KVSTORE_ADMIN_TOKEN").WithValueFrom(
+			corev1ac.EnvVarSource().WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(n.auth).WithKey(AuthTokenKey)))).
+		WithPorts(
+			corev1ac.ContainerPort().WithName("http").WithContainerPort(httpPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName("metrics").WithContainerPort(metricsPort).WithProtocol(corev1.ProtocolTCP),
+		).
+		WithVolumeMounts(
+			corev1ac.VolumeMount().WithName("data").WithMountPath(dataDir),
+			corev1ac.VolumeMount().WithName("config").WithMountPath(configDir).WithReadOnly(true),
+		).
+		WithStartupProbe(httpProbe("/healthz", 1, 60)).
+		WithLivenessProbe(httpProbe("/healthz", 10, 3)).
+		WithReadinessProbe(httpProbe("/readyz", 5, 2)).
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithRunAsNonRoot(true).
+			WithRunAsUser(serverUID).
+			WithRunAsGroup(serverUID).
+			WithAllowPrivilegeEscalation(false).
+			WithReadOnlyRootFilesystem(true).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+	if kv.Spec.ImagePullPolicy != "" {
+		container.WithImagePullPolicy(kv.Spec.ImagePullPolicy)
+	}
+	if r := resourcesAC(kv.Spec.Resources); r != nil {
+		container.WithResources(r)
+	}
+
+	pod := corev1ac.PodSpec().
+		WithAutomountServiceAccountToken(false).
+		WithEnableServiceLinks(false).
+		WithTerminationGracePeriodSeconds(30).
+		WithSecurityContext(corev1ac.PodSecurityContext().
+			WithRunAsNonRoot(true).
+			WithRunAsUser(serverUID).
+			WithRunAsGroup(serverUID).
+			WithFSGroup(serverUID).
+			WithFSGroupChangePolicy(corev1.FSGroupChangeOnRootMismatch).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithContainers(container).
+		WithVolumes(corev1ac.Volume().WithName("config").WithConfigMap(
+			corev1ac.ConfigMapVolumeSource().WithName(n.config).WithDefaultMode(0o444)))
+	for _, s := range kv.Spec.ImagePullSecrets {
+		pod.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(s.Name))
+	}
+	if len(kv.Spec.NodeSelector) > 0 {
+		pod.WithNodeSelector(kv.Spec.NodeSelector)
+	}
+	for i := range kv.Spec.Tolerations {
+		pod.WithTolerations(tolerationAC(kv.Spec.Tolerations[i]))
+	}
+	pod.WithAffinity(affinityAC(kv))
+
+	// Not corev1ac.PersistentVolumeClaim(): a claim template has no kind,
+	// apiVersion or namespace of its own.
+	pvc := (&corev1ac.PersistentVolumeClaimApplyConfiguration{}).
+		WithName("data").
+		WithLabels(selectorLabels(kv)).
+		WithSpec(corev1ac.PersistentVolumeClaimSpec().
+			WithAccessModes(corev1.ReadWriteOnce).
+			WithVolumeMode(corev1.PersistentVolumeFilesystem). // the default, set so a re-read compares equal
+			WithResources(corev1ac.VolumeResourceRequirements().
+				WithRequests(corev1.ResourceList{corev1.ResourceStorage: storageSize(kv)})))
+	if sc := kv.Spec.Storage.StorageClassName; sc != nil {
+		pvc.Spec.WithStorageClassName(*sc)
+	}
+
+	return appsv1ac.StatefulSet(n.kv, n.namespace).
+		WithLabels(labels(kv, "server")).
+		WithOwnerReferences(ownerRef(kv)).
+		WithSpec(appsv1ac.StatefulSetSpec().
+			WithReplicas(replicas(kv)).
+			WithServiceName(n.peers).
+			// Parallel: a restarted replicated store needs its peers up to
+			// form a quorum; starting them one at a time could deadlock.
+			WithPodManagementPolicy(appsv1.ParallelPodManagement).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(kv))).
+			WithUpdateStrategy(appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.RollingUpdateStatefulSetStrategyType)).
+			WithPersistentVolumeClaimRetentionPolicy(appsv1ac.StatefulSetPersistentVolumeClaimRetentionPolicy().
+				WithWhenDeleted(appsv1.RetainPersistentVolumeClaimRetentionPolicyType).
+				WithWhenScaled(appsv1.RetainPersistentVolumeClaimRetentionPolicyType)).
+			WithVolumeClaimTemplates(pvc).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(podLabels).
+				WithAnnotations(map[string]string{ConfigHashAnnotation: hash}).
+				WithSpec(pod)))
+}
+
+func httpProbe(path string, period, failures int32) *corev1ac.ProbeApplyConfiguration {
+	return corev1ac.Probe().
+		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("http"))).
+		WithPeriodSeconds(period).
+		WithTimeoutSeconds(2).
+		WithFailureThreshold(failures)
+}
+
+// affinityAC is spec.affinity, or by default a preference for spreading the
+// pods of one KVStore over nodes.
+func affinityAC(kv *kvv1.KVStore) *corev1ac.AffinityApplyConfiguration {
+	if kv.Spec.Affinity != nil {
+		return convertAC[corev1ac.AffinityApplyConfiguration](kv.Spec.Affinity)
+	}
+	return corev1ac.Affinity().WithPodAntiAffinity(corev1ac.PodAntiAffinity().
+		WithPreferredDuringSchedulingIgnoredDuringExecution(corev1ac.WeightedPodAffinityTerm().
+			WithWeight(100).
+			WithPodAffinityTerm(corev1ac.PodAffinityTerm().
+				WithTopologyKey(corev1.LabelHostname).
+				WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(kv))))))
+}
+
+func tolerationAC(t corev1.Toleration) *corev1ac.TolerationApplyConfiguration {
+	return convertAC[corev1ac.TolerationApplyConfiguration](&t)
+}
+
+func resourcesAC(r corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
+	if len(r.Limits) == 0 && len(r.Requests) == 0 && len(r.Claims) == 0 {
+		return nil
+	}
+	return convertAC[corev1ac.ResourceRequirementsApplyConfiguration](&r)
+}
+
+// desiredPDB keeps a quorum of servers up through voluntary disruptions
+// (node drains). With fewer than three servers there is no spare, and a
+// budget that allows no eviction would block every drain, so it allows one.
+func desiredPDB(kv *kvv1.KVStore) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	n := namesFor(kv)
+	spec := policyv1ac.PodDisruptionBudgetSpec().
+		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(kv)))
+	if r := replicas(kv); r >= 3 {
+		spec.WithMinAvailable(intstr.FromInt32(quorum(r)))
+	} else {
+		spec.WithMaxUnavailable(intstr.FromInt32(1))
+	}
+	return policyv1ac.PodDisruptionBudget(n.kv, n.namespace).
+		WithLabels(labels(kv, "server")).
+		WithOwnerReferences(ownerRef(kv)).
+		WithSpec(spec)
+}

@@ -1,0 +1,107 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/internal/controller"
+)
+
+// Scheme has every kind the operator reads or writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := kvv1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Logger builds the operator's structured logger on slog.
+func Logger(c Config, w io.Writer) logr.Logger {
+	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "error": slog.LevelError}[c.LogLevel]
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if c.LogFormat == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return logr.FromSlogHandler(h)
+}
+
+// RESTConfig finds the cluster: --kubeconfig, else in-cluster, $KUBECONFIG
+// or ~/.kube/config.
+func RESTConfig(c Config) (*rest.Config, error) {
+	if c.Kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	}
+	return ctrl.GetConfig()
+}
+
+// NewManager creates the manager with the KVStore controller registered.
+func NewManager(c Config, rc *rest.Config, log logr.Logger) (manager.Manager, error) {
+	ctrl.SetLogger(log)
+	opts := ctrl.Options{
+		Scheme:                        Scheme(),
+		Logger:                        log,
+		Metrics:                       metricsserver.Options{BindAddress: c.MetricsAddr},
+		HealthProbeBindAddress:        c.ProbeAddr,
+		LeaderElection:                c.LeaderElect,
+		LeaderElectionID:              "kvstore-operator.kvstore.dev",
+		LeaderElectionNamespace:       c.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{MaxConcurrentReconciles: c.MaxConcurrentReconciles},
+	}
+	if c.WatchNamespace != "" {
+		opts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{c.WatchNamespace: {}}}
+	}
+	mgr, err := ctrl.NewManager(rc, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	r := &controller.Reconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder(controller.FieldOwner),
+		Options:  controller.BuildOptions{DefaultImage: c.DefaultImage, ClusterDomain: c.ClusterDomain},
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// Run runs the operator until ctx is cancelled.
+func Run(ctx context.Context, c Config, log logr.Logger) error {
+	rc, err := RESTConfig(c)
+	if err != nil {
+		return fmt.Errorf("find the cluster: %w", err)
+	}
+	mgr, err := NewManager(c, rc, log)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "watchNamespace", c.WatchNamespace, "leaderElect", c.LeaderElect, "defaultImage", c.DefaultImage)
+	return mgr.Start(ctx)
+}
