@@ -10,7 +10,7 @@ FUZZTIME ?= 60s
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build the server into bin/kvstore (static).
@@ -19,6 +19,63 @@ build: ## Build the server into bin/kvstore (static).
 .PHONY: run
 run: build ## Run the server on embedded defaults: data in ./data, API on 127.0.0.1:8080.
 	$(BIN)/kvstore --listen 127.0.0.1:8080 --log-format text
+
+## Tools, pinned and built from the Go module proxy into bin/ (nothing is
+## downloaded as a binary).
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+
+$(CONTROLLER_GEN):
+	GOBIN=$(BIN)/.gobin-controller-gen $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(BIN)/.gobin-controller-gen/controller-gen $@ && rm -rf $(BIN)/.gobin-controller-gen
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen (pinned) into bin/.
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRD (config/crd/bases) and RBAC role (config/rbac/role.yaml).
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./internal/controller/..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate api/v1/zz_generated.deepcopy.go.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+## Kubernetes: the operator (kubebuilder layout). KUBECTL defaults to a
+## kubectl on PATH, else the one hack/envtest-bins.sh builds.
+KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(BIN)/k8s/1.37.2-linux-amd64/kubectl)
+OPERATOR_IMAGE ?= kvstore/operator:local
+
+.PHONY: build-operator
+build-operator: ## Build the operator into bin/kvstore-operator (static).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/kvstore-operator ./cmd/operator
+
+.PHONY: run-operator
+run-operator: build-operator ## Run the operator against the current kubeconfig's cluster (no leader election).
+	$(BIN)/kvstore-operator --leader-elect=false --log-format text --metrics-bind-address 127.0.0.1:8082 --health-probe-bind-address 127.0.0.1:8083
+
+.PHONY: install
+install: ## Install the KVStore CRD into the current kubeconfig's cluster.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: ## Remove the KVStore CRD (and with it every KVStore; PVCs stay).
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: docker-build
+docker-build: ## Build the server and operator images offline (hack/images.sh --operator).
+	OPERATOR_IMAGE=$(OPERATOR_IMAGE) hack/images.sh --operator
+
+.PHONY: deploy
+deploy: ## Deploy the operator, its CRD and RBAC (kubectl apply -k config/default).
+	$(KUBECTL) apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove what deploy created (KVStores and their children go too; PVCs stay).
+	$(KUBECTL) delete --ignore-not-found -k config/default
+
+.PHONY: verify-generated
+verify-generated: ## Fail when make manifests generate would change a generated file.
+	hack/verify-generated.sh
 
 .PHONY: lint
 lint: ## gofmt and go vet, for both modules.
@@ -29,12 +86,13 @@ lint: ## gofmt and go vet, for both modules.
 ARTIFACTS ?= $(CURDIR)/tmp/test-artifacts
 
 .PHONY: test-deps
-test-deps: ## Install what the tests need: Debian's chromium (the console's browser test).
+test-deps: ## Install what the tests need: Debian's chromium, kube-apiserver/etcd/kubectl for envtest (built from the module proxy), controller-gen.
 	hack/install-chromium.sh
+	hack/envtest-bins.sh >/dev/null
 
 .PHONY: test
-test: lint test-deps ## Install what the tests need, then run every test (unit, black-box, browser, compose, fuzz seeds).
-	KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) $(GO) test -race -count=1 -timeout 30m ./...
+test: lint test-deps verify-generated ## Install what the tests need, then run every test (unit, envtest, black-box, browser, compose, fuzz seeds).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-bins.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) $(GO) test -race -count=1 -timeout 30m ./...
 	cd bench && $(GO) test -count=1 ./...
 
 .PHONY: fuzz
