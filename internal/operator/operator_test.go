@@ -131,6 +131,23 @@ func TestDeployAndRun(t *testing.T) {
 		}
 		return nil
 	})
+	// kubectl's view: the short name, the printer columns and scale.
+	table := kubectl("get", "kvs", "-n", "apps")
+	if !strings.Contains(table, "REPLICAS") || !strings.Contains(table, "READY") || !strings.Contains(table, "HOST") || !strings.Contains(table, "kv.example.com") {
+		t.Errorf("kubectl get kvs:\n%s", table)
+	}
+	kubectl("scale", "-n", "apps", "kvs/demo", "--replicas=5")
+	poll(t, "kubectl scale reaches the StatefulSet", func() error {
+		sts := &appsv1.StatefulSet{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: "apps", Name: "demo"}, sts); err != nil {
+			return err
+		}
+		if *sts.Spec.Replicas != 5 {
+			return fmt.Errorf("replicas %d", *sts.Spec.Replicas)
+		}
+		return nil
+	})
+
 	var secrets corev1.SecretList
 	if err := k8s.List(ctx, &secrets, client.InNamespace("other")); err != nil {
 		t.Fatal(err)
