@@ -191,6 +191,10 @@ func TestUserSecretsAreUsedAndUntouched(t *testing.T) {
 
 	// The token Secret does not exist yet: Degraded says so.
 	waitCondition(t, kv, kvv1.ConditionDegraded, metav1.ConditionTrue, "AuthSecretNotFound")
+	// Staying degraded is quiet too: no event per reconcile.
+	if cc, rec := reconcileOnce(t, kv, time.Now()); rec.n.Load() != 0 || cc.writes.Load() != 0 {
+		t.Errorf("a reconcile of a KVStore that stays degraded: %d writes %v, %d events", cc.writes.Load(), cc.log, rec.n.Load())
+	}
 	userAuth := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "my-token", Namespace: ns},
 		Data:       map[string][]byte{AuthTokenKey: []byte("a-user-chosen-token-0123456789")},

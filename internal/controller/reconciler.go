@@ -79,7 +79,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		p = &problem{reason: "ReconcileError", message: err.Error()}
 	}
 	if p != nil {
-		r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, p.reason, "Reconcile", "%s", p.message)
+		// One event per new problem, not one per reconcile: a KVStore that
+		// stays degraded must not keep writing events.
+		if c := meta.FindStatusCondition(kv.Status.Conditions, kvv1.ConditionDegraded); c == nil || c.Reason != p.reason || c.Message != p.message {
+			r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, p.reason, "Reconcile", "%s", p.message)
+		}
 	}
 
 	sts := &appsv1.StatefulSet{}
@@ -103,8 +107,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil && !errors.As(err, &p) {
 		return reconcile.Result{}, err // retried with backoff
 	}
-	return reconcile.Result{RequeueAfter: rc.requeueAfter(now, st)}, nil
+	after := rc.requeueAfter(now, st)
+	if p != nil && (after == 0 || after > problemRetry) {
+		after = problemRetry // for what no watch reports, like cert-manager's CRD appearing
+	}
+	return reconcile.Result{RequeueAfter: after}, nil
 }
+
+// problemRetry is how soon a KVStore with a problem is looked at again.
+const problemRetry = time.Minute
 
 func (r *Reconciler) now() time.Time {
 	if r.Now != nil {
