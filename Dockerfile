@@ -26,8 +26,9 @@ RUN set -eu; \
     rm vendor/go.sum; \
     if [ -f vendor/modules.txt ]; then \
         echo "vendor/ present: building offline with -mod=vendor"; \
+        list=vendor/modules.txt; if [ -f vendor/prebuild.txt ]; then list=vendor/prebuild.txt; fi; \
         pkgs="$(go list -mod=vendor -e -f '{{if not .Error}}{{if not .DepsErrors}}{{.ImportPath}}{{end}}{{end}}' \
-            $(grep -v '^#' vendor/modules.txt))"; \
+            $(grep -v '^#' $list))"; \
         if [ -n "$pkgs" ]; then go build -mod=vendor -trimpath $pkgs; fi; \
     else \
         rmdir vendor; \
@@ -37,15 +38,34 @@ RUN set -eu; \
 # Declared before COPY so that this step stays cached while only the
 # sources change: each step that is not costs seconds on fuse-overlayfs.
 ARG VERSION=dev
+# BINARIES: "server" (the default image), or "server operator" for the
+# operator image (target "operator").
+ARG BINARIES=server
 COPY . .
 RUN set -eu; \
     if [ -f vendor/modules.txt ]; then mod=vendor; else mod=readonly; fi; \
-    go build -mod=$mod -trimpath \
-        -ldflags "-s -w -X kvstore.dev/kvstore/internal/server.Version=${VERSION}" \
-        -o /out/kvstore ./cmd/server; \
+    for b in $BINARIES; do \
+        case $b in server) out=kvstore ;; operator) out=kvstore-operator ;; *) echo "unknown binary $b"; exit 1 ;; esac; \
+        go build -mod=$mod -trimpath \
+            -ldflags "-s -w -X kvstore.dev/kvstore/internal/server.Version=${VERSION}" \
+            -o /out/bin/$out ./cmd/$b; \
+    done; \
     mkdir -p /out/data /out/certs
 
-FROM ${RUNTIME_IMAGE}
+# The operator: docker build --target operator --build-arg BINARIES="server operator"
+# (hack/images.sh --operator). Copies the whole bin directory so that a
+# default build, which does not build the operator, still passes this stage.
+FROM ${RUNTIME_IMAGE} AS operator
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="kvstore-operator" \
+      org.opencontainers.image.description="kvstore operator: runs KVStores on Kubernetes" \
+      org.opencontainers.image.version="${VERSION}"
+COPY --from=build /out/bin/ /usr/local/bin/
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/kvstore-operator"]
+
+# The server, the default target.
+FROM ${RUNTIME_IMAGE} AS server
 ARG RUNTIME_IMAGE
 ARG VERSION=dev
 ARG REVISION=unknown
@@ -54,7 +74,7 @@ LABEL org.opencontainers.image.title="kvstore" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.base.name="${RUNTIME_IMAGE}"
-COPY --from=build /out/kvstore /usr/local/bin/kvstore
+COPY --from=build /out/bin/kvstore /usr/local/bin/kvstore
 # Empty directories owned by the runtime user: a new named volume mounted
 # on them takes that ownership (/certs is where `kvstore certs` writes).
 COPY --from=build --chown=65532:65532 /out/data /data

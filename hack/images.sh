@@ -10,6 +10,8 @@
 #   kvstore-local/golang:1.26      the Debian base plus the host's GOROOT, offline
 #                                  (GOFLAGS=-mod=vendor GOPROXY=off CGO_ENABLED=0)
 #   kvstore/kvstore:local          the server, from ./Dockerfile on scratch (tag: $KVSTORE_IMAGE)
+#   kvstore/operator:local         with --operator: the operator, target "operator" of
+#                                  ./Dockerfile on scratch (tag: $OPERATOR_IMAGE)
 #
 # Rootfs tarballs and downloaded .debs are cached in bin/images/, and an
 # image is imported or built again only when its recipe, recorded in a
@@ -36,6 +38,7 @@ NGINX_TAG=kvstore-local/nginx:bookworm
 GO_TAG=kvstore-local/golang:1.26
 GO_WANT=go1.26 # the toolchain copied into $GO_TAG must be a $GO_WANT.x
 KVSTORE_IMAGE="${KVSTORE_IMAGE:-kvstore/kvstore:local}"
+OPERATOR_IMAGE="${OPERATOR_IMAGE:-kvstore/operator:local}"
 export DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}"
 
 BASE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -172,9 +175,10 @@ WORKDIR /go
 	docker run --rm --network none "$GO_TAG" go version >&2
 }
 
-# app_image builds $KVSTORE_IMAGE from ./Dockerfile, offline.
+# app_image builds image $1 from target $2 of ./Dockerfile with the binaries
+# $3 ("server", "server operator"), offline.
 app_image() {
-	local ctx version revision old
+	local image="$1" target="$2" binaries="$3" ctx version revision old
 	ctx="$(mktemp -d "$IMAGES_CACHE/.context-app.XXXXXX")"
 	CLEANUP+=("$ctx")
 	cd "$ROOT"
@@ -186,21 +190,27 @@ app_image() {
 			if [[ -e $f || -L $f ]]; then printf '%s\0' "$f"; fi
 		done |
 		tar -c --null --no-recursion -T - | tar -C "$ctx" -x
-	log "$KVSTORE_IMAGE: go mod vendor into the build context"
+	log "$image: go mod vendor into the build context"
 	(cd "$ctx" && go mod vendor -o "$ctx/vendor")
+	# The third-party packages the binaries import, compiled in a cached
+	# layer before the sources are copied (not all of vendor/: most of
+	# client-go is never imported).
+	(cd "$ctx" && go list -mod=vendor -deps -f '{{if not .Standard}}{{with .Module}}{{if not .Main}}{{$.ImportPath}}{{end}}{{end}}{{end}}' \
+		./cmd/server ./cmd/operator | sort -u >"$ctx/vendor/prebuild.txt")
 	version="$(git describe --tags --always 2>/dev/null || echo dev)"
 	if [[ -n "$(GIT_OPTIONAL_LOCKS=0 git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
 		version+=-dirty
 	fi
 	revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
-	old="$(image_id "$KVSTORE_IMAGE")"
-	log "$KVSTORE_IMAGE: docker build (version $version)"
-	docker build --force-rm \
+	old="$(image_id "$image")"
+	log "$image: docker build --target $target (version $version)"
+	docker build --force-rm --target "$target" \
+		--build-arg BINARIES="$binaries" \
 		--build-arg GO_IMAGE="$GO_TAG" \
 		--build-arg RUNTIME_IMAGE=scratch \
 		--build-arg VERSION="$version" \
 		--build-arg REVISION="$revision" \
-		-t "$KVSTORE_IMAGE" "$ctx" >&2
+		-t "$image" "$ctx" >&2
 	rm -rf "$ctx"
 	drop_if_dangling "$old"
 }
@@ -229,10 +239,15 @@ main() {
 	debian_image
 	nginx_image
 	golang_image
-	app_image
+	app_image "$KVSTORE_IMAGE" server server
+	local tags=("$DEBIAN_TAG" "$NGINX_TAG" "$GO_TAG" "$KVSTORE_IMAGE")
+	if [[ ${1:-} == --operator ]]; then
+		app_image "$OPERATOR_IMAGE" operator "server operator"
+		tags+=("$OPERATOR_IMAGE")
+	fi
 	echo
 	printf '%-34s %10s  %s\n' IMAGE SIZE ID
-	for tag in "$DEBIAN_TAG" "$NGINX_TAG" "$GO_TAG" "$KVSTORE_IMAGE"; do
+	for tag in "${tags[@]}"; do
 		bytes="$(docker image inspect --format '{{.Size}}' "$tag")"
 		awk -v t="$tag" -v b="$bytes" -v id="$(image_id "$tag" | cut -c8-19)" \
 			'BEGIN { printf "%-34s %8.1fMB  %s\n", t, b / 1e6, id }'
