@@ -73,11 +73,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.WatchHistoryBytes <= 0 {
 		opts.WatchHistoryBytes = def.WatchHistoryBytes
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        opts.OpenTimeout,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
+	db, err := bolt.Open(path, 0o600, boltOptions(opts))
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: locked by another process (waited %s): %w", path, opts.OpenTimeout, err)
 	}
@@ -114,6 +110,15 @@ func Open(path string, opts Options) (*Store, error) {
 	s.active = newMemtable()
 	s.hub = newHub(rev, opts.WatchHistoryEvents, opts.WatchHistoryBytes)
 	return s, nil
+}
+
+// boltOptions are the bbolt options of a store's database.
+func boltOptions(opts Options) *bolt.Options {
+	return &bolt.Options{
+		Timeout:        opts.OpenTimeout,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	}
 }
 
 // Close flushes what is buffered, closes the database and ends every

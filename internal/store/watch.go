@@ -203,3 +203,19 @@ func (h *Hub) close() {
 func eventSize(e Event) int64 {
 	return int64(len(e.Key) + len(e.Value) + len(e.ContentType) + 64)
 }
+
+// reset forgets the history after the store's state was replaced: every
+// subscription ends with ErrCompacted (its client re-reads and watches from
+// the new revision), and resuming from before rev is refused.
+func (h *Hub) reset(rev uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		h.drop(s, ErrCompacted)
+	}
+	for h.history.n > 0 {
+		h.history.pop()
+	}
+	h.histBytes = 0
+	h.compacted = rev
+}
