@@ -39,6 +39,8 @@ var errorTable = []struct {
 	{store.ErrCompacted, http.StatusGone, "compacted", "Revision compacted"},
 	{store.ErrNoSpace, http.StatusInsufficientStorage, "insufficient_storage", "Insufficient storage"},
 	{store.ErrClosed, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
+	{store.ErrNoQuorum, http.StatusServiceUnavailable, "no_quorum", "No quorum"},
+	{store.ErrOutcomeUnknown, http.StatusGatewayTimeout, "outcome_unknown", "Outcome unknown"},
 	{errUnavailable, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
 	{context.Canceled, http.StatusServiceUnavailable, "unavailable", "Request cancelled"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable", "Request timed out"},

@@ -24,6 +24,8 @@ func TestProblemTable(t *testing.T) {
 		"cas":             {fmt.Errorf("%w: key \"a\"", store.ErrPreconditionFailed), 412, "precondition_failed", false},
 		"disk full":       {fmt.Errorf("wal append: %w", fmt.Errorf("%w: write: no space", store.ErrNoSpace)), 507, "insufficient_storage", false},
 		"closed":          {store.ErrClosed, 503, "unavailable", false},
+		"no quorum":       {fmt.Errorf("propose: %w", store.ErrNoQuorum), 503, "no_quorum", false},
+		"outcome unknown": {fmt.Errorf("propose: %w", store.ErrOutcomeUnknown), 504, "outcome_unknown", false},
 		"compacted":       {store.ErrCompacted, 410, "compacted", false},
 		"cancelled":       {context.Canceled, 503, "unavailable", false},
 		"ttl":             {errWith(errInvalidTTL, "bad"), 400, "invalid_ttl", false},

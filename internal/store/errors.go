@@ -26,4 +26,11 @@ var (
 	ErrClosed = errors.New("kvstore: store closed")
 	// ErrCorrupt means the database file holds data this version cannot read.
 	ErrCorrupt = errors.New("kvstore: corrupt database")
+	// ErrNoQuorum means a replicated store cannot reach a quorum (or has no
+	// leader) right now; the write was not applied and may be retried.
+	ErrNoQuorum = errors.New("kvstore: no quorum")
+	// ErrOutcomeUnknown means a replicated write was handed to the log but
+	// its fate is unknown (leadership was lost, or the leader stopped
+	// answering): it may or may not have been applied.
+	ErrOutcomeUnknown = errors.New("kvstore: outcome unknown")
 )

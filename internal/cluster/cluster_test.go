@@ -1,0 +1,248 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"kvstore.dev/kvstore/internal/store"
+)
+
+const testToken = "peer-token-0123456789"
+
+type testNode struct {
+	*Node
+	st   *store.Store
+	dir  string
+	addr string
+	id   string
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func fastConfig(id, dir, addr string, bootstrap bool, join []string) Config {
+	return Config{
+		NodeID: id, Dir: filepath.Join(dir, "raft"), PeerListen: addr, PeerAdvertise: addr,
+		Bootstrap: bootstrap, Join: join, PeerToken: testToken, ApplyTimeout: 5 * time.Second,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLog: io.Discard,
+	}
+}
+
+// startNode opens a store in dir and starts a node on it.
+func startNode(t *testing.T, id, dir, addr string, bootstrap bool, join []string) *testNode {
+	t.Helper()
+	st, err := store.Open(filepath.Join(dir, store.DBFile), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := Start(ctx, fastConfig(id, dir, addr, bootstrap, join), st)
+	if err != nil {
+		st.Close()
+		t.Fatalf("start %s: %v", id, err)
+	}
+	tn := &testNode{Node: n, st: st, dir: dir, addr: addr, id: id}
+	t.Cleanup(tn.stop)
+	return tn
+}
+
+func (tn *testNode) stop() {
+	if tn.Node != nil {
+		tn.Node.Close()
+		tn.st.Close()
+		tn.Node = nil
+	}
+}
+
+// startCluster starts n nodes: the first bootstraps, the others join it.
+func startCluster(t *testing.T, size int) []*testNode {
+	t.Helper()
+	addrs := make([]string, size)
+	for i := range addrs {
+		addrs[i] = freePort(t)
+	}
+	nodes := make([]*testNode, size)
+	for i := range nodes {
+		nodes[i] = startNode(t, fmt.Sprintf("n%d", i), t.TempDir(), addrs[i], i == 0, addrs[:1])
+	}
+	waitFor(t, "all members voters with a leader", func() error {
+		st, err := nodes[0].Status(context.Background())
+		if err != nil {
+			return err
+		}
+		if st.Leader == "" || len(st.Members) != size {
+			return fmt.Errorf("leader %q, %d members", st.Leader, len(st.Members))
+		}
+		return nil
+	})
+	return nodes
+}
+
+func waitFor(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+func put(ctx context.Context, n *testNode, key, value string) (store.Result, error) {
+	res, err := n.Propose(ctx, store.Command{Op: store.OpPut, Key: key, Value: []byte(value), Now: time.Now().UnixNano()})
+	if err != nil {
+		return store.Result{}, err
+	}
+	return res[0], res[0].Err
+}
+
+func leaderOf(t *testing.T, nodes []*testNode) *testNode {
+	t.Helper()
+	var l *testNode
+	waitFor(t, "a leader", func() error {
+		for _, n := range nodes {
+			if n.Node != nil && n.IsLeader() {
+				l = n
+				return nil
+			}
+		}
+		return errors.New("none")
+	})
+	return l
+}
+
+func TestReplicatesAndForwards(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := context.Background()
+	leader := leaderOf(t, nodes)
+	for i, n := range nodes {
+		// Writes through every node, leader or not.
+		if _, err := put(ctx, n, fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)); err != nil {
+			t.Fatalf("put through %s (leader %v): %v", n.id, n == leader, err)
+		}
+	}
+	// CAS outcomes travel back from the leader.
+	res, err := nodes[1].Propose(ctx, store.Command{Op: store.OpPut, Key: "k0", Value: []byte("x"), IfRevision: 999, Now: time.Now().UnixNano()})
+	if err != nil || !errors.Is(res[0].Err, store.ErrPreconditionFailed) {
+		t.Fatalf("cas through a follower: %v %v", res, err)
+	}
+	// A linearizable read on any node sees every acknowledged write.
+	for _, n := range nodes {
+		if _, err := n.ReadBarrier(ctx, Linearizable); err != nil {
+			t.Fatalf("read barrier on %s: %v", n.id, err)
+		}
+		for i := range nodes {
+			kv, err := n.st.Get(fmt.Sprintf("k%d", i), time.Now(), true)
+			if err != nil || string(kv.Value) != fmt.Sprintf("v%d", i) {
+				t.Errorf("%s: k%d = %q, %v", n.id, i, kv.Value, err)
+			}
+		}
+	}
+	if _, err := nodes[2].ReadBarrier(ctx, "eventual"); !errors.Is(err, ErrBadConsistency) {
+		t.Errorf("unknown level: %v", err)
+	}
+}
+
+func TestLeaderLossElectsAnother(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := context.Background()
+	old := leaderOf(t, nodes)
+	if _, err := put(ctx, old, "before", "1"); err != nil {
+		t.Fatal(err)
+	}
+	old.stop()
+	start := time.Now()
+	var survivor *testNode
+	for _, n := range nodes {
+		if n.Node != nil {
+			survivor = n
+			break
+		}
+	}
+	if _, err := put(ctx, survivor, "after", "2"); err != nil {
+		t.Fatalf("write after the leader stopped: %v", err)
+	}
+	t.Logf("first write after the leader stopped: %v", time.Since(start))
+	for _, n := range nodes {
+		if n.Node == nil {
+			continue
+		}
+		if _, err := n.ReadBarrier(ctx, Linearizable); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.st.Get("before", time.Now(), false); err != nil {
+			t.Errorf("%s lost an acknowledged write: %v", n.id, err)
+		}
+	}
+	// The old leader comes back with its state and catches up.
+	back := startNode(t, old.id, old.dir, old.addr, false, []string{survivor.addr})
+	nodes = append(nodes, back)
+	waitFor(t, "the restarted node catches up", func() error {
+		if _, err := back.st.Get("after", time.Now(), false); err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+func TestNoQuorum(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	var follower *testNode
+	for _, n := range nodes {
+		if n != leader {
+			if follower == nil {
+				follower = n
+			} else {
+				n.stop()
+			}
+		}
+	}
+	leader.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := put(ctx, follower, "k", "v")
+	if !errors.Is(err, store.ErrNoQuorum) {
+		t.Fatalf("write without a quorum: %v, want ErrNoQuorum", err)
+	}
+	if _, err := follower.ReadBarrier(ctx, Linearizable); !errors.Is(err, store.ErrNoQuorum) {
+		t.Errorf("linearizable read without a quorum: %v", err)
+	}
+	if lc, err := follower.ReadBarrier(ctx, Stale); err != nil || lc <= 0 {
+		t.Errorf("stale read: last contact %v, %v", lc, err)
+	}
+}
+
+func TestWrongPeerTokenIsRefused(t *testing.T) {
+	nodes := startCluster(t, 1)
+	conn, err := dial(nodes[0].addr, kindHTTP, [32]byte{1}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /peer/v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(conn)
+	if len(b) != 0 {
+		t.Fatalf("a peer with a wrong token got an answer: %q (%v)", b, err)
+	}
+}

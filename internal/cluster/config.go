@@ -1,0 +1,89 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+)
+
+// Config configures a Node.
+type Config struct {
+	// NodeID names this server in the Raft configuration; stable across
+	// restarts (the pod name in Kubernetes).
+	NodeID string
+	// Dir holds Raft's log, stable store and snapshots.
+	Dir string
+	// PeerListen is the peer port's listen address.
+	PeerListen string
+	// PeerAdvertise is the address other nodes use to reach this one
+	// (host:port of PeerListen as seen from them).
+	PeerAdvertise string
+	// Bootstrap allows this node to start a new cluster of itself when it
+	// has no Raft state and no node in Join answers with a leader.
+	Bootstrap bool
+	// Join lists peer addresses to ask for membership when this node has no
+	// Raft state.
+	Join []string
+	// PeerToken is the secret shared by all nodes; required.
+	PeerToken string
+	// ApplyTimeout bounds a write's wait for the log.
+	ApplyTimeout time.Duration
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout tune Raft;
+	// zero keeps the defaults (1s, 1s, 500ms).
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
+	// SnapshotThreshold is how many log entries trigger a snapshot (and log
+	// truncation); zero keeps 8192.
+	SnapshotThreshold uint64
+	Logger            *slog.Logger
+	// RaftLog receives Raft's own log lines (JSON, warnings and up);
+	// os.Stderr when nil.
+	RaftLog io.Writer
+}
+
+func (c *Config) defaults() {
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.RaftLog == nil {
+		c.RaftLog = os.Stderr
+	}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("cluster.%s: "+format, append([]any{field}, a...)...))
+	}
+	if c.NodeID == "" {
+		bad("node_id", "required")
+	}
+	if c.Dir == "" {
+		bad("dir", "required")
+	}
+	if _, _, err := net.SplitHostPort(c.PeerListen); err != nil {
+		bad("peer_listen", "%q is not host:port", c.PeerListen)
+	}
+	if host, port, err := net.SplitHostPort(c.PeerAdvertise); err != nil || host == "" || port == "0" {
+		bad("peer_advertise", "%q is not a reachable host:port", c.PeerAdvertise)
+	}
+	if len(c.PeerToken) < 16 {
+		bad("peer_token", "at least 16 characters are required")
+	}
+	if !c.Bootstrap && len(c.Join) == 0 {
+		bad("join", "a node that may not bootstrap needs peers to join")
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			bad("join", "%q is not host:port", j)
+		}
+	}
+	return errors.Join(errs...)
+}

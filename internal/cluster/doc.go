@@ -1,0 +1,23 @@
+// Package cluster replicates a store across servers with Raft
+// (github.com/hashicorp/raft, its log and stable store in bbolt through
+// raft-boltdb/v2).
+//
+// The store (internal/store) is the finite state machine: each Raft log
+// entry carries one proposal (a batch of store.Commands), applied with
+// store.ApplyBuffered at the entry's index; the store records the applied
+// index in the same bbolt transaction as the data, so entries at or below it
+// are skipped on replay, and Raft is told not to restore a snapshot at start
+// (the bbolt file is already the state). A snapshot is a bbolt read
+// transaction streamed after a flush; restoring one replaces the file.
+//
+// Every node listens on one peer port. A connection starts with a preamble
+// (a kind byte and the SHA-256 of the shared peer token), checked in
+// constant time before anything else is read: kind 'R' connections carry
+// Raft's RPCs, kind 'H' connections carry the peer HTTP API (forwarded
+// writes, read-index requests, joins). Clients never see "not leader": a
+// follower forwards a write to the leader and the leader's answer back.
+//
+// Errors: store.ErrNoQuorum when no leader is known or the write could not
+// be handed to one (not applied, safe to retry); store.ErrOutcomeUnknown
+// when the write reached the log but its fate is unknown.
+package cluster

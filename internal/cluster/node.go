@@ -1,0 +1,254 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"kvstore.dev/kvstore/internal/store"
+)
+
+// Node is one member of a replicated store. Its methods are safe for
+// concurrent use; Close stops it.
+type Node struct {
+	cfg    Config
+	st     *store.Store
+	fsm    *fsm
+	raft   *raft.Raft
+	logs   *raftboltdb.BoltStore
+	mux    *peerMux
+	peer   *http.Server
+	client *http.Client // to other nodes' peer HTTP API
+	digest [sha256.Size]byte
+
+	// readyTerm is the term in which this node, as leader, has applied
+	// everything committed before it (a barrier after winning an election):
+	// only then is its commit index a safe read index.
+	readyTerm atomic.Uint64
+
+	stop     chan struct{}
+	done     chan struct{}
+	observer *raft.Observer
+	obsCh    chan raft.Observation
+	leaderCh atomic.Uint64 // leader changes seen, for metrics
+}
+
+// Start opens the Raft log in cfg.Dir, starts the peer port and Raft, and
+// bootstraps or joins a cluster when this node has no Raft state yet. The
+// returned node may not have a leader yet; Propose and reads wait for one
+// up to their context.
+func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
+	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, "snapshots"), 0o700); err != nil {
+		return nil, fmt.Errorf("cluster dir: %w", err)
+	}
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: cfg.RaftLog, JSONFormat: true})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, hlog)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("snapshot store: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.PeerListen)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("cluster.peer_listen: %w", err)
+	}
+	n := &Node{cfg: cfg, st: st, fsm: newFSM(st), logs: logs, digest: sha256.Sum256([]byte(cfg.PeerToken)),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	n.mux = newPeerMux(ln, cfg.PeerToken, advertiseAddr(cfg.PeerAdvertise), cfg.Logger)
+	transport := raft.NewNetworkTransportWithLogger(raftLayer{n.mux}, 3, 10*time.Second, hlog)
+	n.client = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dial(addr, kindHTTP, n.digest, 5*time.Second)
+		},
+		MaxIdleConnsPerHost: 64,
+	}}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hlog
+	rc.NoSnapshotRestoreOnStart = true // the bbolt file already holds the state
+	if cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	}
+	if cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = cfg.ElectionTimeout
+	}
+	if cfg.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	existing, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		n.mux.close()
+		logs.Close()
+		return nil, fmt.Errorf("read raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, logs, snaps, transport)
+	if err != nil {
+		n.mux.close()
+		logs.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	n.peer = &http.Server{Handler: n.peerHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = n.peer.Serve(httpListener{n.mux}) }()
+	n.obsCh = make(chan raft.Observation, 16)
+	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(n.observer)
+	go n.background()
+
+	if !existing {
+		if err := n.bootstrapOrJoin(ctx); err != nil {
+			_ = n.Close()
+			return nil, err
+		}
+	} else {
+		cfg.Logger.Info("raft state found: rejoining as before", "node", cfg.NodeID)
+	}
+	return n, nil
+}
+
+// bootstrapOrJoin runs for a node with no Raft state: it asks the peers in
+// Join to add it, and only when none of them answers with a leader and
+// Bootstrap is set does it start a new cluster of itself. So a first node
+// that lost its volume joins the running cluster rather than starting a
+// second one.
+func (n *Node) bootstrapOrJoin(ctx context.Context) error {
+	if len(n.cfg.Join) > 0 {
+		err := n.join(ctx, !n.cfg.Bootstrap)
+		if err == nil {
+			return nil
+		}
+		if !n.cfg.Bootstrap {
+			return err
+		}
+		n.cfg.Logger.Info("no cluster answered; bootstrapping a new one", "err", err)
+	}
+	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		ID: raft.ServerID(n.cfg.NodeID), Address: raft.ServerAddress(n.cfg.PeerAdvertise), Suffrage: raft.Voter,
+	}}})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	n.cfg.Logger.Info("bootstrapped a new cluster", "node", n.cfg.NodeID)
+	return nil
+}
+
+// join asks the peers in Join to add this node as a voter. With persist it
+// keeps trying until ctx ends; otherwise one round over the peers.
+func (n *Node) join(ctx context.Context, persist bool) error {
+	var last error
+	for attempt := 0; ; attempt++ {
+		for _, peer := range n.cfg.Join {
+			if peer == n.cfg.PeerAdvertise {
+				continue
+			}
+			err := n.askJoin(ctx, peer)
+			if err == nil {
+				n.cfg.Logger.Info("joined the cluster", "via", peer)
+				return nil
+			}
+			last = err
+		}
+		if !persist {
+			return fmt.Errorf("join: no peer added this node: %w", last)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("join: %w (last: %v)", ctx.Err(), last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// background flushes the store's buffered state (Raft's log holds it until
+// then) and counts leader changes.
+func (n *Node) background() {
+	defer close(n.done)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+			if err := n.st.Flush(); err != nil {
+				n.cfg.Logger.Error("flush", "err", err)
+			}
+		case o := <-n.obsCh:
+			n.leaderCh.Add(1)
+			if lo, ok := o.Data.(raft.LeaderObservation); ok && string(lo.LeaderID) == n.cfg.NodeID {
+				go n.becameLeader()
+			}
+		}
+	}
+}
+
+// becameLeader applies a barrier: once everything committed by earlier
+// leaders is applied here, this node's commit index is a safe read index
+// for the rest of its term.
+func (n *Node) becameLeader() {
+	term := n.term()
+	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+		return
+	}
+	if n.raft.State() == raft.Leader && n.term() == term {
+		n.readyTerm.Store(term)
+	}
+}
+
+func (n *Node) term() uint64 {
+	var t uint64
+	fmt.Sscan(n.raft.Stats()["term"], &t)
+	return t
+}
+
+// Close leaves Raft running no more: it shuts Raft down (without leaving
+// the configuration), stops the peer port and closes the Raft log. The
+// store is the caller's to close.
+func (n *Node) Close() error {
+	select {
+	case <-n.stop:
+		return nil
+	default:
+	}
+	close(n.stop)
+	<-n.done
+	var errs []error
+	if n.raft != nil {
+		n.raft.DeregisterObserver(n.observer)
+		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	if n.peer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = n.peer.Shutdown(ctx)
+		cancel()
+	}
+	_ = n.mux.close()
+	errs = append(errs, n.logs.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,146 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"kvstore.dev/kvstore/internal/store"
+)
+
+// Read consistency levels (the ?consistency= query parameter).
+const (
+	// Linearizable reads see every write acknowledged before they began:
+	// the leader confirms it still leads and gives its commit index, and
+	// the read waits until this node has applied that far.
+	Linearizable = "linearizable"
+	// Leader reads are served by the leader within its lease, without a
+	// round to the followers; on a follower they are linearizable.
+	Leader = "leader"
+	// Stale reads are served from this node's state as it is.
+	Stale = "stale"
+)
+
+// ReadBarrier makes a local read that follows it as consistent as level
+// asks, and returns how long ago this node last heard from a leader (zero
+// on the leader).
+func (n *Node) ReadBarrier(ctx context.Context, level string) (time.Duration, error) {
+	switch level {
+	case Stale:
+		return n.lastContact(), nil
+	case Leader:
+		if n.raft.State() == raft.Leader {
+			return 0, nil
+		}
+	case "", Linearizable:
+	default:
+		return 0, fmt.Errorf("consistency %q: want linearizable, leader or stale: %w", level, ErrBadConsistency)
+	}
+	idx, err := n.readIndex(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return n.lastContact(), n.waitApplied(ctx, idx)
+}
+
+// ErrBadConsistency is an unknown consistency level.
+var ErrBadConsistency = errors.New("bad consistency level")
+
+func (n *Node) lastContact() time.Duration {
+	if n.raft.State() == raft.Leader {
+		return 0
+	}
+	t := n.raft.LastContact()
+	if t.IsZero() {
+		return -1
+	}
+	return time.Since(t)
+}
+
+// readIndex returns an index such that a read after applying it is
+// linearizable: the leader's commit index once it has confirmed (by a
+// heartbeat round) that it still leads.
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
+	var idx uint64
+	err := n.viaLeader(ctx, func() (err error) {
+		if n.raft.State() != raft.Leader {
+			return errNotLeader
+		}
+		idx, err = n.localReadIndex()
+		return err
+	}, func(addr string) (err error) {
+		idx, err = n.remoteReadIndex(ctx, addr)
+		return err
+	})
+	return idx, err
+}
+
+func (n *Node) localReadIndex() (uint64, error) {
+	if n.readyTerm.Load() != n.term() {
+		// New leader: first apply what earlier leaders committed.
+		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return 0, errNotLeader
+			}
+			return 0, fmt.Errorf("read index: %v: %w", err, store.ErrNoQuorum)
+		}
+		n.readyTerm.Store(n.term())
+	}
+	idx := n.raft.CommitIndex()
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, errNotLeader
+		}
+		return 0, fmt.Errorf("read index: cannot confirm leadership: %v: %w", err, store.ErrNoQuorum)
+	}
+	return idx, nil
+}
+
+func (n *Node) remoteReadIndex(ctx context.Context, leader string) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+leader+"/peer/v1/read-index", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("read index from the leader %s: %w: %w", leader, err, errUnreachable)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var pe peerError
+		_ = json.NewDecoder(resp.Body).Decode(&pe)
+		if pe.Code == "not_leader" {
+			return 0, errNotLeader
+		}
+		return 0, fmt.Errorf("read index from the leader %s: %s %s: %w", leader, resp.Status, pe.Message, store.ErrNoQuorum)
+	}
+	var out struct {
+		Index uint64 `json:"index"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return 0, fmt.Errorf("read index: %w: %w", err, store.ErrNoQuorum)
+	}
+	return out.Index, nil
+}
+
+// waitApplied waits until this node has applied the log through idx.
+func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
+	tick := time.NewTicker(5 * time.Millisecond) // AppliedIndex moves just after the FSM's signal
+	defer tick.Stop()
+	for n.raft.AppliedIndex() < idx {
+		select {
+		case <-n.fsm.waitChan():
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d (applied %d): %w: %w", idx, n.raft.AppliedIndex(), ctx.Err(), store.ErrNoQuorum)
+		case <-n.stop:
+			return store.ErrClosed
+		}
+	}
+	return nil
+}
