@@ -60,7 +60,9 @@ func (n *Node) viaLeader(ctx context.Context, local func() error, remote func(ad
 			if addr, err = n.waitLeader(ctx); err != nil {
 				return err
 			}
-			if addr != n.cfg.PeerAdvertise {
+			if addr == n.cfg.PeerAdvertise {
+				err = errNotLeader // this node just won an election: retry locally
+			} else {
 				err = remote(addr)
 			}
 		}
