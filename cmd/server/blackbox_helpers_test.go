@@ -123,12 +123,18 @@ func startServer(t *testing.T, bin, dataDir, token string) *serverProc {
 
 func launchServer(t *testing.T, bin, dataDir, token string) *serverProc {
 	t.Helper()
+	return launchServerWith(t, bin, dataDir, token, freeAddr(t), nil, nil)
+}
+
+// launchServerWith starts the binary on addr with more arguments and
+// environment variables.
+func launchServerWith(t *testing.T, bin, dataDir, token, addr string, args, env []string) *serverProc {
+	t.Helper()
 	serverSeq.Lock()
 	serverSeq.n++
 	n := serverSeq.n
 	serverSeq.Unlock()
 
-	addr := freeAddr(t)
 	p := &serverProc{
 		name:    fmt.Sprintf("server #%d", n),
 		baseURL: "http://" + addr,
@@ -136,13 +142,13 @@ func launchServer(t *testing.T, bin, dataDir, token string) *serverProc {
 		output:  new(syncBuffer),
 		done:    make(chan struct{}),
 	}
-	p.cmd = exec.Command(bin,
+	p.cmd = exec.Command(bin, append([]string{
 		"--listen", addr,
 		"--debug-listen", "127.0.0.1:0",
 		"--data-dir", dataDir,
 		"--log-format", "json",
-	)
-	p.cmd.Env = append(serverEnv(), "KVSTORE_ADMIN_TOKEN="+token)
+	}, args...)...)
+	p.cmd.Env = append(append(serverEnv(), "KVSTORE_ADMIN_TOKEN="+token), env...)
 	p.cmd.Stdout = p.output
 	p.cmd.Stderr = p.output
 	// Don't hang in Wait if the server leaves a child holding the pipes.

@@ -39,6 +39,8 @@ type Config struct {
 	// truncation); zero keeps 8192.
 	SnapshotThreshold uint64
 	Logger            *slog.Logger
+	// OnSnapshot, if set, is told how long each snapshot took to write.
+	OnSnapshot func(time.Duration)
 	// RaftLog receives Raft's own log lines (JSON, warnings and up);
 	// os.Stderr when nil.
 	RaftLog io.Writer

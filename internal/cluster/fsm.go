@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -56,7 +57,8 @@ type applyResponse struct {
 // fsm is the store as Raft's state machine. Raft calls it from one
 // goroutine; applied is signalled after every batch for read barriers.
 type fsm struct {
-	st *store.Store
+	st         *store.Store
+	onSnapshot func(time.Duration)
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after every apply
@@ -137,7 +139,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fsmSnapshot{sn: sn}, nil
+	return &fsmSnapshot{sn: sn, start: time.Now(), done: f.onSnapshot}, nil
 }
 
 // Restore implements raft.FSM: the store's file is replaced by the
@@ -151,14 +153,24 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type fsmSnapshot struct{ sn *store.Snapshot }
+type fsmSnapshot struct {
+	sn    *store.Snapshot
+	start time.Time
+	done  func(time.Duration)
+}
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	if _, err := s.sn.WriteTo(sink); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	if s.done != nil {
+		s.done(time.Since(s.start))
+	}
+	return nil
 }
 
 func (s *fsmSnapshot) Release() { _ = s.sn.Close() }

@@ -71,7 +71,9 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 		logs.Close()
 		return nil, fmt.Errorf("cluster.peer_listen: %w", err)
 	}
-	n := &Node{cfg: cfg, st: st, fsm: newFSM(st), logs: logs, digest: sha256.Sum256([]byte(cfg.PeerToken)),
+	f := newFSM(st)
+	f.onSnapshot = cfg.OnSnapshot
+	n := &Node{cfg: cfg, st: st, fsm: f, logs: logs, digest: sha256.Sum256([]byte(cfg.PeerToken)),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	n.mux = newPeerMux(ln, cfg.PeerToken, advertiseAddr(cfg.PeerAdvertise), cfg.Logger)
 	transport := raft.NewNetworkTransportWithLogger(raftLayer{n.mux}, 3, 10*time.Second, hlog)

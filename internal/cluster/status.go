@@ -113,3 +113,9 @@ func (n *Node) HasLeader() bool { addr, _ := n.raft.LeaderWithID(); return addr 
 
 // LeaderChanges counts the leader changes this node observed.
 func (n *Node) LeaderChanges() uint64 { return n.leaderCh.Load() }
+
+// Indexes returns the commit index this node knows and the last index it
+// applied.
+func (n *Node) Indexes() (commit, applied uint64) {
+	return n.raft.CommitIndex(), n.raft.AppliedIndex()
+}

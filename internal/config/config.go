@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"strconv"
 	"time"
 
@@ -39,6 +40,7 @@ type Config struct {
 	TTL     TTL         `json:"ttl"`
 	Store   StoreTuning `json:"store"`
 	Console Console     `json:"console"`
+	Cluster Cluster     `json:"cluster"`
 }
 
 // Console says whether the server itself serves the web console (the
@@ -126,6 +128,7 @@ func Default() Config {
 		TTL:     TTL{SweepInterval: Duration(time.Second)},
 		Store:   StoreTuning{MaxBatch: 1000},
 		Console: Console{Enabled: true},
+		Cluster: Cluster{PeerListen: ":7000"},
 	}
 }
 
@@ -148,6 +151,12 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&dataDir, "data-dir", "", "data directory (default \"./data\")")
 	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default \"info\")")
 	fs.StringVar(&logFormat, "log-format", "", "json or text (default \"json\")")
+	var nodeID, peerListen, peerAdvertise, bootstrapNode, join string
+	fs.StringVar(&nodeID, "node-id", "", "cluster mode: this node's id (default: the host name); setting any cluster flag enables cluster mode")
+	fs.StringVar(&peerListen, "peer-listen", "", "cluster mode: peer address (default \":7000\")")
+	fs.StringVar(&peerAdvertise, "peer-advertise", "", "cluster mode: peer address other nodes use (default: node-id:port)")
+	fs.StringVar(&bootstrapNode, "bootstrap-node", "", "cluster mode: the node id that may start a new cluster")
+	fs.StringVar(&join, "join", "", "cluster mode: comma-separated peer addresses to join")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -179,8 +188,21 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			cfg.Log.Level = logLevel
 		case "log-format":
 			cfg.Log.Format = logFormat
+		case "node-id":
+			cfg.Cluster.Enabled, cfg.Cluster.NodeID = true, nodeID
+		case "peer-listen":
+			cfg.Cluster.Enabled, cfg.Cluster.PeerListen = true, peerListen
+		case "peer-advertise":
+			cfg.Cluster.Enabled, cfg.Cluster.PeerAdvertise = true, peerAdvertise
+		case "bootstrap-node":
+			cfg.Cluster.Enabled, cfg.Cluster.BootstrapNode = true, bootstrapNode
+		case "join":
+			cfg.Cluster.Enabled, cfg.Cluster.Join = true, strings.Split(join, ",")
 		}
 	})
+	if err := cfg.Cluster.resolve(getenv); err != nil {
+		return Config{}, err
+	}
 	if tok := getenv(EnvAdminToken); tok != "" {
 		cfg.Auth.Tokens = append(cfg.Auth.Tokens, Token{Name: "env:" + EnvAdminToken, Token: tok, Role: auth.RoleAdmin})
 	}

@@ -71,6 +71,7 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxHeaderBytes < 4096 || c.HTTP.MaxHeaderBytes > 1<<20 {
 		bad("http.max_header_bytes", "%d is out of range 4096..1048576", c.HTTP.MaxHeaderBytes)
 	}
+	c.Cluster.validate(bad)
 	if c.Watch.HistoryEvents < 1 {
 		bad("watch.history_events", "must be at least 1")
 	}

@@ -209,6 +209,9 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		return errWith(errInvalidArgument, "a %s request must not have a body", r.Method)
 	}
 	head := r.Method == http.MethodHead
+	if err := s.readBarrier(w, r); err != nil {
+		return err
+	}
 	kv, err := s.backend.Get(key, s.clock(), !head)
 	if err != nil {
 		return err
@@ -319,6 +322,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 	}
 	if err := store.ValidatePrefix(opts.After, s.opts.MaxKeyBytes); err != nil {
 		return errWith(errInvalidArgument, "after: %v", err)
+	}
+	if err := s.readBarrier(w, r); err != nil {
+		return err
 	}
 	res, err := s.backend.List(opts)
 	if err != nil {

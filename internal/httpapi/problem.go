@@ -40,6 +40,7 @@ var errorTable = []struct {
 	{store.ErrNoSpace, http.StatusInsufficientStorage, "insufficient_storage", "Insufficient storage"},
 	{store.ErrClosed, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
 	{store.ErrNoQuorum, http.StatusServiceUnavailable, "no_quorum", "No quorum"},
+	{errNotClustered, http.StatusConflict, "not_clustered", "Not a cluster"},
 	{store.ErrOutcomeUnknown, http.StatusGatewayTimeout, "outcome_unknown", "Outcome unknown"},
 	{errUnavailable, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
 	{context.Canceled, http.StatusServiceUnavailable, "unavailable", "Request cancelled"},

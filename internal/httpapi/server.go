@@ -113,14 +113,17 @@ type route struct {
 
 func (s *Server) routeTable() []route {
 	return []route{
-		{method: "GET", path: "/api/v1/kv/{key...}", h: s.getKey},
+		{method: "GET", path: "/api/v1/kv/{key...}", query: []string{"consistency"}, h: s.getKey},
 		{method: "PUT", path: "/api/v1/kv/{key...}", query: []string{"ttl"}, h: s.putKey},
 		{method: "DELETE", path: "/api/v1/kv/{key...}", h: s.deleteKey},
-		{method: "GET", path: "/api/v1/kv", query: []string{"prefix", "limit", "after", "keys_only"}, h: s.list},
+		{method: "GET", path: "/api/v1/kv", query: []string{"prefix", "limit", "after", "keys_only", "consistency"}, h: s.list},
 		{method: "DELETE", path: "/api/v1/kv", query: []string{"prefix"}, h: s.deletePrefix},
 		{method: "GET", path: "/api/v1/watch", query: []string{"prefix", "since"}, h: s.watch},
 		{method: "GET", path: "/api/v1/status", h: s.status},
 		{method: "GET", path: "/api/v1/snapshot", h: s.snapshot},
+		{method: "GET", path: "/api/v1/cluster", h: s.clusterStatus},
+		{method: "POST", path: "/api/v1/cluster/members", h: s.addMember},
+		{method: "DELETE", path: "/api/v1/cluster/members/{id}", h: s.removeMember},
 		{method: "GET", path: "/healthz", public: true, h: s.healthz},
 		{method: "GET", path: "/readyz", public: true, h: s.readyz},
 	}

@@ -27,6 +27,9 @@ type Metrics struct {
 	fsync      prometheus.Histogram
 	flushKeys  prometheus.Histogram
 	flushTotal prometheus.Counter
+
+	proposeLatency prometheus.Histogram // cluster mode only
+	snapshot       prometheus.Histogram // cluster mode only
 }
 
 // New registers the HTTP and storage-engine metrics, the Go runtime and

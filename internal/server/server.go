@@ -40,20 +40,6 @@ func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// backend joins the store's reads with the committer's writes.
-type backend struct {
-	*store.Store
-	*store.Committer
-}
-
-// Ready reports whether the store is open and the committer takes writes.
-func (b backend) Ready() error {
-	if err := b.Committer.Healthy(); err != nil {
-		return err
-	}
-	return b.Store.Ready()
-}
-
 // Run serves until ctx is cancelled, then shuts down gracefully. It returns
 // once the database is closed. ready, if not nil, is called with the bound
 // addresses once both listeners accept connections.
@@ -84,17 +70,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		return err
 	}
 	m = metrics.New(st.Status)
-	wal, err := store.OpenWAL(filepath.Join(cfg.DataDir, store.WALDir))
+	be, closeStore, err := openBackend(ctx, cfg, st, m, log)
 	if err != nil {
 		return errors.Join(err, st.Close())
-	}
-	committer, err := store.NewCommitter(st, wal, store.CommitterOptions{MaxBatch: cfg.Store.MaxBatch, Logger: log, OnAppend: m.ObserveAppend})
-	if err != nil {
-		return errors.Join(err, wal.Close(), st.Close())
-	}
-	closeStore := func() error {
-		committer.Close()
-		return errors.Join(st.Close(), wal.Close())
 	}
 	status := st.Status()
 	log.Info("store opened", "path", st.Path(), "revision", status.Revision, "keys", status.Keys)
@@ -103,7 +81,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	if cfg.Console.Enabled {
 		console = web.Handler()
 	}
-	api := httpapi.New(backend{st, committer}, auth.NewAuthenticator(principals), httpapi.Options{
+	api := httpapi.New(be, auth.NewAuthenticator(principals), httpapi.Options{
 		MaxKeyBytes:   cfg.Limits.MaxKeyBytes,
 		MaxValueBytes: cfg.Limits.MaxValueBytes,
 		Heartbeat:     cfg.Watch.Heartbeat.D(),
@@ -151,7 +129,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		(&store.Sweeper{Store: st, Proposer: committer, Interval: cfg.TTL.SweepInterval.D(), Logger: log}).Run(sweepCtx)
+		(&store.Sweeper{Store: st, Proposer: be, Interval: cfg.TTL.SweepInterval.D(), Logger: log, Active: be.sweeps}).Run(sweepCtx)
 	})
 	serveErr := make(chan error, len(servers))
 	for i, srv := range servers {

@@ -17,6 +17,9 @@ type Sweeper struct {
 	Batch    int              // keys per proposal; default 1000
 	Clock    func() time.Time // default time.Now
 	Logger   *slog.Logger     // default slog.Default()
+	// Active, if set, is asked before each sweep; a sweeper that is not
+	// active (a follower's) skips it. Default: always active.
+	Active func() bool
 }
 
 // Run sweeps until ctx is done.
@@ -41,6 +44,9 @@ func (w *Sweeper) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if w.Active != nil && !w.Active() {
+			continue
 		}
 		for {
 			n, err := w.SweepOnce(ctx, clock(), batch)

@@ -1,0 +1,102 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+)
+
+// Cluster configures replication (internal/cluster). Disabled, the server
+// is a single node with its own write-ahead log.
+type Cluster struct {
+	Enabled bool `json:"enabled"`
+	// NodeID names this server; default: the host name (the pod name in
+	// Kubernetes).
+	NodeID string `json:"node_id"`
+	// PeerListen is the peer port (Raft and forwarded requests).
+	PeerListen string `json:"peer_listen"`
+	// PeerAdvertise is how other nodes reach this one; default: the node
+	// id as a host name with PeerListen's port.
+	PeerAdvertise string `json:"peer_advertise"`
+	// BootstrapNode is the node id that may start a new cluster when it has
+	// no state and no peer answers (ordinal 0: "<name>-0"); the others join.
+	BootstrapNode string `json:"bootstrap_node"`
+	// Join lists peer addresses to ask for membership.
+	Join []string `json:"join"`
+	// PeerTokenFile holds the secret all nodes share; KVSTORE_PEER_TOKEN
+	// overrides it.
+	PeerTokenFile string `json:"peer_token_file"`
+	// PeerToken is set from KVSTORE_PEER_TOKEN or PeerTokenFile at load;
+	// never from YAML.
+	PeerToken string `json:"-"`
+	// Raft timing; zero keeps Raft's defaults.
+	HeartbeatTimeout   Duration `json:"heartbeat_timeout"`
+	ElectionTimeout    Duration `json:"election_timeout"`
+	LeaderLeaseTimeout Duration `json:"leader_lease_timeout"`
+	SnapshotThreshold  uint64   `json:"snapshot_threshold"`
+}
+
+// EnvPeerToken names the environment variable holding the peer secret.
+const EnvPeerToken = "KVSTORE_PEER_TOKEN"
+
+// resolve fills the cluster defaults that depend on the machine, and reads
+// the peer token (from the environment, or its file).
+func (c *Cluster) resolve(getenv func(string) string) error {
+	if !c.Enabled {
+		return nil
+	}
+	if c.NodeID == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("cluster.node_id: not set and no host name: %w", err)
+		}
+		c.NodeID = h
+	}
+	if c.PeerAdvertise == "" {
+		if _, port, err := net.SplitHostPort(c.PeerListen); err == nil {
+			c.PeerAdvertise = net.JoinHostPort(c.NodeID, port)
+		}
+	}
+	if tok := getenv(EnvPeerToken); tok != "" {
+		c.PeerToken = tok
+	} else if c.PeerTokenFile != "" {
+		b, err := os.ReadFile(c.PeerTokenFile)
+		if err != nil {
+			return fmt.Errorf("cluster.peer_token_file: %w", err)
+		}
+		c.PeerToken = strings.TrimSpace(string(b))
+	}
+	return nil
+}
+
+func (c *Cluster) validate(bad func(field, format string, args ...any)) {
+	if !c.Enabled {
+		return
+	}
+	if c.NodeID == "" {
+		bad("cluster.node_id", "must not be empty")
+	}
+	if err := validAddr(c.PeerListen); err != nil {
+		bad("cluster.peer_listen", "%v", err)
+	}
+	if host, port, err := net.SplitHostPort(c.PeerAdvertise); err != nil || host == "" || port == "" || port == "0" {
+		bad("cluster.peer_advertise", "%q is not a host:port other nodes can reach", c.PeerAdvertise)
+	}
+	if len(c.PeerToken) < minTokenLength {
+		bad("cluster.peer_token_file", "the peer token (from %s or this file) must be at least %d characters", EnvPeerToken, minTokenLength)
+	}
+	if c.BootstrapNode != c.NodeID && len(c.Join) == 0 {
+		bad("cluster.join", "node %q is not cluster.bootstrap_node (%q), so it needs peers to join", c.NodeID, c.BootstrapNode)
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			bad("cluster.join", "%q is not host:port", j)
+		}
+	}
+	for name, d := range map[string]Duration{"cluster.heartbeat_timeout": c.HeartbeatTimeout, "cluster.election_timeout": c.ElectionTimeout, "cluster.leader_lease_timeout": c.LeaderLeaseTimeout} {
+		if d.D() < 0 || d.D() > 0 && d.D() < 5_000_000 {
+			bad(name, "%s is too short (at least 5ms, or 0 for the default)", d.D())
+		}
+	}
+}
