@@ -105,6 +105,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 60s).
 bench: ## Benchmarks: kvstore vs etcd vs bare HTTP, and nginx vs direct in the compose stack; writes docs/benchmarks.md.
 	hack/bench.sh
 	hack/bench-compose.sh
+	hack/bench-operator.sh
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps ./data).
