@@ -28,6 +28,9 @@ type Config struct {
 	// Join lists peer addresses to ask for membership when this node has no
 	// Raft state.
 	Join []string
+	// JoinAsNonvoter makes this node ask to join without a vote; something
+	// else (the operator) promotes it once it has caught up.
+	JoinAsNonvoter bool
 	// PeerToken is the secret shared by all nodes; required.
 	PeerToken string
 	// ApplyTimeout bounds a write's wait for the log.

@@ -102,11 +102,11 @@ type MemberRequest struct {
 // ErrNotMember is a removal of an ID not in the configuration.
 var ErrNotMember = errors.New("not a member")
 
-// askJoin asks the node at peer to add this node as a voter (it forwards
-// to its leader).
+// askJoin asks the node at peer to add this node, as a voter unless
+// JoinAsNonvoter (it forwards to its leader).
 func (n *Node) askJoin(ctx context.Context, peer string) error {
 	return n.peerCall(ctx, peer, http.MethodPost, "/peer/v1/members",
-		MemberRequest{ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, Voter: true})
+		MemberRequest{ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, Voter: !n.cfg.JoinAsNonvoter})
 }
 
 // AddMember adds a server to the cluster (through the leader).

@@ -24,6 +24,9 @@ type Cluster struct {
 	BootstrapNode string `json:"bootstrap_node"`
 	// Join lists peer addresses to ask for membership.
 	Join []string `json:"join"`
+	// JoinAs is "voter" (default) or "nonvoter": a non-voter replicates
+	// without counting for the quorum until promoted (by the operator).
+	JoinAs string `json:"join_as"`
 	// PeerTokenFile holds the secret all nodes share; KVSTORE_PEER_TOKEN
 	// overrides it.
 	PeerTokenFile string `json:"peer_token_file"`
@@ -93,6 +96,11 @@ func (c *Cluster) validate(bad func(field, format string, args ...any)) {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			bad("cluster.join", "%q is not host:port", j)
 		}
+	}
+	switch c.JoinAs {
+	case "", "voter", "nonvoter":
+	default:
+		bad("cluster.join_as", "%q is not one of voter, nonvoter", c.JoinAs)
 	}
 	for name, d := range map[string]Duration{"cluster.heartbeat_timeout": c.HeartbeatTimeout, "cluster.election_timeout": c.ElectionTimeout, "cluster.leader_lease_timeout": c.LeaderLeaseTimeout} {
 		if d.D() < 0 || d.D() > 0 && d.D() < 5_000_000 {

@@ -12,8 +12,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"

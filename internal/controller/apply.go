@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -39,7 +40,7 @@ type namedAC interface {
 // never taken over.
 func (rc *run) apply(ctx context.Context, live client.Object, desired namedAC, extract func(client.Object) (any, error)) error {
 	name := *desired.GetName()
-	kind := fmt.Sprintf("%T", live)[1:]
+	kind := kindOf(live)
 	err := rc.r.Client.Get(ctx, types.NamespacedName{Namespace: rc.names.namespace, Name: name}, live)
 	exists := err == nil
 	switch {
@@ -71,7 +72,7 @@ func (rc *run) apply(ctx context.Context, live client.Object, desired namedAC, e
 
 // deleteOwned deletes the object named name if this KVStore controls it.
 func (rc *run) deleteOwned(ctx context.Context, live client.Object, name string) error {
-	kind := fmt.Sprintf("%T", live)[1:]
+	kind := kindOf(live)
 	err := rc.r.Client.Get(ctx, types.NamespacedName{Namespace: rc.names.namespace, Name: name}, live)
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -90,6 +91,13 @@ func (rc *run) deleteOwned(ctx context.Context, live client.Object, name string)
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// kindOf is the kind of a typed object for messages: "Secret", not
+// "*v1.Secret".
+func kindOf(o client.Object) string {
+	k := fmt.Sprintf("%T", o)
+	return k[strings.LastIndex(k, ".")+1:]
+}
 
 // sameJSON reports whether a and b serialize to the same JSON (maps are
 // serialized with sorted keys, so this is a semantic comparison).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"time"
 
 	k8serrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,16 +23,28 @@ var (
 )
 
 // installed reports whether the cluster serves gvk (its CRD is installed).
+// A "not installed" answer is remembered for notInstalledTTL: each miss
+// costs a discovery request, made under the RESTMapper's lock.
 func (rc *run) installed(gvk schema.GroupVersionKind) (bool, error) {
+	now := rc.r.now()
+	if until, ok := rc.r.missing.Load(gvk); ok && now.Before(until.(time.Time)) {
+		return false, nil
+	}
 	_, err := rc.r.Client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
 	switch {
 	case err == nil:
+		rc.r.missing.Delete(gvk)
 		return true, nil
 	case meta.IsNoMatchError(err):
+		rc.r.missing.Store(gvk, now.Add(notInstalledTTL))
 		return false, nil
 	}
 	return false, fmt.Errorf("look up %s: %w", gvk.Kind, err)
 }
+
+// notInstalledTTL is how long an optional CRD found missing is not looked
+// up again.
+const notInstalledTTL = time.Minute
 
 // desiredServiceMonitor makes Prometheus (the Prometheus Operator) scrape
 // every server's /metrics through the client Service's metrics port.

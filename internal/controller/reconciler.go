@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -43,6 +44,8 @@ type Reconciler struct {
 	Now func() time.Time
 	// Rand is the source of generated tokens (crypto/rand when nil).
 	Rand io.Reader
+
+	missing sync.Map // schema.GroupVersionKind -> time.Time: optional CRDs not installed, until when
 }
 
 // secretRefIndex indexes KVStores by the user Secrets they reference.

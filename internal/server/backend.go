@@ -97,7 +97,7 @@ func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *met
 		node, err := cluster.Start(ctx, cluster.Config{
 			NodeID: c.NodeID, Dir: filepath.Join(cfg.DataDir, "raft"),
 			PeerListen: c.PeerListen, PeerAdvertise: c.PeerAdvertise,
-			Bootstrap: c.BootstrapNode == c.NodeID, Join: c.Join, PeerToken: c.PeerToken,
+			Bootstrap: c.BootstrapNode == c.NodeID, Join: c.Join, JoinAsNonvoter: c.JoinAs == "nonvoter", PeerToken: c.PeerToken,
 			HeartbeatTimeout: c.HeartbeatTimeout.D(), ElectionTimeout: c.ElectionTimeout.D(), LeaderLeaseTimeout: c.LeaderLeaseTimeout.D(),
 			SnapshotThreshold: c.SnapshotThreshold, Logger: log.With("component", "cluster"), OnSnapshot: m.ObserveSnapshot,
 		}, st)
