@@ -88,6 +88,13 @@ type StorageSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// DeleteClaimsOnScaleDown deletes the volume of a server removed by a
+	// scale down. Default: kept, so scaling up again finds the data (the
+	// server rejoins with it). Claims are always kept when the KVStore is
+	// deleted.
+	// +optional
+	DeleteClaimsOnScaleDown bool `json:"deleteClaimsOnScaleDown,omitempty"`
 }
 
 // ServerConfig is the part of the server's configuration the user sets.
@@ -216,11 +223,29 @@ type KVStoreStatus struct {
 	// +optional
 	CertificateNotAfter *metav1.Time `json:"certificateNotAfter,omitempty"`
 
+	// Leader is the server (pod) that leads the Raft cluster, as last seen.
+	// +optional
+	Leader string `json:"leader,omitempty"`
+
+	// Members are the servers in the Raft configuration, as last seen.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Members []MemberStatus `json:"members,omitempty"`
+
 	// Conditions are Available, Progressing and Degraded.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// MemberStatus is one server in the Raft configuration.
+type MemberStatus struct {
+	// Name is the server's node id: its pod's name.
+	Name string `json:"name"`
+	// Suffrage is Voter, or Nonvoter while it catches up after joining.
+	Suffrage string `json:"suffrage"`
 }
 
 // Condition types of a KVStore.
@@ -244,6 +269,7 @@ const (
 // +kubebuilder:resource:shortName=kvs,categories=all
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Leader",type=string,JSONPath=`.status.leader`
 // +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.ingress.host`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type KVStore struct {

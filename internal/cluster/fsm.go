@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -59,6 +60,11 @@ type applyResponse struct {
 type fsm struct {
 	st         *store.Store
 	onSnapshot func(time.Duration)
+
+	// last is the index of the last log entry this state machine has
+	// processed. Raft's own AppliedIndex moves when entries are handed to
+	// the state machine, before they are applied, so reads wait on this.
+	last atomic.Uint64
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after every apply
@@ -128,6 +134,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			panic(fmt.Sprintf("kvstore: cannot apply committed log entries: %v", err))
 		}
 	}
+	if n := len(logs); n > 0 && logs[n-1].Index > f.last.Load() {
+		f.last.Store(logs[n-1].Index)
+	}
 	f.notify()
 	return out
 }
@@ -146,8 +155,12 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // snapshot's.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if _, err := f.st.ReplaceFrom(rc); err != nil {
+	st, err := f.st.ReplaceFrom(rc)
+	if err != nil {
 		return err
+	}
+	if st.AppliedIndex > f.last.Load() {
+		f.last.Store(st.AppliedIndex)
 	}
 	f.notify()
 	return nil

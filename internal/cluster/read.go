@@ -91,7 +91,11 @@ func (n *Node) localReadIndex() (uint64, error) {
 		}
 		n.readyTerm.Store(n.term())
 	}
-	idx := n.raft.CommitIndex()
+	// Every write this leader acknowledged was applied by its state machine
+	// first, and the barrier above applied everything earlier leaders
+	// committed: so the state machine's last index covers every write
+	// acknowledged before this read began.
+	idx := n.fsm.last.Load()
 	if err := n.raft.VerifyLeader().Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, errNotLeader
@@ -128,16 +132,18 @@ func (n *Node) remoteReadIndex(ctx context.Context, leader string) (uint64, erro
 	return out.Index, nil
 }
 
-// waitApplied waits until this node has applied the log through idx.
+// waitApplied waits until this node's state machine has applied the log
+// through idx.
 func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
-	tick := time.NewTicker(5 * time.Millisecond) // AppliedIndex moves just after the FSM's signal
-	defer tick.Stop()
-	for n.raft.AppliedIndex() < idx {
+	for n.fsm.last.Load() < idx {
+		ch := n.fsm.waitChan()
+		if n.fsm.last.Load() >= idx {
+			break
+		}
 		select {
-		case <-n.fsm.waitChan():
-		case <-tick.C:
+		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("wait for index %d (applied %d): %w: %w", idx, n.raft.AppliedIndex(), ctx.Err(), store.ErrNoQuorum)
+			return fmt.Errorf("wait for index %d (applied %d): %w: %w", idx, n.fsm.last.Load(), ctx.Err(), store.ErrNoQuorum)
 		case <-n.stop:
 			return store.ErrClosed
 		}

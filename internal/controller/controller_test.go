@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +119,9 @@ func TestSampleMakesEveryChild(t *testing.T) {
 		"retain on delete":            spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted == appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 		"retain on scale down":        spec.PersistentVolumeClaimRetentionPolicy.WhenScaled == appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 		"config hash annotation":      len(spec.Template.Annotations[ConfigHashAnnotation]) == 32,
-		"token from demo-auth":        c.Env[0].Name == "KVSTORE_ADMIN_TOKEN" && c.Env[0].ValueFrom.SecretKeyRef.Name == "demo-auth",
+		"token from demo-auth":        envSecret(c, "KVSTORE_ADMIN_TOKEN") == "demo-auth",
+		"peer token from demo-peer":   envSecret(c, "KVSTORE_PEER_TOKEN") == "demo-peer",
+		"node id is the pod name":     slices.Contains(c.Args, "--node-id=$(POD_NAME)"),
 		"resources from spec":         c.Resources.Limits.Memory().Cmp(resource.MustParse("512Mi")) == 0,
 		"no service account token":    !*spec.Template.Spec.AutomountServiceAccountToken,
 		"config mounted read-only":    c.VolumeMounts[1].MountPath == configDir && c.VolumeMounts[1].ReadOnly,
@@ -140,6 +143,8 @@ func TestSampleMakesEveryChild(t *testing.T) {
 	if err := config.Parse([]byte(cm.Data[configFile]), &cfg); err != nil {
 		t.Fatalf("the rendered config does not load in the server: %v\n%s", err, cm.Data[configFile])
 	}
+	// What the pod's arguments and environment add.
+	cfg.Cluster.NodeID, cfg.Cluster.PeerAdvertise, cfg.Cluster.PeerToken = "demo-1", "demo-1.demo-peers."+ns+".svc.cluster.local:7000", "from-the-peer-secret-0123456789"
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("the rendered config is invalid: %v", err)
 	}
@@ -389,4 +394,14 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 			t.Errorf("defaults not applied: %+v", cur.Spec)
 		}
 	})
+}
+
+// envSecret is the Secret an environment variable of c comes from.
+func envSecret(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			return e.ValueFrom.SecretKeyRef.Name
+		}
+	}
+	return ""
 }

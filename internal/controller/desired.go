@@ -54,6 +54,13 @@ type serverConfig struct {
 	Console struct {
 		Enabled bool `json:"enabled"`
 	} `json:"console"`
+	Cluster struct {
+		Enabled       bool     `json:"enabled"`
+		PeerListen    string   `json:"peer_listen"`
+		BootstrapNode string   `json:"bootstrap_node"`
+		Join          []string `json:"join"`
+		JoinAs        string   `json:"join_as"`
+	} `json:"cluster"`
 }
 
 func maxValueBytes(kv *kvv1.KVStore) int64 {
@@ -66,7 +73,14 @@ func maxValueBytes(kv *kvv1.KVStore) int64 {
 // renderConfig renders the server's config file for kv. Metrics are served
 // on the pod IP for Prometheus; pprof stays off there. The admin token comes
 // from the environment (KVSTORE_ADMIN_TOKEN), never from this file.
-func renderConfig(kv *kvv1.KVStore) string {
+//
+// Every server runs in cluster mode, one server being a cluster of one. The
+// first pod may bootstrap; the others (and pod 0 when it lost its volume)
+// join through the headless Service, which reaches any member, as
+// non-voters: the operator promotes them once they have caught up. The node
+// id and peer address are per pod, so they are container arguments
+// (statefulSetArgs), not in this shared file.
+func renderConfig(kv *kvv1.KVStore, o BuildOptions) string {
 	var c serverConfig
 	c.Listen = ":" + strconv.Itoa(httpPort)
 	c.DebugListen = ":" + strconv.Itoa(metricsPort)
@@ -78,6 +92,11 @@ func renderConfig(kv *kvv1.KVStore) string {
 	}
 	c.Log.Format = "json"
 	c.Console.Enabled = true
+	c.Cluster.Enabled = true
+	c.Cluster.PeerListen = ":" + strconv.Itoa(peerPort)
+	c.Cluster.BootstrapNode = podName(kv, 0)
+	c.Cluster.Join = []string{peersHost(kv, o) + ":" + strconv.Itoa(peerPort)}
+	c.Cluster.JoinAs = "nonvoter"
 	b, err := yaml.Marshal(c)
 	if err != nil { // a struct of strings, ints and bools always marshals
 		panic(fmt.Sprintf("render server config: %v", err))
@@ -88,20 +107,34 @@ func renderConfig(kv *kvv1.KVStore) string {
 // configHash is the pod template's ConfigHashAnnotation: it changes when the
 // rendered config or the admin token changes. The token itself never
 // leaves the operator; only this digest of it does.
-func configHash(config, token string) string {
+func configHash(config string, tokens ...string) string {
 	h := sha256.New()
 	h.Write([]byte(config))
-	h.Write([]byte{0})
-	h.Write([]byte(token))
+	for _, t := range tokens {
+		h.Write([]byte{0})
+		h.Write([]byte(t))
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-func desiredConfigMap(kv *kvv1.KVStore) *corev1ac.ConfigMapApplyConfiguration {
+// peersHost is the headless Service's DNS name.
+func peersHost(kv *kvv1.KVStore, o BuildOptions) string {
+	return namesFor(kv).peers + "." + kv.Namespace + ".svc." + clusterDomain(o)
+}
+
+func clusterDomain(o BuildOptions) string {
+	if o.ClusterDomain == "" {
+		return "cluster.local"
+	}
+	return o.ClusterDomain
+}
+
+func desiredConfigMap(kv *kvv1.KVStore, o BuildOptions) *corev1ac.ConfigMapApplyConfiguration {
 	n := namesFor(kv)
 	return corev1ac.ConfigMap(n.config, n.namespace).
 		WithLabels(labels(kv, "config")).
 		WithOwnerReferences(ownerRef(kv)).
-		WithData(map[string]string{configFile: renderConfig(kv)})
+		WithData(map[string]string{configFile: renderConfig(kv, o)})
 }
 
 // desiredPeersService is the headless Service that gives each pod a stable
@@ -116,8 +149,10 @@ func desiredPeersService(kv *kvv1.KVStore) *corev1ac.ServiceApplyConfiguration {
 			WithClusterIP(corev1.ClusterIPNone).
 			WithPublishNotReadyAddresses(true).
 			WithSelector(selectorLabels(kv)).
-			WithPorts(corev1ac.ServicePort().
-				WithName("http").WithPort(httpPort).WithTargetPort(intstr.FromString("http")).WithProtocol(corev1.ProtocolTCP)))
+			WithPorts(
+				corev1ac.ServicePort().WithName("http").WithPort(httpPort).WithTargetPort(intstr.FromString("http")).WithProtocol(corev1.ProtocolTCP),
+				corev1ac.ServicePort().WithName("peer").WithPort(peerPort).WithTargetPort(intstr.FromString("peer")).WithProtocol(corev1.ProtocolTCP),
+			))
 }
 
 // desiredClientService is the Service clients and the Ingress use.
@@ -142,6 +177,17 @@ func desiredAuthSecret(kv *kvv1.KVStore, token string) *corev1ac.SecretApplyConf
 	n := namesFor(kv)
 	return corev1ac.Secret(n.auth, n.namespace).
 		WithLabels(labels(kv, "auth")).
+		WithOwnerReferences(ownerRef(kv)).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{AuthTokenKey: []byte(token)})
+}
+
+// desiredPeerSecret holds the token the servers share on the peer port
+// (generated once, like the admin token).
+func desiredPeerSecret(kv *kvv1.KVStore, token string) *corev1ac.SecretApplyConfiguration {
+	n := namesFor(kv)
+	return corev1ac.Secret(n.peer, n.namespace).
+		WithLabels(labels(kv, "peer")).
 		WithOwnerReferences(ownerRef(kv)).
 		WithType(corev1.SecretTypeOpaque).
 		WithData(map[string][]byte{AuthTokenKey: []byte(token)})

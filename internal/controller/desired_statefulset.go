@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"strconv"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -17,18 +19,30 @@ const serverUID = 65532
 
 // desiredStatefulSet is the StatefulSet of kvstore servers. hash is
 // configHash of the rendered config and the admin token.
-func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string) *appsv1ac.StatefulSetApplyConfiguration {
+// desiredStatefulSet is the StatefulSet of kvstore servers with stsReplicas
+// pods (the membership steps decide it; see membership.go). hash is
+// configHash of the rendered config and the tokens.
+func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplicas int32) *appsv1ac.StatefulSetApplyConfiguration {
 	n := namesFor(kv)
 	podLabels := labels(kv, "server")
 
 	container := corev1ac.Container().
 		WithName("kvstore").
 		WithImage(image(kv, o)).
-		WithArgs("serve", "--config", configDir+"/"+configFile).
-		WithEnv(corev1ac.EnvVar().WithName("KVSTORE_ADMIN_TOKEN").WithValueFrom(
-			corev1ac.EnvVarSource().WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(n.auth).WithKey(AuthTokenKey)))).
+		WithArgs("serve", "--config", configDir+"/"+configFile,
+			"--node-id=$(POD_NAME)",
+			"--peer-advertise=$(POD_NAME)."+peersHost(kv, o)+":"+strconv.Itoa(peerPort)).
+		WithEnv(
+			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(
+				corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
+			corev1ac.EnvVar().WithName("KVSTORE_ADMIN_TOKEN").WithValueFrom(
+				corev1ac.EnvVarSource().WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(n.auth).WithKey(AuthTokenKey))),
+			corev1ac.EnvVar().WithName("KVSTORE_PEER_TOKEN").WithValueFrom(
+				corev1ac.EnvVarSource().WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(n.peer).WithKey(AuthTokenKey))),
+		).
 		WithPorts(
 			corev1ac.ContainerPort().WithName("http").WithContainerPort(httpPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName("peer").WithContainerPort(peerPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName("metrics").WithContainerPort(metricsPort).WithProtocol(corev1.ProtocolTCP),
 		).
 		WithVolumeMounts(
@@ -96,7 +110,7 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string) *appsv1ac
 		WithLabels(labels(kv, "server")).
 		WithOwnerReferences(ownerRef(kv)).
 		WithSpec(appsv1ac.StatefulSetSpec().
-			WithReplicas(replicas(kv)).
+			WithReplicas(stsReplicas).
 			WithServiceName(n.peers).
 			// Parallel: a restarted replicated store needs its peers up to
 			// form a quorum; starting them one at a time could deadlock.
@@ -105,7 +119,7 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string) *appsv1ac
 			WithUpdateStrategy(appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.RollingUpdateStatefulSetStrategyType)).
 			WithPersistentVolumeClaimRetentionPolicy(appsv1ac.StatefulSetPersistentVolumeClaimRetentionPolicy().
 				WithWhenDeleted(appsv1.RetainPersistentVolumeClaimRetentionPolicyType).
-				WithWhenScaled(appsv1.RetainPersistentVolumeClaimRetentionPolicyType)).
+				WithWhenScaled(whenScaled(kv))).
 			WithVolumeClaimTemplates(pvc).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(podLabels).
@@ -162,4 +176,11 @@ func desiredPDB(kv *kvv1.KVStore) *policyv1ac.PodDisruptionBudgetApplyConfigurat
 		WithLabels(labels(kv, "server")).
 		WithOwnerReferences(ownerRef(kv)).
 		WithSpec(spec)
+}
+
+func whenScaled(kv *kvv1.KVStore) appsv1.PersistentVolumeClaimRetentionPolicyType {
+	if kv.Spec.Storage.DeleteClaimsOnScaleDown {
+		return appsv1.DeletePersistentVolumeClaimRetentionPolicyType
+	}
+	return appsv1.RetainPersistentVolumeClaimRetentionPolicyType
 }

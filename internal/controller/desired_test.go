@@ -35,11 +35,15 @@ func TestRenderConfigLoadsInTheServer(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			text := renderConfig(newKV(tc.edit))
+			text := renderConfig(newKV(tc.edit), BuildOptions{})
 			cfg := config.Default()
 			if err := config.Parse([]byte(text), &cfg); err != nil {
 				t.Fatalf("server rejects the rendered config: %v\n%s", err, text)
 			}
+			if !cfg.Cluster.Enabled || cfg.Cluster.BootstrapNode != "kv-0" || cfg.Cluster.JoinAs != "nonvoter" || cfg.Cluster.Join[0] != "kv-peers.ns.svc.cluster.local:7000" {
+				t.Errorf("cluster config %+v", cfg.Cluster)
+			}
+			cfg.Cluster.NodeID, cfg.Cluster.PeerAdvertise, cfg.Cluster.PeerToken = "kv-0", "kv-0.kv-peers.ns.svc.cluster.local:7000", "peer-token-0123456789"
 			if err := cfg.Validate(); err != nil {
 				t.Fatalf("invalid: %v", err)
 			}
@@ -116,7 +120,7 @@ func TestDesiredStatefulSet(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			ac := desiredStatefulSet(newKV(tc.edit), opts, "hash")
+			ac := desiredStatefulSet(newKV(tc.edit), opts, "hash", replicas(newKV(tc.edit)))
 			sts := convertAC[appsv1.StatefulSet](ac)
 			tc.check(t, sts)
 			// Invariants: what the restricted Pod Security Standard asks.

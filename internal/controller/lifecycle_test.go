@@ -209,8 +209,8 @@ func TestUserSecretsAreUsedAndUntouched(t *testing.T) {
 		if err := get(ns, "demo", sts); err != nil {
 			return err
 		}
-		if ref := sts.Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef; ref.Name != "my-token" {
-			return fmt.Errorf("token from %s", ref.Name)
+		if ref := envSecret(sts.Spec.Template.Spec.Containers[0], "KVSTORE_ADMIN_TOKEN"); ref != "my-token" {
+			return fmt.Errorf("token from %s", ref)
 		}
 		return nil
 	})

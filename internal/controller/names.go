@@ -1,6 +1,10 @@
 package controller
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
+
 	kvv1 "kvstore.dev/kvstore/api/v1"
 )
 
@@ -11,6 +15,7 @@ const FieldOwner = "kvstore-operator"
 // Ports and paths of the server container, fixed by the rendered config.
 const (
 	httpPort    = 8080
+	peerPort    = 7000
 	metricsPort = 6060
 	dataDir     = "/data"
 	configDir   = "/etc/kvstore"
@@ -41,6 +46,7 @@ type names struct {
 	tls        string // Secret used by the Ingress (user's or ours)
 	ca         string // Secret with the generated CA's key
 	auth       string // Secret with the admin token (user's or ours)
+	peer       string // Secret with the token the servers share (ours)
 	watch      string // second Ingress: /api/v1/watch with SSE settings
 	userTLS    bool
 	userAuth   bool
@@ -56,6 +62,7 @@ func namesFor(kv *kvv1.KVStore) names {
 		tls:       kv.Name + "-tls",
 		ca:        kv.Name + "-ca",
 		auth:      kv.Name + "-auth",
+		peer:      kv.Name + "-peer",
 		watch:     kv.Name + "-watch",
 	}
 	if s := kv.Spec.TLS.SecretName; s != "" {
@@ -99,3 +106,19 @@ func replicas(kv *kvv1.KVStore) int32 {
 // quorum is the number of servers that must be up for a replicated store of
 // n servers to serve writes.
 func quorum(n int32) int32 { return n/2 + 1 }
+
+// podName is the name of the pod (and Raft node id) of ordinal i.
+func podName(kv *kvv1.KVStore, i int32) string { return fmt.Sprintf("%s-%d", kv.Name, i) }
+
+// ordinal returns the ordinal of a pod name of kv, or -1.
+func ordinal(kv *kvv1.KVStore, pod string) int32 {
+	rest, ok := strings.CutPrefix(pod, kv.Name+"-")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseInt(rest, 10, 32)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != rest {
+		return -1
+	}
+	return int32(n)
+}

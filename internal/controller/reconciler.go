@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -44,6 +45,10 @@ type Reconciler struct {
 	Now func() time.Time
 	// Rand is the source of generated tokens (crypto/rand when nil).
 	Rand io.Reader
+	// Cluster reaches the servers' cluster API for membership changes; nil
+	// leaves membership alone (the StatefulSet follows spec.replicas, but
+	// never shrinks).
+	Cluster ClusterClient
 
 	missing sync.Map // schema.GroupVersionKind -> time.Time: optional CRDs not installed, until when
 }
@@ -96,7 +101,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		sts = nil
 	}
-	st := desiredStatus(kv, statusInputs{sts: sts, problem: p, tls: rc.tls, names: n, now: now, endpoint: endpoint(kv, r.Options)})
+	st := desiredStatus(kv, statusInputs{sts: sts, problem: p, tls: rc.tls, names: n, now: now, endpoint: endpoint(kv, r.Options),
+		view: rc.view, membershipPending: rc.membershipPending})
 	if !statusEqual(st, kv.Status) {
 		// A merge patch without a resourceVersion: the operator is the only
 		// writer of the status and writes all of it, so a concurrent spec
@@ -111,6 +117,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err // retried with backoff
 	}
 	after := rc.requeueAfter(now, st)
+	if rc.membershipPending != "" && (after == 0 || after > membershipRetry) {
+		after = membershipRetry // membership changes are not watched: look again soon
+	}
 	if p != nil && (after == 0 || after > problemRetry) {
 		after = problemRetry // for what no watch reports, like cert-manager's CRD appearing
 	}
@@ -119,6 +128,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 // problemRetry is how soon a KVStore with a problem is looked at again.
 const problemRetry = time.Minute
+
+// membershipRetry is how soon a KVStore whose membership is changing is
+// looked at again.
+const membershipRetry = 2 * time.Second
 
 func (r *Reconciler) now() time.Time {
 	if r.Now != nil {
@@ -133,6 +146,9 @@ type run struct {
 	kv    *kvv1.KVStore
 	names names
 	tls   *tlsMaterial // set when the operator issues the certificate
+
+	view              *ClusterView // the cluster as the servers reported it, if they did
+	membershipPending string       // why membership is not settled yet
 }
 
 // children applies every child object, in dependency order: Secrets and
@@ -146,7 +162,11 @@ func (rc *run) children(ctx context.Context, now time.Time) error {
 	if err := rc.certificate(ctx, now); err != nil {
 		return err
 	}
-	cm := desiredConfigMap(kv)
+	peerToken, err := rc.generatedToken(ctx, rc.names.peer, desiredPeerSecret)
+	if err != nil {
+		return err
+	}
+	cm := desiredConfigMap(kv, rc.r.Options)
 	if err := rc.apply(ctx, &corev1.ConfigMap{}, cm, extractConfigMap); err != nil {
 		return err
 	}
@@ -156,8 +176,14 @@ func (rc *run) children(ctx context.Context, now time.Time) error {
 	if err := rc.apply(ctx, &corev1.Service{}, desiredClientService(kv), extractService); err != nil {
 		return err
 	}
-	hash := configHash(cm.Data[configFile], token)
-	if err := rc.apply(ctx, &appsv1.StatefulSet{}, desiredStatefulSet(kv, rc.r.Options, hash), extractStatefulSet); err != nil {
+	hash := configHash(cm.Data[configFile], token, peerToken)
+	var current int32
+	live := &appsv1.StatefulSet{}
+	if err := rc.r.Client.Get(ctx, types.NamespacedName{Namespace: kv.Namespace, Name: kv.Name}, live); err == nil && live.Spec.Replicas != nil {
+		current = *live.Spec.Replicas
+	}
+	stsReplicas := rc.membership(ctx, token, current)
+	if err := rc.apply(ctx, &appsv1.StatefulSet{}, desiredStatefulSet(kv, rc.r.Options, hash, stsReplicas), extractStatefulSet); err != nil {
 		return err
 	}
 	if err := rc.apply(ctx, &policyv1.PodDisruptionBudget{}, desiredPDB(kv), extractPDB); err != nil {
@@ -183,14 +209,14 @@ func (rc *run) children(ctx context.Context, now time.Time) error {
 // the operator's <name>-auth, which is created with a random token when
 // missing and otherwise left as it is.
 func (rc *run) authToken(ctx context.Context) (string, error) {
-	kv, n := rc.kv, rc.names
-	s := &corev1.Secret{}
-	err := rc.r.Client.Get(ctx, types.NamespacedName{Namespace: n.namespace, Name: n.auth}, s)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("get Secret %s: %w", n.auth, err)
-	}
-	found := err == nil
+	n := rc.names
 	if n.userAuth {
+		s := &corev1.Secret{}
+		err := rc.r.Client.Get(ctx, types.NamespacedName{Namespace: n.namespace, Name: n.auth}, s)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("get Secret %s: %w", n.auth, err)
+		}
+		found := err == nil
 		switch {
 		case !found:
 			return "", &problem{"AuthSecretNotFound", fmt.Sprintf("Secret %s (spec.auth.secretName) does not exist in namespace %s; create it with the admin token under key %q", n.auth, n.namespace, AuthTokenKey)}
@@ -199,25 +225,37 @@ func (rc *run) authToken(ctx context.Context) (string, error) {
 		}
 		return string(s.Data[AuthTokenKey]), nil
 	}
+	return rc.generatedToken(ctx, n.auth, desiredAuthSecret)
+}
+
+// generatedToken returns the token in the operator's Secret name, which is
+// created with a random token when missing (or without one) and otherwise
+// left as it is: a token is never rotated behind the user's back.
+func (rc *run) generatedToken(ctx context.Context, name string, build func(*kvv1.KVStore, string) *corev1ac.SecretApplyConfiguration) (string, error) {
+	kv := rc.kv
+	s := &corev1.Secret{}
+	err := rc.r.Client.Get(ctx, types.NamespacedName{Namespace: kv.Namespace, Name: name}, s)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("get Secret %s: %w", name, err)
+	}
 	token := ""
-	if found {
+	if err == nil {
 		if !metav1IsControlledBy(s, kv) {
-			return "", &problem{"ChildConflict", fmt.Sprintf("Secret %s exists and is not owned by this KVStore; delete it or set spec.auth.secretName to it", n.auth)}
+			return "", &problem{"ChildConflict", fmt.Sprintf("Secret %s exists and is not owned by this KVStore; delete it or bring your own through the spec", name)}
 		}
 		token = string(s.Data[AuthTokenKey])
 	}
 	generated := token == ""
 	if generated {
-		var err error
 		if token, err = rc.r.newToken(); err != nil {
 			return "", err
 		}
 	}
-	if err := rc.apply(ctx, &corev1.Secret{}, desiredAuthSecret(kv, token), extractSecret); err != nil {
+	if err := rc.apply(ctx, &corev1.Secret{}, build(kv, token), extractSecret); err != nil {
 		return "", err
 	}
 	if generated {
-		rc.r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, "AuthSecretGenerated", "Generate", "generated an admin token into Secret %s", n.auth)
+		rc.r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, "TokenGenerated", "Generate", "generated a random token into Secret %s", name)
 	}
 	return token, nil
 }

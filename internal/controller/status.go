@@ -35,6 +35,11 @@ type statusInputs struct {
 	names    names
 	now      time.Time
 	endpoint string
+	// view is the cluster as the servers reported it (nil: they were not
+	// asked or did not answer; the last seen members stay).
+	view *ClusterView
+	// membershipPending says why membership is not settled ("" when it is).
+	membershipPending string
 }
 
 // desiredStatus computes kv's status from what was observed. Conditions keep
@@ -47,6 +52,11 @@ func desiredStatus(kv *kvv1.KVStore, in statusInputs) kvv1.KVStoreStatus {
 		TLSSecretName:      in.names.tls,
 		AuthSecretName:     in.names.auth,
 		Conditions:         append([]metav1.Condition(nil), kv.Status.Conditions...),
+		Leader:             kv.Status.Leader,
+		Members:            kv.Status.Members,
+	}
+	if in.view != nil {
+		st.Leader, st.Members = memberStatus(kv, in.view)
 	}
 	if in.tls != nil {
 		t := metav1.NewTime(in.tls.notAfter.UTC().Truncate(time.Second))
@@ -79,6 +89,9 @@ func desiredStatus(kv *kvv1.KVStore, in statusInputs) kvv1.KVStoreStatus {
 	// Progressing: the StatefulSet is being created, rolled or scaled, or
 	// its pods are not all ready yet.
 	reason, msg := rollout(in.sts, want)
+	if reason == "" && in.membershipPending != "" {
+		reason, msg = "ChangingMembership", in.membershipPending
+	}
 	if reason != "" {
 		set(condition(kvv1.ConditionProgressing, metav1.ConditionTrue, reason, msg, gen))
 	} else {
