@@ -33,8 +33,9 @@ $(CONTROLLER_GEN):
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen (pinned) into bin/.
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD (config/crd/bases) and RBAC role (config/rbac/role.yaml).
+manifests: $(CONTROLLER_GEN) ## Generate the CRD (config/crd/bases), RBAC role (config/rbac/role.yaml) and their copies in the Helm chart.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./internal/controller/..." output:crd:artifacts:config=config/crd/bases
+	hack/chart-crd.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate api/v1/zz_generated.deepcopy.go.
@@ -73,6 +74,15 @@ deploy: ## Deploy the operator, its CRD and RBAC (kubectl apply -k config/defaul
 undeploy: ## Remove what deploy created (KVStores and their children go too; PVCs stay).
 	$(KUBECTL) delete --ignore-not-found -k config/default
 
+.PHONY: helm
+helm: ## Install helm (pinned in hack/install-helm.sh, built from the Go module proxy) into bin/helm.
+	hack/install-helm.sh >/dev/null
+
+.PHONY: chart
+chart: ## Regenerate the Helm chart's CRD and RBAC rules from config/, and its README values table.
+	hack/chart-crd.sh
+	$(GO) run ./hack/chartdocs
+
 .PHONY: verify-generated
 verify-generated: ## Fail when make manifests generate would change a generated file.
 	hack/verify-generated.sh
@@ -86,13 +96,14 @@ lint: ## gofmt and go vet, for both modules.
 ARTIFACTS ?= $(CURDIR)/tmp/test-artifacts
 
 .PHONY: test-deps
-test-deps: ## Install what the tests need: Debian's chromium, kube-apiserver/etcd/kubectl for envtest (built from the module proxy), controller-gen.
+test-deps: ## Install what the tests need: Debian's chromium; kube-apiserver, etcd, kubectl and helm built from the Go module proxy.
 	hack/install-chromium.sh
 	hack/envtest-bins.sh >/dev/null
+	hack/install-helm.sh >/dev/null
 
 .PHONY: test
 test: lint test-deps verify-generated ## Install what the tests need, then run every test (unit, envtest, black-box, browser, compose, fuzz seeds).
-	KUBEBUILDER_ASSETS="$$(hack/envtest-bins.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) $(GO) test -race -count=1 -timeout 30m ./...
+	KUBEBUILDER_ASSETS="$$(hack/envtest-bins.sh)" HELM="$$(hack/install-helm.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) $(GO) test -race -count=1 -timeout 30m ./...
 	cd bench && $(GO) test -count=1 ./...
 
 .PHONY: fuzz

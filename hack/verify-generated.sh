@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # verify-generated.sh fails when `make manifests generate` changes a
 # generated file: the CRD (config/crd/bases), the RBAC role
-# (config/rbac/role.yaml) or api/v1/zz_generated.deepcopy.go. Those files are
+# (config/rbac/role.yaml), api/v1/zz_generated.deepcopy.go, or their copies
+# in the Helm chart. Those files are
 # never edited by hand; this catches an API or RBAC marker change committed
 # without regenerating. The regenerated files are left in place.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-paths=(config/crd/bases config/rbac/role.yaml api/v1/zz_generated.deepcopy.go)
+paths=(config/crd/bases config/rbac/role.yaml api/v1/zz_generated.deepcopy.go charts/kvstore/templates/crd.yaml charts/kvstore/templates/_manager_rules.tpl)
 before="$(mktemp -d)"
 trap 'rm -rf "$before"' EXIT
 tar -cf - "${paths[@]}" | tar -C "$before" -xf -
