@@ -1,0 +1,192 @@
+package lincheck
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"kvstore.dev/kvstore/internal/config"
+	"kvstore.dev/kvstore/internal/server"
+)
+
+const testToken = "lincheck-admin-token-0123456789"
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startServer runs the real server in-process on a loopback port and
+// returns its base URL; it is stopped when the test ends.
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen, cfg.DebugListen, cfg.DataDir = "127.0.0.1:0", "", t.TempDir()
+	cfg.Console.Enabled = false
+	cfg.Log.Level = "warn"
+	cfg.Auth.Tokens = []config.Token{{Name: "lincheck", Token: testToken, Role: "admin"}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan string, 1)
+	go func() {
+		done <- server.Run(ctx, cfg, server.NewLogger(cfg.Log, logs), func(api, _ net.Addr) { ready <- api.String() })
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("server.Run: %v\n%s", err, logs)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server.Run returned %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("server did not stop")
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs)
+		}
+	})
+	return "http://" + addr
+}
+
+// startProxy serves a reverse proxy to upstream, its handler wrapped by
+// wrap, and returns its base URL.
+func startProxy(t *testing.T, upstream string, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 32
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = tr
+	srv := httptest.NewServer(wrap(rp))
+	t.Cleanup(func() {
+		srv.Close()
+		tr.CloseIdleConnections()
+	})
+	return srv.URL
+}
+
+func passthrough(next http.Handler) http.Handler { return next }
+
+// deadEndpoint returns the base URL of a loopback port nobody listens on.
+func deadEndpoint(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+// staleReads answers every key GET from the first answer it got for that
+// key, forever: a replica that stopped applying the log but still serves
+// local reads.
+func staleReads(next http.Handler) http.Handler {
+	type answer struct {
+		code   int
+		header http.Header
+		body   []byte
+	}
+	var mu sync.Mutex
+	cache := map[string]answer{}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/api/v1/kv/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		a, ok := cache[r.URL.Path]
+		mu.Unlock()
+		if !ok {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			a = answer{rec.Code, rec.Header().Clone(), rec.Body.Bytes()}
+			mu.Lock()
+			if first, ok := cache[r.URL.Path]; ok {
+				a = first
+			} else {
+				cache[r.URL.Path] = a
+			}
+			mu.Unlock()
+		}
+		for k, v := range a.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(a.code)
+		_, _ = w.Write(a.body)
+	})
+}
+
+// flakyWrites fails some writes the way a cluster node may: one in five is
+// dropped with 503 no_quorum (never applied), one in five is applied but
+// answered 504 outcome_unknown.
+func flakyWrites(next http.Handler) http.Handler {
+	var n atomic.Int64
+	problem := func(w http.ResponseWriter, status int, code string) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"status":%d,"code":%q}`, status, code)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut && r.Method != http.MethodDelete {
+			next.ServeHTTP(w, r)
+			return
+		}
+		switch n.Add(1) % 5 {
+		case 1:
+			problem(w, http.StatusServiceUnavailable, "no_quorum")
+		case 3:
+			next.ServeHTTP(httptest.NewRecorder(), r)
+			problem(w, http.StatusGatewayTimeout, "outcome_unknown")
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// artifactDir is where a test keeps what lincheck saves.
+func artifactDir(t *testing.T) string {
+	if dir := os.Getenv(ArtifactsEnv); dir != "" {
+		return dir
+	}
+	return t.TempDir()
+}
