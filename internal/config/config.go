@@ -151,12 +151,13 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&dataDir, "data-dir", "", "data directory (default \"./data\")")
 	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default \"info\")")
 	fs.StringVar(&logFormat, "log-format", "", "json or text (default \"json\")")
-	var nodeID, peerListen, peerAdvertise, bootstrapNode, join string
+	var nodeID, peerListen, peerAdvertise, bootstrapNode, join, joinAs string
 	fs.StringVar(&nodeID, "node-id", "", "cluster mode: this node's id (default: the host name); setting any cluster flag enables cluster mode")
 	fs.StringVar(&peerListen, "peer-listen", "", "cluster mode: peer address (default \":7000\")")
 	fs.StringVar(&peerAdvertise, "peer-advertise", "", "cluster mode: peer address other nodes use (default: node-id:port)")
 	fs.StringVar(&bootstrapNode, "bootstrap-node", "", "cluster mode: the node id that may start a new cluster")
 	fs.StringVar(&join, "join", "", "cluster mode: comma-separated peer addresses to join")
+	fs.StringVar(&joinAs, "join-as", "", "cluster mode: join as a voter (default) or nonvoter")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -198,6 +199,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			cfg.Cluster.Enabled, cfg.Cluster.BootstrapNode = true, bootstrapNode
 		case "join":
 			cfg.Cluster.Enabled, cfg.Cluster.Join = true, strings.Split(join, ",")
+		case "join-as":
+			cfg.Cluster.Enabled, cfg.Cluster.JoinAs = true, joinAs
 		}
 	})
 	if err := cfg.Cluster.resolve(getenv); err != nil {
