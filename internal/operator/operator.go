@@ -88,10 +88,13 @@ func NewManager(c Config, rc *rest.Config, log logr.Logger) (manager.Manager, er
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
+	build := controller.BuildOptions{DefaultImage: c.DefaultImage, ClusterDomain: c.ClusterDomain}
 	r := &controller.Reconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder(controller.FieldOwner),
-		Options:  controller.BuildOptions{DefaultImage: c.DefaultImage, ClusterDomain: c.ClusterDomain},
+		Options:  build,
+		// Membership changes go to each KVStore's client Service.
+		Cluster: &controller.HTTPClusterClient{HTTP: &http.Client{Timeout: 10 * time.Second}, Options: build},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err

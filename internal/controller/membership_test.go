@@ -1,0 +1,248 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/internal/kubetest"
+)
+
+// pods stands in for the StatefulSet controller and the kubelet, which
+// envtest does not run: it starts a kvstore server process per ordinal,
+// configured as the StatefulSet's pod template configures a pod, but on
+// loopback addresses.
+type pods struct {
+	t          *testing.T
+	bin        string
+	kv         *kvv1.KVStore
+	adminToken string
+	peerToken  string
+	mu         sync.Mutex
+	procs      map[int32]*podProc
+}
+
+type podProc struct {
+	name, api, peer string
+	cmd             *exec.Cmd
+	out             *bytes.Buffer
+	done            chan struct{}
+}
+
+func loopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// sync makes the running processes match the StatefulSet's replicas.
+func (p *pods) sync(replicas int32) {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := int32(0); i < replicas; i++ {
+		if _, ok := p.procs[i]; !ok {
+			p.procs[i] = p.start(i)
+		}
+	}
+	for i, pr := range p.procs {
+		if i >= replicas {
+			_ = pr.cmd.Process.Signal(syscall.SIGTERM)
+			<-pr.done
+			delete(p.procs, i)
+		}
+	}
+}
+
+func (p *pods) start(i int32) *podProc {
+	t := p.t
+	pr := &podProc{name: podName(p.kv, i), api: loopbackAddr(t), peer: loopbackAddr(t), out: &bytes.Buffer{}, done: make(chan struct{})}
+	join := pr.peer
+	if first, ok := p.procs[0]; ok {
+		join = first.peer // the headless Service, which reaches any member
+	}
+	pr.cmd = exec.Command(p.bin, "serve", "--listen", pr.api, "--debug-listen", "off", "--data-dir", filepath.Join(t.TempDir(), "data"),
+		"--node-id", pr.name, "--peer-listen", pr.peer, "--peer-advertise", pr.peer,
+		"--bootstrap-node", podName(p.kv, 0), "--join", join, "--join-as", "nonvoter")
+	pr.cmd.Env = append(os.Environ(), "KVSTORE_ADMIN_TOKEN="+p.adminToken, "KVSTORE_PEER_TOKEN="+p.peerToken)
+	pr.cmd.Stdout, pr.cmd.Stderr = pr.out, pr.out
+	if err := pr.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = pr.cmd.Wait(); close(pr.done) }()
+	t.Cleanup(func() {
+		_ = pr.cmd.Process.Kill()
+		<-pr.done
+	})
+	return pr
+}
+
+// url is the client Service: any running pod (the lowest ordinal).
+func (p *pods) url(*kvv1.KVStore) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := int32(0); i < 10; i++ {
+		if pr, ok := p.procs[i]; ok {
+			return "http://" + pr.api
+		}
+	}
+	return "http://127.0.0.1:1"
+}
+
+// noteRecorder keeps event reasons and notes.
+type noteRecorder struct {
+	mu    sync.Mutex
+	notes []string
+}
+
+func (r *noteRecorder) Eventf(_ runtime.Object, _ runtime.Object, _, reason, _, note string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notes = append(r.notes, reason+": "+fmt.Sprintf(note, args...))
+}
+
+// TestMembershipSteps scales a KVStore 1 → 3 → 1 against real server
+// processes: new servers join as non-voters and are promoted one at a
+// time; on the way down the highest ordinals leave the Raft configuration
+// before the StatefulSet shrinks. Each step runs on a fresh Reconciler, as
+// after an operator restart, so nothing is carried between steps but what
+// the cluster and the API server hold.
+func TestMembershipSteps(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "kvstore")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/server")
+	build.Dir = kubetest.Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the server: %v\n%s", err, out)
+	}
+	ns := newNamespace(t)
+	kv := sample(t, ns)
+	kv.Spec.Replicas = ptr(int32(1))
+	kv.Spec.Ingress = kvv1.IngressSpec{}
+	create(t, kv)
+	waitChildren(t, kv)
+	secret := func(name string) string {
+		s := &corev1.Secret{}
+		if err := get(ns, name, s); err != nil {
+			t.Fatal(err)
+		}
+		return string(s.Data[AuthTokenKey])
+	}
+	ps := &pods{t: t, bin: bin, kv: kv, adminToken: secret("demo-auth"), peerToken: secret("demo-peer"), procs: map[int32]*podProc{}}
+	rec := &noteRecorder{}
+	sts := &appsv1.StatefulSet{}
+	// step runs one reconcile with a new Reconciler, then plays the
+	// StatefulSet controller.
+	step := func() (replicas int32, status kvv1.KVStoreStatus) {
+		t.Helper()
+		r := &Reconciler{Client: mgrClient, Recorder: rec, Options: testOpts, Cluster: &HTTPClusterClient{BaseURL: ps.url}}
+		for {
+			_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: key(ns, "demo")})
+			if err == nil {
+				break
+			}
+			if !strings.Contains(err.Error(), "the object has been modified") {
+				t.Fatalf("reconcile: %v", err)
+			}
+		}
+		if err := k8s.Get(ctx, key(ns, "demo"), sts); err != nil {
+			t.Fatal(err)
+		}
+		ps.sync(*sts.Spec.Replicas)
+		got := &kvv1.KVStore{}
+		if err := k8s.Get(ctx, key(ns, "demo"), got); err != nil {
+			t.Fatal(err)
+		}
+		return *sts.Spec.Replicas, got.Status
+	}
+	voters := func(st kvv1.KVStoreStatus) (n int) {
+		for _, m := range st.Members {
+			if m.Suffrage == "Voter" {
+				n++
+			}
+		}
+		return n
+	}
+	// until steps until done holds, checking invariant after every step.
+	until := func(what string, done func(int32, kvv1.KVStoreStatus) bool, invariant func(int32, kvv1.KVStoreStatus)) kvv1.KVStoreStatus {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			n, st := step()
+			invariant(n, st)
+			if done(n, st) {
+				return st
+			}
+			<-time.After(200 * time.Millisecond) // the servers replicate meanwhile
+		}
+		t.Fatalf("%s: not reached in 60s; events %v", what, rec.notes)
+		return kvv1.KVStoreStatus{}
+	}
+
+	until("one voting server", func(_ int32, st kvv1.KVStoreStatus) bool {
+		return voters(st) == 1 && st.Leader == "demo-0"
+	}, func(int32, kvv1.KVStoreStatus) {})
+
+	patch(t, kv, func(k *kvv1.KVStore) { k.Spec.Replicas = ptr(int32(3)) })
+	lastVoters := 1
+	st := until("three voters", func(n int32, st kvv1.KVStoreStatus) bool {
+		return n == 3 && voters(st) == 3 && len(st.Members) == 3
+	}, func(_ int32, st kvv1.KVStoreStatus) {
+		if v := voters(st); v > lastVoters+1 {
+			t.Fatalf("%d voters after one step (was %d): promotions must come one at a time", v, lastVoters)
+		} else if v > lastVoters {
+			lastVoters = v
+		}
+	})
+	if st.Members[1].Name != "demo-1" || st.Members[2].Name != "demo-2" {
+		t.Errorf("members %+v", st.Members)
+	}
+	promoted := slices.DeleteFunc(slices.Clone(rec.notes), func(s string) bool { return !strings.HasPrefix(s, "MemberPromoted") })
+	if len(promoted) != 2 || !strings.Contains(promoted[0], "demo-1") || !strings.Contains(promoted[1], "demo-2") {
+		t.Errorf("promotions %v, want demo-1 then demo-2", promoted)
+	}
+
+	patch(t, kv, func(k *kvv1.KVStore) { k.Spec.Replicas = ptr(int32(1)) })
+	until("one server again", func(n int32, st kvv1.KVStoreStatus) bool {
+		return n == 1 && len(st.Members) == 1 && st.Members[0].Name == "demo-0"
+	}, func(n int32, st kvv1.KVStoreStatus) {
+		// The StatefulSet never drops a pod that is still a member.
+		for _, m := range st.Members {
+			if o := ordinal(kv, m.Name); o >= n {
+				t.Fatalf("StatefulSet at %d replicas while %s is still a member", n, m.Name)
+			}
+		}
+	})
+	removed := slices.DeleteFunc(slices.Clone(rec.notes), func(s string) bool { return !strings.HasPrefix(s, "MemberRemoved") })
+	if len(removed) != 2 || !strings.Contains(removed[0], "demo-2") || !strings.Contains(removed[1], "demo-1") {
+		t.Errorf("removals %v, want demo-2 then demo-1", removed)
+	}
+	// The remaining server still takes writes.
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPut, ps.url(kv)+"/api/v1/kv/after-scale-down", strings.NewReader("ok"))
+	req.Header.Set("Authorization", "Bearer "+ps.adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode >= 300 {
+		t.Fatalf("write after scaling down: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}
