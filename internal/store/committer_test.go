@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -110,4 +111,55 @@ func TestSweeperExpiresThroughProposer(t *testing.T) {
 	if st := s.Status(); st.Keys != 16 || st.ExpiredTotal != 10 {
 		t.Errorf("status %+v, want 16 keys and 10 expired", st)
 	}
+}
+
+type proposerFunc func(ctx context.Context, cmds ...Command) ([]Result, error)
+
+func (f proposerFunc) Propose(ctx context.Context, cmds ...Command) ([]Result, error) {
+	return f(ctx, cmds...)
+}
+
+// TestSweeperOnlyWhenActive: in a cluster only the leader's sweeper
+// proposes expiries; the others ask Active and skip.
+func TestSweeperOnlyWhenActive(t *testing.T) {
+	s := mustOpenStore(t)
+	c := mustCommitter(t, s, nil, CommitterOptions{})
+	cmd := put("t/x", "v")
+	cmd.ExpiresAt = t0.UnixNano()
+	propose(t, c, cmd)
+
+	var active atomic.Bool
+	asked := make(chan struct{}, 1)
+	proposed := make(chan struct{}, 1)
+	w := &Sweeper{
+		Store: s, Interval: time.Millisecond, Clock: func() time.Time { return t0.Add(time.Hour) },
+		Proposer: proposerFunc(func(ctx context.Context, cmds ...Command) ([]Result, error) {
+			select {
+			case proposed <- struct{}{}:
+			default:
+			}
+			return c.Propose(ctx, cmds...)
+		}),
+		Active: func() bool {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+			return active.Load()
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for range 5 {
+		<-asked
+	}
+	select {
+	case <-proposed:
+		t.Fatal("an inactive sweeper (a follower's) proposed an expiry")
+	default:
+	}
+	active.Store(true)
+	<-proposed // the leader's sweeper does propose
 }
