@@ -246,3 +246,44 @@ func TestWrongPeerTokenIsRefused(t *testing.T) {
 		t.Fatalf("a peer with a wrong token got an answer: %q (%v)", b, err)
 	}
 }
+
+// TestFiveNodesLoseTwo: a five-node cluster keeps taking writes with two
+// nodes down, the leader among them, and refuses them with three down.
+func TestFiveNodesLoseTwo(t *testing.T) {
+	nodes := startCluster(t, 5)
+	ctx := context.Background()
+	leader := leaderOf(t, nodes)
+	if _, err := put(ctx, leader, "k", "1"); err != nil {
+		t.Fatal(err)
+	}
+	leader.stop()
+	var alive []*testNode
+	for _, n := range nodes {
+		if n.Node != nil {
+			alive = append(alive, n)
+		}
+	}
+	alive[0].stop()
+	alive = alive[1:]
+	for i, n := range alive {
+		if _, err := put(ctx, n, fmt.Sprintf("after%d", i), "2"); err != nil {
+			t.Fatalf("write through %s with two of five down: %v", n.id, err)
+		}
+	}
+	for _, n := range alive {
+		if _, err := n.ReadBarrier(ctx, Linearizable); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.st.Get("k", time.Now(), false); err != nil {
+			t.Errorf("%s lost the write made before the failures: %v", n.id, err)
+		}
+	}
+	alive[0].stop()
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	// ErrOutcomeUnknown if a survivor was leader, took the write into its
+	// log, and then found it had no quorum; either way, not acknowledged.
+	if _, err := put(short, alive[1], "k", "3"); !errors.Is(err, store.ErrNoQuorum) && !errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Errorf("write with three of five down: %v, want ErrNoQuorum or ErrOutcomeUnknown", err)
+	}
+}
