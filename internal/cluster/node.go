@@ -22,15 +22,16 @@ import (
 // Node is one member of a replicated store. Its methods are safe for
 // concurrent use; Close stops it.
 type Node struct {
-	cfg    Config
-	st     *store.Store
-	fsm    *fsm
-	raft   *raft.Raft
-	logs   *raftboltdb.BoltStore
-	mux    *peerMux
-	peer   *http.Server
-	client *http.Client // to other nodes' peer HTTP API
-	digest [sha256.Size]byte
+	cfg       Config
+	st        *store.Store
+	fsm       *fsm
+	raft      *raft.Raft
+	logs      *raftboltdb.BoltStore
+	mux       *peerMux
+	peer      *http.Server
+	client    *http.Client    // to other nodes' peer HTTP API
+	transport *http.Transport // client's; its idle connections are dropped when the leader changes
+	digest    [sha256.Size]byte
 
 	// readyTerm is the term in which this node, as leader, has applied
 	// everything committed before it (a barrier after winning an election):
@@ -77,12 +78,16 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 		stop: make(chan struct{}), done: make(chan struct{})}
 	n.mux = newPeerMux(ln, cfg.PeerToken, advertiseAddr(cfg.PeerAdvertise), cfg.Logger)
 	transport := raft.NewNetworkTransportWithLogger(raftLayer{n.mux}, 3, 10*time.Second, hlog)
-	n.client = &http.Client{Transport: &http.Transport{
+	n.transport = &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dial(addr, kindHTTP, n.digest, 5*time.Second)
+			return dial(addr, kindHTTP, n.digest, 2*time.Second)
 		},
 		MaxIdleConnsPerHost: 64,
-	}}
+		IdleConnTimeout:     30 * time.Second,
+		// A forwarded write is answered once applied: within ApplyTimeout.
+		ResponseHeaderTimeout: cfg.ApplyTimeout + 2*time.Second,
+	}
+	n.client = &http.Client{Transport: n.transport}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -176,6 +181,9 @@ func (n *Node) join(ctx context.Context, persist bool) error {
 			}
 			last = err
 		}
+		if last == nil {
+			return errors.New("join: no other peer to ask")
+		}
 		if !persist {
 			return fmt.Errorf("join: no peer added this node: %w", last)
 		}
@@ -203,6 +211,8 @@ func (n *Node) background() {
 			}
 		case o := <-n.obsCh:
 			n.leaderCh.Add(1)
+			// Pooled connections may lead to a leader that vanished.
+			n.transport.CloseIdleConnections()
 			if lo, ok := o.Data.(raft.LeaderObservation); ok && string(lo.LeaderID) == n.cfg.NodeID {
 				go n.becameLeader()
 			}

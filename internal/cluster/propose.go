@@ -218,7 +218,12 @@ func errorToWire(err error) (int, peerError) {
 // forward sends a proposal to the leader's peer API. A request that never
 // reached the leader is ErrNoQuorum (not applied); one that did but got no
 // answer is ErrOutcomeUnknown.
+//
+// An attempt is bounded by ApplyTimeout and a little: the leader answers
+// within it, or has lost its quorum.
 func (n *Node) forward(ctx context.Context, leader string, data []byte) ([]store.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout+2*time.Second)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+leader+"/peer/v1/propose", bytes.NewReader(data))
 	if err != nil {
 		return nil, err

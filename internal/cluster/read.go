@@ -48,6 +48,9 @@ func (n *Node) ReadBarrier(ctx context.Context, level string) (time.Duration, er
 	return n.lastContact(), n.waitApplied(ctx, idx)
 }
 
+// readIndexTimeout bounds one read-index request to the leader.
+const readIndexTimeout = 2 * time.Second
+
 // ErrBadConsistency is an unknown consistency level.
 var ErrBadConsistency = errors.New("bad consistency level")
 
@@ -105,7 +108,13 @@ func (n *Node) localReadIndex() (uint64, error) {
 	return idx, nil
 }
 
+// remoteReadIndex asks the leader for a read index. An attempt is bounded
+// (a heartbeat round takes milliseconds); a leader that does not answer in
+// time counts as unreachable, and the caller follows the next one. Reads
+// change nothing, so retrying them is safe.
 func (n *Node) remoteReadIndex(ctx context.Context, leader string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, readIndexTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+leader+"/peer/v1/read-index", nil)
 	if err != nil {
 		return 0, err

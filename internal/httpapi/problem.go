@@ -91,7 +91,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p.RequestID = requestID(r.Context())
 	if internal {
 		s.log.ErrorContext(r.Context(), "request failed", "request_id", p.RequestID, "err", err)
-	} else if p.Status >= 500 {
+	} else if p.Status >= 500 && r.URL.Path != "/readyz" { // a failing readiness probe is not news
 		s.log.WarnContext(r.Context(), "request failed", "request_id", p.RequestID, "code", p.Code, "err", err)
 	}
 	switch p.Status {
