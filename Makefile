@@ -113,10 +113,11 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 60s).
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./internal/httpapi
 
 .PHONY: bench
-bench: ## Benchmarks: kvstore vs etcd vs bare HTTP, and nginx vs direct in the compose stack; writes docs/benchmarks.md.
+bench: ## Benchmarks: kvstore vs etcd vs bare HTTP (one node and three), nginx vs direct in the compose stack, the operator; writes docs/benchmarks.md.
 	hack/bench.sh
 	hack/bench-compose.sh
 	hack/bench-operator.sh
+	hack/bench-cluster.sh
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps ./data).

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -73,24 +74,34 @@ func probeEtcdHealth(url string) func(context.Context) error {
 }
 
 // etcdClient drives etcd through the official Go client. Calls are
-// spread round-robin over conns clients (gRPC connections).
+// spread round-robin over conns clients (gRPC connections); each client
+// balances over its endpoints itself.
 type etcdClient struct {
 	clients []*clientv3.Client
 	next    atomic.Uint64
+	// linearizable makes Get a linearizable (quorum) read rather than a
+	// serializable (local) one.
+	linearizable bool
 }
 
 // newEtcdClient connects conns official clients to endpoint.
 func newEtcdClient(endpoint string, conns int) (*etcdClient, error) {
-	c := &etcdClient{}
+	return newEtcdClientEndpoints([]string{endpoint}, conns, false)
+}
+
+// newEtcdClientEndpoints connects conns official clients, each to all
+// endpoints (the client balances its calls over them round robin).
+func newEtcdClientEndpoints(endpoints []string, conns int, linearizable bool) (*etcdClient, error) {
+	c := &etcdClient{linearizable: linearizable}
 	for range conns {
 		cli, err := clientv3.New(clientv3.Config{
-			Endpoints:   []string{endpoint},
+			Endpoints:   endpoints,
 			DialTimeout: 5 * time.Second,
 			Logger:      zap.NewNop(),
 		})
 		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("etcd: connect %s: %w", endpoint, err)
+			return nil, fmt.Errorf("etcd: connect %s: %w", strings.Join(endpoints, ","), err)
 		}
 		c.clients = append(c.clients, cli)
 	}
@@ -109,9 +120,14 @@ func (c *etcdClient) Put(ctx context.Context, key, value []byte) error {
 	return nil
 }
 
-// Get implements kvClient with a serializable (local, no quorum) read.
+// Get implements kvClient with a serializable (local, no quorum) read, or
+// a linearizable one if c.linearizable is set.
 func (c *etcdClient) Get(ctx context.Context, key, dst []byte) ([]byte, error) {
-	resp, err := c.pick().Get(ctx, string(key), clientv3.WithSerializable())
+	var opts []clientv3.OpOption
+	if !c.linearizable {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	resp, err := c.pick().Get(ctx, string(key), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("etcd get %s: %w", key, err)
 	}

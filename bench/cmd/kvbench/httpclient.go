@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -115,10 +116,31 @@ func (c *httpClient) Close() error {
 func statusError(method string, key []byte, resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, resp.Body)
+	e := &httpStatusError{method: method, key: string(key), status: resp.StatusCode, statusText: resp.Status}
+	var problem struct {
+		Code string `json:"code"`
+	}
+	if json.Unmarshal(body, &problem) == nil {
+		e.code = problem.Code
+	}
 	if len(body) > 200 {
 		body = body[:200]
 	}
-	return fmt.Errorf("%s %s: unexpected status %s: %q", method, key, resp.Status, bytes.TrimSpace(body))
+	e.body = bytes.TrimSpace(body)
+	return e
+}
+
+// httpStatusError is an answer with an unexpected HTTP status.
+type httpStatusError struct {
+	method, key string
+	status      int
+	statusText  string // e.g. "503 Service Unavailable"
+	code        string // the problem's "code" field, if the body had one
+	body        []byte // start of the body
+}
+
+func (e *httpStatusError) Error() string {
+	return fmt.Sprintf("%s %s: unexpected status %s: %q", e.method, e.key, e.statusText, e.body)
 }
 
 // probeHTTP returns a readiness probe that expects 200 from url.

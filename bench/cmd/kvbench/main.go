@@ -18,6 +18,11 @@
 // port, and writes its own section of docs/benchmarks.md (see
 // hack/bench-compose.sh).
 //
+// "kvbench cluster ..." instead compares a three-node kvstore cluster with
+// a three-member etcd cluster on loopback, PUT throughput and leader
+// failover, and writes its own section of docs/benchmarks.md (see
+// hack/bench-cluster.sh).
+//
 // "kvbench bare-http -listen ADDR" is an internal subcommand: the bare
 // HTTP server, run in its own process.
 package main
@@ -49,6 +54,9 @@ const wrapperEnv = "KVBENCH_WRAPPER"
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == composeCommand {
 		os.Exit(mainCompose(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == clusterCommand {
+		os.Exit(mainCluster(os.Args[2:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == bareCommand {
 		if err := runBare(os.Args[2:]); err != nil {

@@ -1,0 +1,622 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"kvstore.dev/kvstore/bench/internal/report"
+)
+
+// benchCluster is a running three-node cluster of one system, as the
+// three-node benchmark drives it.
+type benchCluster interface {
+	// system is report.KVStore or report.Etcd.
+	system() string
+	// names returns the nodes' names, by index.
+	names() []string
+	// pid returns node i's process id, 0 when it is not running.
+	pid(i int) int
+	// leader returns the index of the node the running nodes see as
+	// leader; it is always a running node.
+	leader(ctx context.Context) (int, error)
+	// spread returns the clients of a run whose requests go to every
+	// node: client c sends its k-th request through spread()[(c+k)%len].
+	spread() []kvClient
+	// leaderClient returns a client that talks to node i only.
+	leaderClient(i int) (kvClient, error)
+	// reader returns a client whose GETs are linearizable reads through
+	// node i.
+	reader(i int) (kvClient, error)
+	// kill sends SIGKILL to node i and waits until the process is gone;
+	// it returns when the signal was sent.
+	kill(i int) (time.Time, error)
+	// restart starts node i again on its data and waits until it is
+	// ready and has caught up with the leader.
+	restart(ctx context.Context, i int) error
+	// close stops every node and closes the clients.
+	close() error
+}
+
+// clusterNode is one server process of a cluster, restartable on the
+// same data directory, ports and arguments.
+type clusterNode struct {
+	name   string
+	dir    string // the node's directory: data and one log per start
+	bin    string
+	args   []string
+	env    []string
+	probe  func(context.Context) error // readiness
+	proc   *process
+	starts int
+}
+
+// start starts the node's process (without waiting for it to be ready).
+func (n *clusterNode) start() error {
+	n.starts++
+	log := filepath.Join(n.dir, fmt.Sprintf("%s.%d.log", filepath.Base(n.dir), n.starts)) // e.g. n0/n0.2.log
+	p, err := startProcess(n.name, log, n.bin, n.args, n.env)
+	if err != nil {
+		return err
+	}
+	n.proc = p
+	return nil
+}
+
+// running reports whether the node's process is alive.
+func (n *clusterNode) running() bool { return n.proc != nil && !n.proc.exited() }
+
+// waitReady waits until the node's readiness probe passes.
+func (n *clusterNode) waitReady(ctx context.Context) error {
+	return waitReady(ctx, n.proc, readyTimeout, n.probe)
+}
+
+// kill sends SIGKILL and waits until the process has been reaped.
+func (n *clusterNode) kill() (time.Time, error) {
+	if !n.running() {
+		return time.Time{}, fmt.Errorf("%s is not running", n.name)
+	}
+	at := time.Now()
+	if err := n.proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return at, fmt.Errorf("kill %s: %w", n.name, err)
+	}
+	select {
+	case <-n.proc.done:
+	case <-time.After(10 * time.Second):
+		return at, fmt.Errorf("%s still running 10s after SIGKILL", n.name)
+	}
+	return at, nil
+}
+
+// stop stops a running node with SIGTERM.
+func (n *clusterNode) stop() error {
+	if !n.running() {
+		return nil
+	}
+	return n.proc.stop(15 * time.Second)
+}
+
+// stopNodes stops every node, returning the first error.
+func stopNodes(nodes []*clusterNode) error {
+	var first error
+	for _, n := range nodes {
+		if err := n.stop(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// loopbackAddrs returns n free loopback host:port addresses.
+func loopbackAddrs(n int) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = "127.0.0.1:" + strconv.Itoa(p)
+	}
+	return out, nil
+}
+
+// pollUntil calls f every 50ms until it returns nil, ctx ends or timeout
+// passes; it returns f's last error on timeout.
+func pollUntil(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		err := f(cctx)
+		ccancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("after %v: %w", timeout, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ---- kvstore ----
+
+// kvCluster is a three-node kvstore cluster on loopback.
+type kvCluster struct {
+	nodes   []*clusterNode
+	ids     []string
+	api     []string // host:port of each node's HTTP API
+	debug   []string // host:port of each node's debug listener (pprof)
+	token   string
+	clients []*httpClient // one per node
+	status  *http.Client
+}
+
+// startKVCluster starts n0 (which bootstraps the cluster), then n1 and n2
+// (which join it through n0's peer address), each on a fresh data
+// directory under dir, and waits until all three are voters that see a
+// leader. clients sizes the per-node connection pools.
+func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvCluster, err error) {
+	token, err := randomToken()
+	if err != nil {
+		return nil, err
+	}
+	peerToken, err := randomToken()
+	if err != nil {
+		return nil, err
+	}
+	api, err := loopbackAddrs(clusterNodes)
+	if err != nil {
+		return nil, err
+	}
+	peer, err := loopbackAddrs(clusterNodes)
+	if err != nil {
+		return nil, err
+	}
+	debug, err := loopbackAddrs(clusterNodes)
+	if err != nil {
+		return nil, err
+	}
+	c := &kvCluster{api: api, debug: debug, token: token,
+		status: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}}
+	defer func() {
+		if err != nil {
+			_ = c.close()
+		}
+	}()
+	for i := range clusterNodes {
+		id := fmt.Sprintf("n%d", i)
+		ndir := filepath.Join(dir, id)
+		if err := os.MkdirAll(filepath.Join(ndir, "data"), 0o755); err != nil {
+			return nil, fmt.Errorf("kvstore: create data dir: %w", err)
+		}
+		n := &clusterNode{
+			name: "kvstore " + id, dir: ndir, bin: bin,
+			args: []string{"serve", "--listen", api[i], "--debug-listen", debug[i], "--data-dir", filepath.Join(ndir, "data"),
+				"--log-format", "json", "--node-id", id, "--peer-listen", peer[i], "--peer-advertise", peer[i],
+				"--bootstrap-node", "n0", "--join", peer[0]},
+			env:   []string{"KVSTORE_ADMIN_TOKEN=" + token, "KVSTORE_PEER_TOKEN=" + peerToken},
+			probe: probeHTTP("http://" + api[i] + "/readyz"),
+		}
+		c.nodes = append(c.nodes, n)
+		c.ids = append(c.ids, id)
+		c.clients = append(c.clients, newHTTPClient(api[i], token, clients))
+		if err := n.start(); err != nil {
+			return nil, err
+		}
+		if err := n.waitReady(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// Every node must see all three as voters and a leader.
+	for i := range c.nodes {
+		err := pollUntil(ctx, 30*time.Second, func(ctx context.Context) error {
+			st, err := c.clusterStatus(ctx, i)
+			if err != nil {
+				return err
+			}
+			voters := 0
+			for _, m := range st.Members {
+				if m.Suffrage == "Voter" {
+					voters++
+				}
+			}
+			if voters != clusterNodes || st.LeaderID == "" {
+				return fmt.Errorf("%s sees %d voters and leader %q", c.ids[i], voters, st.LeaderID)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kvstore cluster did not form: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// kvClusterStatus is the part of GET /api/v1/cluster the benchmark reads.
+type kvClusterStatus struct {
+	Self struct {
+		ID           string `json:"id"`
+		CommitIndex  uint64 `json:"commit_index"`
+		AppliedIndex uint64 `json:"applied_index"`
+	} `json:"self"`
+	LeaderID string `json:"leader_id"`
+	Members  []struct {
+		ID       string `json:"id"`
+		Suffrage string `json:"suffrage"`
+	} `json:"members"`
+}
+
+// clusterStatus asks node i for GET /api/v1/cluster.
+func (c *kvCluster) clusterStatus(ctx context.Context, i int) (kvClusterStatus, error) {
+	var st kvClusterStatus
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.api[i]+"/api/v1/cluster", nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.status.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("%s: GET /api/v1/cluster: %w", c.ids[i], err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, statusError("GET", []byte("/api/v1/cluster"), resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("%s: decode /api/v1/cluster: %w", c.ids[i], err)
+	}
+	return st, nil
+}
+
+func (c *kvCluster) system() string  { return report.KVStore }
+func (c *kvCluster) names() []string { return c.ids }
+func (c *kvCluster) spread() []kvClient {
+	out := make([]kvClient, len(c.clients))
+	for i, cl := range c.clients {
+		out[i] = cl
+	}
+	return out
+}
+
+func (c *kvCluster) pid(i int) int {
+	if !c.nodes[i].running() {
+		return 0
+	}
+	return c.nodes[i].proc.pid()
+}
+
+func (c *kvCluster) leaderClient(i int) (kvClient, error) { return c.clients[i], nil }
+
+// reader returns node i's client: kvstore GETs are linearizable by default.
+func (c *kvCluster) reader(i int) (kvClient, error) { return c.clients[i], nil }
+
+func (c *kvCluster) leader(ctx context.Context) (int, error) {
+	idx := -1
+	err := pollUntil(ctx, 15*time.Second, func(ctx context.Context) error {
+		var errs []error
+		for i, n := range c.nodes {
+			if !n.running() {
+				continue
+			}
+			st, err := c.clusterStatus(ctx, i)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for j, id := range c.ids {
+				if id == st.LeaderID && c.nodes[j].running() {
+					idx = j
+					return nil
+				}
+			}
+			errs = append(errs, fmt.Errorf("%s sees leader %q", c.ids[i], st.LeaderID))
+		}
+		return fmt.Errorf("no running leader: %w", errors.Join(errs...))
+	})
+	return idx, err
+}
+
+func (c *kvCluster) kill(i int) (time.Time, error) { return c.nodes[i].kill() }
+
+func (c *kvCluster) restart(ctx context.Context, i int) error {
+	n := c.nodes[i]
+	if err := n.start(); err != nil {
+		return err
+	}
+	if err := n.waitReady(ctx); err != nil {
+		return err
+	}
+	// Caught up: node i has applied what the leader had committed when
+	// node i became ready.
+	l, err := c.leader(ctx)
+	if err != nil {
+		return err
+	}
+	var target uint64
+	if err := pollUntil(ctx, 10*time.Second, func(ctx context.Context) error {
+		st, err := c.clusterStatus(ctx, l)
+		target = st.Self.CommitIndex
+		return err
+	}); err != nil {
+		return err
+	}
+	return pollUntil(ctx, 60*time.Second, func(ctx context.Context) error {
+		st, err := c.clusterStatus(ctx, i)
+		if err != nil {
+			return err
+		}
+		if st.Self.AppliedIndex < target {
+			return fmt.Errorf("%s applied %d of %d", c.ids[i], st.Self.AppliedIndex, target)
+		}
+		return nil
+	})
+}
+
+func (c *kvCluster) close() error {
+	for _, cl := range c.clients {
+		cl.Close()
+	}
+	return stopNodes(c.nodes)
+}
+
+// profile fetches a CPU profile of seconds from every running node into
+// dir, as <prefix>-<node>-<leader|follower>.pprof.
+func (c *kvCluster) profile(ctx context.Context, dir, prefix string, leader int, seconds int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	errc := make(chan error, len(c.nodes))
+	for i := range c.nodes {
+		role := "follower"
+		if i == leader {
+			role = "leader"
+		}
+		go func() {
+			errc <- fetchTo(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.debug[i], seconds),
+				filepath.Join(dir, fmt.Sprintf("%s-%s-%s.pprof", prefix, c.ids[i], role)))
+		}()
+	}
+	var errs []error
+	for range c.nodes {
+		errs = append(errs, <-errc)
+	}
+	return errors.Join(errs...)
+}
+
+// fetchTo GETs url into the file path.
+func fetchTo(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.ReadFrom(resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ---- etcd ----
+
+// etcdCluster is a three-member etcd cluster on loopback.
+type etcdCluster struct {
+	nodes     []*clusterNode
+	ids       []string
+	urls      []string // client URL of each member
+	memberIDs []uint64
+	conns     int
+	balanced  *etcdClient   // all endpoints
+	single    []*etcdClient // per member, linearizable GETs; created on demand
+}
+
+// startEtcdCluster starts three etcd members at once with a static
+// initial cluster, each on a fresh data directory under dir, default
+// settings otherwise, and waits until each reports itself healthy.
+func startEtcdCluster(ctx context.Context, bin, dir string, conns int) (_ *etcdCluster, err error) {
+	client, err := loopbackAddrs(clusterNodes)
+	if err != nil {
+		return nil, err
+	}
+	peer, err := loopbackAddrs(clusterNodes)
+	if err != nil {
+		return nil, err
+	}
+	c := &etcdCluster{conns: conns, single: make([]*etcdClient, clusterNodes)}
+	defer func() {
+		if err != nil {
+			_ = c.close()
+		}
+	}()
+	var initial []string
+	for i := range clusterNodes {
+		c.ids = append(c.ids, fmt.Sprintf("e%d", i))
+		initial = append(initial, fmt.Sprintf("e%d=http://%s", i, peer[i]))
+		c.urls = append(c.urls, "http://"+client[i])
+	}
+	token, err := randomToken()
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range c.ids {
+		ndir := filepath.Join(dir, id)
+		if err := os.MkdirAll(ndir, 0o755); err != nil {
+			return nil, fmt.Errorf("etcd: create dir: %w", err)
+		}
+		n := &clusterNode{
+			name: "etcd " + id, dir: ndir, bin: bin,
+			args: []string{
+				"--name", id,
+				"--data-dir", filepath.Join(ndir, "data"),
+				"--listen-client-urls", c.urls[i],
+				"--advertise-client-urls", c.urls[i],
+				"--listen-peer-urls", "http://" + peer[i],
+				"--initial-advertise-peer-urls", "http://" + peer[i],
+				"--initial-cluster", strings.Join(initial, ","),
+				"--initial-cluster-state", "new",
+				"--initial-cluster-token", "kvbench-" + token[:16],
+				"--log-level", "warn",
+			},
+			probe: probeEtcdHealth(c.urls[i] + "/health"),
+		}
+		c.nodes = append(c.nodes, n)
+		if err := n.start(); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range c.nodes {
+		if err := n.waitReady(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if c.balanced, err = newEtcdClientEndpoints(c.urls, conns, false); err != nil {
+		return nil, err
+	}
+	for i, u := range c.urls {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := c.balanced.clients[0].Status(sctx, u)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("etcd: status of %s: %w", c.ids[i], err)
+		}
+		c.memberIDs = append(c.memberIDs, st.Header.MemberId)
+	}
+	return c, nil
+}
+
+func (c *etcdCluster) system() string                { return report.Etcd }
+func (c *etcdCluster) names() []string               { return c.ids }
+func (c *etcdCluster) spread() []kvClient            { return []kvClient{c.balanced} }
+func (c *etcdCluster) kill(i int) (time.Time, error) { return c.nodes[i].kill() }
+
+func (c *etcdCluster) pid(i int) int {
+	if !c.nodes[i].running() {
+		return 0
+	}
+	return c.nodes[i].proc.pid()
+}
+
+// client returns the linearizable client of member i alone.
+func (c *etcdCluster) client(i int) (*etcdClient, error) {
+	if c.single[i] == nil {
+		cl, err := newEtcdClientEndpoints([]string{c.urls[i]}, c.conns, true)
+		if err != nil {
+			return nil, err
+		}
+		c.single[i] = cl
+	}
+	return c.single[i], nil
+}
+
+func (c *etcdCluster) leaderClient(i int) (kvClient, error) { return c.client(i) }
+func (c *etcdCluster) reader(i int) (kvClient, error)       { return c.client(i) }
+
+// status asks member i for its status with a short-lived connection.
+func (c *etcdCluster) status(ctx context.Context, i int) (*clientv3.StatusResponse, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.urls[i]}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	st, err := cli.Status(ctx, c.urls[i])
+	if err != nil {
+		return nil, fmt.Errorf("%s: status: %w", c.ids[i], err)
+	}
+	return st, nil
+}
+
+func (c *etcdCluster) leader(ctx context.Context) (int, error) {
+	idx := -1
+	err := pollUntil(ctx, 15*time.Second, func(ctx context.Context) error {
+		var errs []error
+		for i, n := range c.nodes {
+			if !n.running() {
+				continue
+			}
+			st, err := c.status(ctx, i)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for j, id := range c.memberIDs {
+				if id == st.Leader && c.nodes[j].running() {
+					idx = j
+					return nil
+				}
+			}
+			errs = append(errs, fmt.Errorf("%s sees leader %x", c.ids[i], st.Leader))
+		}
+		return fmt.Errorf("no running leader: %w", errors.Join(errs...))
+	})
+	return idx, err
+}
+
+func (c *etcdCluster) restart(ctx context.Context, i int) error {
+	n := c.nodes[i]
+	if err := n.start(); err != nil {
+		return err
+	}
+	if err := n.waitReady(ctx); err != nil {
+		return err
+	}
+	l, err := c.leader(ctx)
+	if err != nil {
+		return err
+	}
+	var target uint64
+	if err := pollUntil(ctx, 10*time.Second, func(ctx context.Context) error {
+		st, err := c.status(ctx, l)
+		if err == nil {
+			target = st.RaftIndex
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	return pollUntil(ctx, 60*time.Second, func(ctx context.Context) error {
+		st, err := c.status(ctx, i)
+		if err != nil {
+			return err
+		}
+		if st.RaftAppliedIndex < target {
+			return fmt.Errorf("%s applied %d of %d", c.ids[i], st.RaftAppliedIndex, target)
+		}
+		return nil
+	})
+}
+
+func (c *etcdCluster) close() error {
+	if c.balanced != nil {
+		c.balanced.Close()
+	}
+	for _, cl := range c.single {
+		if cl != nil {
+			cl.Close()
+		}
+	}
+	return stopNodes(c.nodes)
+}
