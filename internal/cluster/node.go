@@ -29,8 +29,9 @@ type Node struct {
 	logs      *raftboltdb.BoltStore
 	mux       *peerMux
 	peer      *http.Server
-	client    *http.Client    // to other nodes' peer HTTP API
-	transport *http.Transport // client's; its idle connections are dropped when the leader changes
+	forwardCh chan *forwardReq // proposals a follower forwards, batched (batch.go)
+	client    *http.Client     // to other nodes' peer HTTP API
+	transport *http.Transport  // client's; its idle connections are dropped when the leader changes
 	digest    [sha256.Size]byte
 
 	// readyTerm is the term in which this node, as leader, has applied
@@ -139,6 +140,7 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	})
 	r.RegisterObserver(n.observer)
 	go n.background()
+	n.startForwarders()
 
 	if !existing {
 		if err := n.bootstrapOrJoin(ctx); err != nil {

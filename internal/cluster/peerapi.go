@@ -20,7 +20,7 @@ import (
 func (n *Node) peerHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /peer/v1/propose", func(w http.ResponseWriter, r *http.Request) {
-		data, err := io.ReadAll(io.LimitReader(r.Body, 256<<20))
+		data, err := io.ReadAll(io.LimitReader(r.Body, 1<<30)) // the sender bounds batches; one value may be 256 MiB
 		if err != nil {
 			writePeerError(w, err)
 			return

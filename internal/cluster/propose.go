@@ -22,21 +22,19 @@ var errNotLeader = errors.New("not the leader")
 // Propose replicates cmds through the leader and returns their results
 // once applied on the leader. A follower forwards them to the leader; a
 // change of leader while looking for one is followed. Errors wrap
-// store.ErrNoQuorum (not applied) or store.ErrOutcomeUnknown.
+// store.ErrNoQuorum (not applied) or store.ErrOutcomeUnknown. Concurrent
+// proposals are batched (batch.go).
 func (n *Node) Propose(ctx context.Context, cmds ...store.Command) ([]store.Result, error) {
-	data, err := encodeCommands(cmds)
-	if err != nil {
-		return nil, err
-	}
 	var res []store.Result
+	var err error
 	err = n.viaLeader(ctx, func() error {
 		if n.raft.State() == raft.Leader {
-			res, err = n.proposeLocal(ctx, data)
+			res, err = n.forwardBatched(ctx, "", cmds)
 			return err
 		}
 		return errNotLeader
 	}, func(addr string) error {
-		res, err = n.forward(ctx, addr, data)
+		res, err = n.forwardBatched(ctx, addr, cmds)
 		return err
 	})
 	return res, err
