@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
 
 	"kvstore.dev/kvstore/internal/store"
 )
@@ -58,7 +59,11 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "snapshots"), 0o700); err != nil {
 		return nil, fmt.Errorf("cluster dir: %w", err)
 	}
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	// The freelist is rebuilt at open instead of written at every commit
+	// (a commit per log batch is the hot path), as the store's own file.
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), BoltOptions: &bolt.Options{
+		Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType,
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
