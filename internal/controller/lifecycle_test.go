@@ -191,7 +191,19 @@ func TestUserSecretsAreUsedAndUntouched(t *testing.T) {
 
 	// The token Secret does not exist yet: Degraded says so.
 	waitCondition(t, kv, kvv1.ConditionDegraded, metav1.ConditionTrue, "AuthSecretNotFound")
-	// Staying degraded is quiet too: no event per reconcile.
+	// Staying degraded is quiet too: no event per reconcile. (The
+	// reconciler reads the manager's cache, which may lag the direct read
+	// above by a moment.)
+	eventually(t, "the cache sees the Degraded condition", func() error {
+		cached := &kvv1.KVStore{}
+		if err := mgrClient.Get(ctx, key(ns, "demo"), cached); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(cached.Status.Conditions, kvv1.ConditionDegraded); c == nil || c.Reason != "AuthSecretNotFound" {
+			return fmt.Errorf("cached condition %+v", c)
+		}
+		return nil
+	})
 	if cc, rec := reconcileOnce(t, kv, time.Now()); rec.n.Load() != 0 || cc.writes.Load() != 0 {
 		t.Errorf("a reconcile of a KVStore that stays degraded: %d writes %v, %d events", cc.writes.Load(), cc.log, rec.n.Load())
 	}
