@@ -36,8 +36,8 @@ type Node struct {
 	digest    [sha256.Size]byte
 
 	// readyTerm is the term in which this node, as leader, has applied
-	// everything committed before it (a barrier after winning an election):
-	// only then is its commit index a safe read index.
+	// everything committed before it (a barrier, run by the first read of
+	// the term): only then is its state machine's index a safe read index.
 	readyTerm atomic.Uint64
 
 	stop     chan struct{}
@@ -236,34 +236,12 @@ func (n *Node) background() {
 			if err := n.st.Flush(); err != nil {
 				n.cfg.Logger.Error("flush", "err", err)
 			}
-		case o := <-n.obsCh:
+		case <-n.obsCh: // a leader change
 			n.leaderCh.Add(1)
 			// Pooled connections may lead to a leader that vanished.
 			n.transport.CloseIdleConnections()
-			if lo, ok := o.Data.(raft.LeaderObservation); ok && string(lo.LeaderID) == n.cfg.NodeID {
-				go n.becameLeader()
-			}
 		}
 	}
-}
-
-// becameLeader applies a barrier: once everything committed by earlier
-// leaders is applied here, this node's commit index is a safe read index
-// for the rest of its term.
-func (n *Node) becameLeader() {
-	term := n.term()
-	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-		return
-	}
-	if n.raft.State() == raft.Leader && n.term() == term {
-		n.readyTerm.Store(term)
-	}
-}
-
-func (n *Node) term() uint64 {
-	var t uint64
-	fmt.Sscan(n.raft.Stats()["term"], &t)
-	return t
 }
 
 // Close leaves Raft running no more: it shuts Raft down (without leaving

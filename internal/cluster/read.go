@@ -84,15 +84,16 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 }
 
 func (n *Node) localReadIndex() (uint64, error) {
-	if n.readyTerm.Load() != n.term() {
-		// New leader: first apply what earlier leaders committed.
+	if term := n.raft.CurrentTerm(); n.readyTerm.Load() != term {
+		// New leader: first apply what earlier leaders committed. A barrier
+		// that succeeds was committed in this term by this leader.
 		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				return 0, errNotLeader
 			}
 			return 0, fmt.Errorf("read index: %v: %w", err, store.ErrNoQuorum)
 		}
-		n.readyTerm.Store(n.term())
+		n.readyTerm.Store(term)
 	}
 	// Every write this leader acknowledged was applied by its state machine
 	// first, and the barrier above applied everything earlier leaders

@@ -49,7 +49,7 @@ func (n *Node) selfStatus() SelfStatus {
 		ms = -1
 	}
 	return SelfStatus{
-		ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, State: n.raft.State().String(), Term: n.term(),
+		ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, State: n.raft.State().String(), Term: n.raft.CurrentTerm(),
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(), LastContactMS: ms,
 	}
 }
