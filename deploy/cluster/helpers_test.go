@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,41 +20,6 @@ const (
 	testLabel = "dev.kvstore.test=partition"
 	peerPort  = "7000"
 )
-
-// requireDocker fails (in CI) or skips loudly (elsewhere) when no Docker
-// engine answers, as deploy/compose does.
-func requireDocker(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("Docker partition test skipped with -short")
-	}
-	out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
-	if err == nil {
-		return
-	}
-	msg := fmt.Sprintf("no Docker engine answers (docker info: %v: %s)", err, strings.TrimSpace(string(out)))
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPED: " + msg)
-}
-
-// buildImages runs hack/images.sh (offline, cached) from the repository
-// root, as deploy/compose does.
-func buildImages(t *testing.T) {
-	t.Helper()
-	dir, _ := os.Getwd()
-	root := filepath.Join(dir, "..", "..")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	start := time.Now()
-	build := exec.CommandContext(ctx, "bash", filepath.Join(root, "hack", "images.sh"))
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("hack/images.sh: %v\n%s", err, out)
-	}
-	t.Logf("hack/images.sh: images ready in %s", time.Since(start).Round(time.Second))
-}
 
 // docker runs the docker CLI with extra environment variables, bounded in
 // time, and returns its trimmed combined output.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"kvstore.dev/kvstore/internal/dockertest"
 )
 
 // ledger records what the cluster answered to writes: acknowledged writes
@@ -40,8 +42,8 @@ func (l *ledger) record(key, value string, r reply) {
 // connected again the old leader must rejoin and every acknowledged write
 // must read back linearizably on all three nodes.
 func TestPartitionLeaderCutOff(t *testing.T) {
-	requireDocker(t)
-	buildImages(t)
+	dockertest.Require(t, "Docker partition test")
+	dockertest.BuildImages(t)
 	begin := time.Now()
 	c := startCluster(t, 3)
 	run := randHex(3)

@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -24,6 +23,7 @@ import (
 
 	"kvstore.dev/kvstore/internal/certs"
 	"kvstore.dev/kvstore/internal/consoletest"
+	"kvstore.dev/kvstore/internal/dockertest"
 )
 
 // Host ports the stack is published on for the test (loopback only).
@@ -40,24 +40,6 @@ type stack struct {
 	ca    *x509.CertPool
 	https *http.Client
 	base  string
-}
-
-// requireDocker fails (in CI) or skips loudly (elsewhere) when no Docker
-// engine answers.
-func requireDocker(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("compose end-to-end test skipped with -short")
-	}
-	out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
-	if err == nil {
-		return
-	}
-	msg := fmt.Sprintf("no Docker engine answers (docker info: %v: %s)", err, strings.TrimSpace(string(out)))
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPED: " + msg)
 }
 
 func composeCmd() []string {
@@ -92,14 +74,9 @@ func run(t *testing.T, name string, args ...string) string {
 // up builds the images, starts the stack and waits until nginx answers.
 func up(t *testing.T) *stack {
 	t.Helper()
-	requireDocker(t)
+	dockertest.Require(t, "compose end-to-end test")
+	dockertest.BuildImages(t)
 	dir, _ := os.Getwd()
-	root := filepath.Join(dir, "..", "..")
-	build := exec.Command("bash", filepath.Join(root, "hack", "images.sh"))
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("hack/images.sh: %v\n%s", err, out)
-	}
 	s := &stack{dir: dir, env: append(os.Environ(),
 		"KVSTORE_IMAGE=kvstore/kvstore:local",
 		"KVSTORE_NGINX_IMAGE=kvstore-local/nginx:bookworm",

@@ -19,6 +19,7 @@ import (
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 	"kvstore.dev/kvstore/internal/kubetest"
+	"kvstore.dev/kvstore/internal/operator"
 )
 
 const (
@@ -70,7 +71,7 @@ func TestOperatorBench(t *testing.T) {
 	cfg.QPS = -1 // no client-side rate limit for the bench's own requests
 	kubeconfig, err := WriteKubeconfig(env, dir)
 	check(t, err)
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: Scheme()})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: operator.Scheme()})
 	check(t, err)
 	tr, err := StartTracker(ctx, c)
 	check(t, err)

@@ -11,8 +11,6 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
@@ -126,16 +124,4 @@ func deleteAll(ctx context.Context, c client.Client, ns string) error {
 		}
 	}
 	return nil
-}
-
-// Scheme has the built-in kinds and KVStore.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := kvv1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
 }
