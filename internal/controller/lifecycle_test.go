@@ -105,6 +105,7 @@ func TestDriftIsRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc.Spec.Ports[0].TargetPort = intstr.FromInt32(9999)
+	svc.Labels["team"] = "storage" // a field the operator does not set: left alone
 	if err := k8s.Update(ctx, svc, client.FieldOwner("kubectl-edit")); err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +134,9 @@ func TestDriftIsRepaired(t *testing.T) {
 		}
 		return nil
 	})
+	if svc.Labels["team"] != "storage" {
+		t.Errorf("the operator removed a label it does not manage: %v", svc.Labels)
+	}
 	eventually(t, "StatefulSet image restored", func() error {
 		if err := get(ns, "demo", sts); err != nil {
 			return err
