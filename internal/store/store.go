@@ -112,12 +112,19 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// InitialMmapSize is the address space bbolt maps for a database file up
+// front (virtual memory, not resident): while the file fits, growing it
+// does not remap, which would stop every reader and cost a page-fault
+// storm (remaps were 3% of a cluster node's CPU under write load).
+const InitialMmapSize = 1 << 30
+
 // boltOptions are the bbolt options of a store's database.
 func boltOptions(opts Options) *bolt.Options {
 	return &bolt.Options{
-		Timeout:        opts.OpenTimeout,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+		Timeout:         opts.OpenTimeout,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: InitialMmapSize,
 	}
 }
 
