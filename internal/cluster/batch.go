@@ -8,12 +8,12 @@ import (
 	"kvstore.dev/kvstore/internal/store"
 )
 
-// Proposals are batched: those that arrive while earlier batches are in
-// flight go together in one log entry (on the leader) or one peer request
-// and one log entry (on a follower, to the leader). Each proposal gets its
-// own results back; the commands of a batch are applied in order, each
-// with its own outcome. A batch's target is the leader's peer address, or
-// "" for this node as the leader.
+// A follower batches the proposals it forwards: those that arrive while
+// earlier batches are on their way go together in one peer request to the
+// leader (whose pacer puts them in one log entry with whatever else it
+// has). Each proposal gets its own results back; the commands of a batch
+// are applied in order, each with its own outcome. A batch's target is the
+// leader's peer address.
 const (
 	forwardWorkers  = 4       // batches in flight at once
 	forwardMaxBatch = 1024    // commands per batch
@@ -114,11 +114,7 @@ func (n *Node) sendBatch(batch []*forwardReq) {
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout+2*time.Second)
 		var results []store.Result
-		if live[0].leader == "" {
-			results, err = n.proposeLocal(ctx, data)
-		} else {
-			results, err = n.forward(ctx, live[0].leader, data)
-		}
+		results, err = n.forward(ctx, live[0].leader, data)
 		cancel()
 		if err == nil && len(results) != len(cmds) {
 			err = fmt.Errorf("forward: the leader answered %d results for %d commands: %w", len(results), len(cmds), store.ErrOutcomeUnknown)

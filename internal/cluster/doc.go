@@ -3,7 +3,9 @@
 // raft-boltdb/v2).
 //
 // The store (internal/store) is the finite state machine: each Raft log
-// entry carries one proposal (a batch of store.Commands), applied with
+// entry carries a batch of store.Commands (the leader's pacer puts
+// everything proposed while the previous entry was in flight into one
+// entry; a follower batches what it forwards), applied with
 // store.ApplyBuffered at the entry's index; the store records the applied
 // index in the same bbolt transaction as the data, so entries at or below it
 // are skipped on replay, and Raft is told not to restore a snapshot at start

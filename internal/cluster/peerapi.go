@@ -33,7 +33,7 @@ func (n *Node) peerHandler() http.Handler {
 			writePeerError(w, errNotLeader)
 			return
 		}
-		res, err := n.proposeLocal(r.Context(), data)
+		res, err := n.pacer.propose(r.Context(), data)
 		if err != nil {
 			writePeerError(w, err)
 			return

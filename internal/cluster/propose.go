@@ -23,13 +23,19 @@ var errNotLeader = errors.New("not the leader")
 // once applied on the leader. A follower forwards them to the leader; a
 // change of leader while looking for one is followed. Errors wrap
 // store.ErrNoQuorum (not applied) or store.ErrOutcomeUnknown. Concurrent
-// proposals are batched (batch.go).
+// proposals are batched: a follower's into one request to the leader
+// (batch.go), the leader's and those forwarded to it into one log entry
+// (pacer.go).
 func (n *Node) Propose(ctx context.Context, cmds ...store.Command) ([]store.Result, error) {
 	var res []store.Result
 	var err error
 	err = n.viaLeader(ctx, func() error {
 		if n.raft.State() == raft.Leader {
-			res, err = n.forwardBatched(ctx, "", cmds)
+			data, encErr := encodeCommands(cmds)
+			if encErr != nil {
+				return encErr
+			}
+			res, err = n.pacer.propose(ctx, data)
 			return err
 		}
 		return errNotLeader
@@ -81,37 +87,6 @@ func (n *Node) viaLeader(ctx context.Context, local func() error, remote func(ad
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// proposeLocal appends data to the log as leader and waits for it to be
-// applied here.
-func (n *Node) proposeLocal(ctx context.Context, data []byte) ([]store.Result, error) {
-	f := n.raft.Apply(data, n.cfg.ApplyTimeout)
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case err := <-done:
-		switch {
-		case err == nil:
-		case errors.Is(err, raft.ErrNotLeader):
-			return nil, errNotLeader
-		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return nil, fmt.Errorf("propose: the log did not take the write in %v: %w", n.cfg.ApplyTimeout, store.ErrNoQuorum)
-		case errors.Is(err, raft.ErrRaftShutdown):
-			return nil, fmt.Errorf("propose: %w", store.ErrClosed)
-		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrAbortedByRestore):
-			return nil, fmt.Errorf("propose: leadership lost while the write was in the log (%v): %w", err, store.ErrOutcomeUnknown)
-		default:
-			return nil, fmt.Errorf("propose: %w: %w", err, store.ErrOutcomeUnknown)
-		}
-	case <-ctx.Done():
-		return nil, fmt.Errorf("propose: %w while the write was in the log: %w", ctx.Err(), store.ErrOutcomeUnknown)
-	}
-	resp, ok := f.Response().(*applyResponse)
-	if !ok {
-		return nil, fmt.Errorf("propose: unexpected state machine response %T", f.Response())
-	}
-	return resp.results, resp.err
 }
 
 // waitLeader returns the leader's peer address, waiting up to the apply

@@ -1,0 +1,255 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"kvstore.dev/kvstore/internal/store"
+)
+
+// fakeFuture is an entry held by fakeLog until the test releases it.
+type fakeFuture struct {
+	release chan struct{}
+	err     error
+	resp    any
+}
+
+func (f *fakeFuture) Error() error  { <-f.release; return f.err }
+func (f *fakeFuture) Response() any { return f.resp }
+func (f *fakeFuture) Index() uint64 { return 0 }
+
+// fakeLog stands in for raft.Raft.Apply: it records each entry's commands,
+// answers one result per command (the command's key as the value, so a
+// test can check that every proposal got its own), holds every entry until
+// the test releases it, and tracks the entries in flight.
+type fakeLog struct {
+	mu          sync.Mutex
+	entries     [][]store.Command
+	inFlight    int
+	maxInFlight int
+	appended    chan *fakeFuture
+	fail        error // every entry fails with it
+	short       bool  // answer one result too few
+}
+
+func newFakeLog() *fakeLog { return &fakeLog{appended: make(chan *fakeFuture, 100)} }
+
+func (l *fakeLog) apply(data []byte, _ time.Duration) raft.ApplyFuture {
+	cmds, err := decodeCommands(data)
+	if err != nil {
+		panic(err)
+	}
+	res := make([]store.Result, len(cmds))
+	for i, c := range cmds {
+		res[i] = store.Result{KV: store.KeyValue{Key: c.Key, Value: []byte(c.Key)}}
+	}
+	if l.short {
+		res = res[1:]
+	}
+	l.mu.Lock()
+	l.entries = append(l.entries, cmds)
+	l.inFlight++
+	l.maxInFlight = max(l.maxInFlight, l.inFlight)
+	l.mu.Unlock()
+	f := &fakeFuture{release: make(chan struct{}), err: l.fail, resp: &applyResponse{results: res}}
+	l.appended <- f
+	return f
+}
+
+// releaseNext waits for the next entry to be appended and lets it finish.
+func (l *fakeLog) releaseNext(t *testing.T) {
+	t.Helper()
+	select {
+	case f := <-l.appended:
+		l.mu.Lock()
+		l.inFlight--
+		l.mu.Unlock()
+		close(f.release)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no entry was appended")
+	}
+}
+
+type proposal struct {
+	keys    []string
+	req     *pacerReq
+	results []store.Result
+	err     error
+}
+
+func puts(prefix string, n int) *proposal {
+	pr := &proposal{}
+	for i := range n {
+		pr.keys = append(pr.keys, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	return pr
+}
+
+// enqueue queues proposals in order without waiting for them.
+func enqueue(t *testing.T, p *pacer, ctx context.Context, props ...*proposal) {
+	t.Helper()
+	for _, pr := range props {
+		cmds := make([]store.Command, len(pr.keys))
+		for i, k := range pr.keys {
+			cmds[i] = store.Command{Op: store.OpPut, Key: k, Value: []byte("v")}
+		}
+		data, err := encodeCommands(cmds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pr.req, err = p.enqueue(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitAll waits for the outcome of every proposal.
+func waitAll(p *pacer, ctx context.Context, props ...*proposal) {
+	for _, pr := range props {
+		pr.results, pr.err = p.wait(ctx, pr.req)
+	}
+}
+
+func checkResults(t *testing.T, props ...*proposal) {
+	t.Helper()
+	for _, pr := range props {
+		if pr.err != nil {
+			t.Fatalf("proposal %v: %v", pr.keys[0], pr.err)
+		}
+		if len(pr.results) != len(pr.keys) {
+			t.Fatalf("proposal %v: %d results for %d commands", pr.keys[0], len(pr.results), len(pr.keys))
+		}
+		for i, r := range pr.results {
+			if string(r.KV.Value) != pr.keys[i] {
+				t.Errorf("proposal %v: result %d is for %q", pr.keys[0], i, r.KV.Value)
+			}
+		}
+	}
+}
+
+func TestPacerBatchesWhileAnEntryIsInFlight(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	log := newFakeLog()
+	p := startPacer(stop, time.Second, log.apply)
+	ctx := context.Background()
+
+	first := puts("a", 1)
+	enqueue(t, p, ctx, first)
+	// Wait for the first entry; the next ten proposals queue behind it
+	// while it is held.
+	f := <-log.appended
+	var rest []*proposal
+	for i := range 10 {
+		rest = append(rest, puts(fmt.Sprintf("b%d", i), 1+i%3))
+	}
+	enqueue(t, p, ctx, rest...)
+	// Correct code never appends a second entry here; the bounded wait
+	// only gives a wrong one the chance to show it.
+	select {
+	case <-log.appended:
+		t.Fatal("a second entry was appended while the first was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	log.appended <- f // give it back to releaseNext
+	log.releaseNext(t)
+	log.releaseNext(t)
+	waitAll(p, ctx, append([]*proposal{first}, rest...)...)
+
+	checkResults(t, append([]*proposal{first}, rest...)...)
+	if len(log.entries) != 2 {
+		t.Fatalf("entries = %d, want 2 (one alone, then the ten queued behind it together)", len(log.entries))
+	}
+	if log.maxInFlight != 1 {
+		t.Errorf("entries in flight at once = %d, want 1", log.maxInFlight)
+	}
+	if got := len(log.entries[1]); got != 19 {
+		t.Errorf("second entry has %d commands, want 19", got)
+	}
+}
+
+func TestPacerEntryLimits(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	log := newFakeLog()
+	p := newPacer(stop, time.Second, log.apply)
+	ctx := context.Background()
+
+	// Queued before the loop starts: three proposals of which no two fit
+	// in one entry, then a small one that fits after the third.
+	props := []*proposal{puts("x", pacerMaxCmds/2+1), puts("y", pacerMaxCmds/2+1), puts("z", pacerMaxCmds/2+1), puts("w", 3)}
+	enqueue(t, p, ctx, props...)
+	go p.loop()
+	for range 3 {
+		log.releaseNext(t)
+	}
+	waitAll(p, ctx, props...)
+	checkResults(t, props...)
+	var sizes []int
+	for _, e := range log.entries {
+		sizes = append(sizes, len(e))
+	}
+	if want := []int{pacerMaxCmds/2 + 1, pacerMaxCmds/2 + 1, pacerMaxCmds/2 + 4}; fmt.Sprint(sizes) != fmt.Sprint(want) {
+		t.Errorf("entry sizes = %v, want %v", sizes, want)
+	}
+}
+
+func TestPacerErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*fakeLog)
+		want  error
+	}{
+		{"not leader: retried elsewhere", func(l *fakeLog) { l.fail = raft.ErrNotLeader }, errNotLeader},
+		{"not taken in time: not applied", func(l *fakeLog) { l.fail = raft.ErrEnqueueTimeout }, store.ErrNoQuorum},
+		{"leadership lost: may be applied", func(l *fakeLog) { l.fail = raft.ErrLeadershipLost }, store.ErrOutcomeUnknown},
+		{"shut down", func(l *fakeLog) { l.fail = raft.ErrRaftShutdown }, store.ErrClosed},
+		{"results missing", func(l *fakeLog) { l.short = true }, store.ErrOutcomeUnknown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stop := make(chan struct{})
+			defer close(stop)
+			log := newFakeLog()
+			tc.setup(log)
+			p := newPacer(stop, time.Second, log.apply)
+			ctx := context.Background()
+			props := []*proposal{puts("a", 1), puts("b", 2)}
+			enqueue(t, p, ctx, props...)
+			go p.loop()
+			log.releaseNext(t) // both in one entry
+			waitAll(p, ctx, props...)
+			for _, pr := range props {
+				if !errors.Is(pr.err, tc.want) {
+					t.Errorf("proposal %v: err = %v, want %v", pr.keys, pr.err, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestPacerCallerGivesUp(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	log := newFakeLog()
+	p := startPacer(stop, time.Second, log.apply)
+	ctx, cancel := context.WithCancel(context.Background())
+	pr := puts("a", 1)
+	enqueue(t, p, ctx, pr)
+	f := <-log.appended
+	cancel() // the write is in the log: its outcome is unknown
+	waitAll(p, ctx, pr)
+	if !errors.Is(pr.err, store.ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want outcome unknown", pr.err)
+	}
+	close(f.release)
+
+	if _, err := p.propose(context.Background(), []byte{0xff}); err == nil {
+		t.Fatal("a proposal with a bad count was accepted")
+	}
+}
