@@ -21,8 +21,9 @@
 #
 # With the defaults it takes about 3-4 minutes on 2 cores (plus 1-2 minutes
 # the first time bin/etcd is built). If nothing could be measured,
-# docs/benchmarks.md is not changed; missed targets (❌), failed rows and
-# lost writes are recorded and make the script exit non-zero.
+# docs/benchmarks.md is not changed; a missed target is recorded as ❌;
+# failed rows and lost writes are recorded and make the script exit
+# non-zero.
 set -euo pipefail
 shopt -s inherit_errexit
 
