@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"kvstore.dev/kvstore/internal/testlog"
 )
 
 const (
@@ -86,10 +88,10 @@ type serverProc struct {
 	baseURL     string // "http://127.0.0.1:PORT"
 	token       string
 	cmd         *exec.Cmd
-	output      *syncBuffer   // stdout and stderr, interleaved
-	done        chan struct{} // closed once the process has exited and been reaped
-	waitErr     error         // cmd.Wait's result; read only after done is closed
-	outputShown bool          // a failure message already quoted the output
+	output      *testlog.Buffer // stdout and stderr, interleaved
+	done        chan struct{}   // closed once the process has exited and been reaped
+	waitErr     error           // cmd.Wait's result; read only after done is closed
+	outputShown bool            // a failure message already quoted the output
 }
 
 var serverSeq struct {
@@ -139,7 +141,7 @@ func launchServerWith(t *testing.T, bin, dataDir, token, addr string, args, env 
 		name:    fmt.Sprintf("server #%d", n),
 		baseURL: "http://" + addr,
 		token:   token,
-		output:  new(syncBuffer),
+		output:  new(testlog.Buffer),
 		done:    make(chan struct{}),
 	}
 	p.cmd = exec.Command(bin, append([]string{
@@ -297,24 +299,6 @@ func (p *serverProc) outputTail() string {
 		s = s[i+1:]
 	}
 	return "[...]\n" + s
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // kvClient speaks the key-value HTTP API of one server process. It is safe

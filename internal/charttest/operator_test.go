@@ -1,17 +1,17 @@
 package charttest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
+
+	"kvstore.dev/kvstore/internal/testlog"
 )
 
 // TestOperatorWorksWithChartRBAC installs the chart's RBAC and runs the real
@@ -50,7 +50,7 @@ func TestOperatorWorksWithChartRBAC(t *testing.T) {
 
 			sa := fmt.Sprintf("system:serviceaccount:%s:%s-operator", tc.ns, tc.release)
 			kubeconfig := impersonating(t, c.kubeconfig, sa, tc.ns)
-			var logs syncBuffer
+			var logs testlog.Buffer
 			ctx, cancel := context.WithCancel(context.Background())
 			op := exec.CommandContext(ctx, bin, "--kubeconfig", kubeconfig,
 				"--leader-elect=true", "--leader-election-namespace", tc.ns,
@@ -102,22 +102,4 @@ func impersonating(t *testing.T, kubeconfig, user, ns string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// syncBuffer is a bytes.Buffer for a process's output, read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

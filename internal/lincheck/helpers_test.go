@@ -1,7 +1,6 @@
 package lincheck
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -18,26 +17,10 @@ import (
 
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/internal/server"
+	"kvstore.dev/kvstore/internal/testlog"
 )
 
 const testToken = "lincheck-admin-token-0123456789"
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // startServer runs the real server in-process on a loopback port and
 // returns its base URL; it is stopped when the test ends.
@@ -51,7 +34,7 @@ func startServer(t *testing.T) string {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan string, 1)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -15,31 +14,15 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/internal/config"
+	"kvstore.dev/kvstore/internal/testlog"
 )
 
 type running struct {
 	api, debug string
-	logs       *syncBuffer
+	logs       *testlog.Buffer
 	cancel     context.CancelFunc
 	done       chan error
 	stopOnce   sync.Once
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // start runs the server on loopback :0 ports with cfg adjusted by edit.
@@ -55,7 +38,7 @@ func start(t *testing.T, edit func(*config.Config)) *running {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	r := &running{logs: &testlog.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan struct{})
 	go func() {
 		r.done <- Run(ctx, cfg, NewLogger(cfg.Log, r.logs), func(api, debug net.Addr) {
