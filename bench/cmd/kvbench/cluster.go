@@ -7,15 +7,12 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
@@ -28,25 +25,6 @@ import (
 // readBackSample is how many acknowledged writes of a PUT phase are read
 // back on every node afterwards.
 const readBackSample = 1000
-
-// mainCluster runs "kvbench cluster" and returns the exit status.
-func mainCluster(args []string) int {
-	cfg, err := parseClusterFlags(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "kvbench %s: %v\n", clusterCommand, err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := runCluster(ctx, cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "kvbench %s: %v\n", clusterCommand, err)
-		return 1
-	}
-	return 0
-}
 
 // runCluster measures, for every client count, each system's PUT
 // throughput on a fresh three-node cluster with the clients spread over

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -133,6 +134,34 @@ func loopbackAddrs(n int) ([]string, error) {
 
 // pollUntil calls f every 50ms until it returns nil, ctx ends or timeout
 // passes; it returns f's last error on timeout.
+// findLeader polls the running nodes until one of them names a running
+// node as leader and returns that node's index. seen returns the index of
+// the leader node i sees (-1 for none or an unknown one) and how node i
+// names it, for the error when none is found.
+func findLeader(ctx context.Context, nodes []*clusterNode, ids []string, seen func(ctx context.Context, i int) (int, string, error)) (int, error) {
+	idx := -1
+	err := pollUntil(ctx, 15*time.Second, func(ctx context.Context) error {
+		var errs []error
+		for i, n := range nodes {
+			if !n.running() {
+				continue
+			}
+			j, name, err := seen(ctx, i)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if j >= 0 && nodes[j].running() {
+				idx = j
+				return nil
+			}
+			errs = append(errs, fmt.Errorf("%s sees leader %s", ids[i], name))
+		}
+		return fmt.Errorf("no running leader: %w", errors.Join(errs...))
+	})
+	return idx, err
+}
+
 func pollUntil(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -304,29 +333,13 @@ func (c *kvCluster) leaderClient(i int) (kvClient, error) { return c.clients[i],
 func (c *kvCluster) reader(i int) (kvClient, error) { return c.clients[i], nil }
 
 func (c *kvCluster) leader(ctx context.Context) (int, error) {
-	idx := -1
-	err := pollUntil(ctx, 15*time.Second, func(ctx context.Context) error {
-		var errs []error
-		for i, n := range c.nodes {
-			if !n.running() {
-				continue
-			}
-			st, err := c.clusterStatus(ctx, i)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			for j, id := range c.ids {
-				if id == st.LeaderID && c.nodes[j].running() {
-					idx = j
-					return nil
-				}
-			}
-			errs = append(errs, fmt.Errorf("%s sees leader %q", c.ids[i], st.LeaderID))
+	return findLeader(ctx, c.nodes, c.ids, func(ctx context.Context, i int) (int, string, error) {
+		st, err := c.clusterStatus(ctx, i)
+		if err != nil {
+			return -1, "", err
 		}
-		return fmt.Errorf("no running leader: %w", errors.Join(errs...))
+		return slices.Index(c.ids, st.LeaderID), fmt.Sprintf("%q", st.LeaderID), nil
 	})
-	return idx, err
 }
 
 func (c *kvCluster) kill(i int) (time.Time, error) { return c.nodes[i].kill() }
@@ -550,29 +563,13 @@ func (c *etcdCluster) status(ctx context.Context, i int) (*clientv3.StatusRespon
 }
 
 func (c *etcdCluster) leader(ctx context.Context) (int, error) {
-	idx := -1
-	err := pollUntil(ctx, 15*time.Second, func(ctx context.Context) error {
-		var errs []error
-		for i, n := range c.nodes {
-			if !n.running() {
-				continue
-			}
-			st, err := c.status(ctx, i)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			for j, id := range c.memberIDs {
-				if id == st.Leader && c.nodes[j].running() {
-					idx = j
-					return nil
-				}
-			}
-			errs = append(errs, fmt.Errorf("%s sees leader %x", c.ids[i], st.Leader))
+	return findLeader(ctx, c.nodes, c.ids, func(ctx context.Context, i int) (int, string, error) {
+		st, err := c.status(ctx, i)
+		if err != nil {
+			return -1, "", err
 		}
-		return fmt.Errorf("no running leader: %w", errors.Join(errs...))
+		return slices.Index(c.memberIDs, st.Leader), fmt.Sprintf("%x", st.Leader), nil
 	})
-	return idx, err
 }
 
 func (c *etcdCluster) restart(ctx context.Context, i int) error {

@@ -53,10 +53,10 @@ const wrapperEnv = "KVBENCH_WRAPPER"
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == composeCommand {
-		os.Exit(mainCompose(os.Args[2:]))
+		os.Exit(runSubcommand(composeCommand, os.Args[2:], parseComposeFlags, runCompose))
 	}
 	if len(os.Args) > 1 && os.Args[1] == clusterCommand {
-		os.Exit(mainCluster(os.Args[2:]))
+		os.Exit(runSubcommand(clusterCommand, os.Args[2:], parseClusterFlags, runCluster))
 	}
 	if len(os.Args) > 1 && os.Args[1] == bareCommand {
 		if err := runBare(os.Args[2:]); err != nil {
@@ -81,20 +81,22 @@ func main() {
 	}
 }
 
-// mainCompose runs "kvbench compose" and returns the exit status.
-func mainCompose(args []string) int {
-	cfg, err := parseComposeFlags(args)
+// runSubcommand parses a subcommand's flags and runs it until it ends or
+// SIGINT/SIGTERM arrives; it returns the exit status: 0, 1 when the run
+// failed, 2 for bad flags.
+func runSubcommand[C any](name string, args []string, parse func([]string) (C, error), run func(context.Context, C) error) int {
+	cfg, err := parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "kvbench %s: %v\n", composeCommand, err)
+		fmt.Fprintf(os.Stderr, "kvbench %s: %v\n", name, err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runCompose(ctx, cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "kvbench %s: %v\n", composeCommand, err)
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "kvbench %s: %v\n", name, err)
 		return 1
 	}
 	return 0
