@@ -23,16 +23,9 @@ func boolGauge(f func() bool) func() float64 {
 	}
 }
 
-// ObserveCluster registers the replication metrics of a cluster node.
+// ObserveCluster registers the replication metrics of a cluster node. Call
+// it once; ObservePropose and ObserveSnapshot are safe before and after.
 func (m *Metrics) ObserveCluster(c ClusterSource) {
-	m.proposeLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "kvstore_cluster_propose_duration_seconds", Help: "Time from a write's proposal to its application on the leader (forwarding included on a follower).",
-		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
-	})
-	m.snapshot = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "kvstore_cluster_snapshot_duration_seconds", Help: "Time to write one Raft snapshot of the store.",
-		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
-	})
 	m.Registry.MustRegister(
 		m.proposeLatency, m.snapshot,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kvstore_cluster_has_leader", Help: "1 when this node knows a leader."}, boolGauge(c.HasLeader)),
@@ -48,14 +41,10 @@ func (m *Metrics) ObserveCluster(c ClusterSource) {
 
 // ObservePropose records one replicated write's latency.
 func (m *Metrics) ObservePropose(d time.Duration) {
-	if m.proposeLatency != nil {
-		m.proposeLatency.Observe(d.Seconds())
-	}
+	m.proposeLatency.Observe(d.Seconds())
 }
 
 // ObserveSnapshot records one Raft snapshot's duration.
 func (m *Metrics) ObserveSnapshot(d time.Duration) {
-	if m.snapshot != nil {
-		m.snapshot.Observe(d.Seconds())
-	}
+	m.snapshot.Observe(d.Seconds())
 }

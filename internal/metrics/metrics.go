@@ -28,8 +28,11 @@ type Metrics struct {
 	flushKeys  prometheus.Histogram
 	flushTotal prometheus.Counter
 
-	proposeLatency prometheus.Histogram // cluster mode only
-	snapshot       prometheus.Histogram // cluster mode only
+	// Created with the others so that they are never nil (a Raft snapshot
+	// goroutine may observe before ObserveCluster runs); registered, and so
+	// exported, only in cluster mode.
+	proposeLatency prometheus.Histogram
+	snapshot       prometheus.Histogram
 }
 
 // New registers the HTTP and storage-engine metrics, the Go runtime and
@@ -67,6 +70,14 @@ func New(status func() store.Status) *Metrics {
 		}),
 		flushTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kvstore_store_flushes_total", Help: "Flushes of buffered changes to the bbolt file.",
+		}),
+		proposeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kvstore_cluster_propose_duration_seconds", Help: "Time from a write's proposal to its application on the leader (forwarding included on a follower).",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+		}),
+		snapshot: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kvstore_cluster_snapshot_duration_seconds", Help: "Time to write one Raft snapshot of the store.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
 	gauge := func(name, help string, f func(store.Status) float64) prometheus.Collector {
