@@ -86,8 +86,9 @@ func (b clusterBackend) RemoveMember(ctx context.Context, id string) error {
 }
 
 // openBackend starts the write path: a WAL and committer on a single node,
-// or a Raft node in cluster mode. The returned close function stops it;
-// the store is closed by the caller.
+// or a Raft node in cluster mode. The returned close function stops the
+// write path and then closes st; when openBackend fails, st stays open and
+// the caller closes it.
 func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) (interface {
 	backendAPI
 	httpapiBackend
