@@ -24,6 +24,9 @@ import (
 func TestSmoke(t *testing.T) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("KUBEBUILDER_ASSETS is not set in CI: make test sets it from hack/envtest-bins.sh")
+		}
 		t.Skip("KUBEBUILDER_ASSETS is not set; run: KUBEBUILDER_ASSETS=$(../envtest-bins.sh) go test ./...")
 	}
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
