@@ -73,7 +73,7 @@ func TestCommitterStampsNow(t *testing.T) {
 	s := mustOpenStore(t)
 	c := mustCommitter(t, s, nil, CommitterOptions{Clock: func() time.Time { return t0 }})
 	cmd := put("a", "1")
-	cmd.Now = t0.Add(-time.Hour).UnixNano() // a proposer's clock, replaced
+	cmd.Now = t0.Add(-time.Hour).UnixNano()         // a proposer's clock, replaced
 	cmd.ExpiresAt = t0.Add(-time.Second).UnixNano() // already expired at the committer's clock
 	propose(t, c, cmd)
 	cmd.IfAbsent = true
