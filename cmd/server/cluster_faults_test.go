@@ -42,8 +42,9 @@ func leaderNode(t *testing.T, nodes []*clusterNode, token string) *clusterNode {
 	return nil
 }
 
-// TestClusterLinearizableUnderFaults records concurrent reads, writes,
-// deletes and compare-and-swaps through all three nodes of a cluster while
+// TestClusterLinearizableUnderFaults records concurrent reads, writes
+// (half of them with a TTL that runs out during the run), deletes and
+// compare-and-swaps through all three nodes of a cluster while
 // the leader is killed and restarted and a follower is frozen (SIGSTOP) and
 // resumed, and checks the history for linearizability with porcupine. A
 // violation fails the test and saves the history and its visualization.
@@ -82,9 +83,10 @@ func TestClusterLinearizableUnderFaults(t *testing.T) {
 	}()
 
 	h, err := lincheck.Run(context.Background(), lincheck.Config{
-		Endpoints: endpoints, Token: token, Clients: 8, Keys: 5,
+		Endpoints: endpoints, Token: token, Clients: 8, Keys: 8,
 		Duration: 8 * time.Second, Seed: time.Now().UnixNano(), RequestTimeout: 3 * time.Second,
 		Consistency: "linearizable",
+		TTL:         5 * time.Millisecond, // half the writes: such a key expires before the next write to it
 		Client:      &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16}},
 	})
 	for f := range faults {

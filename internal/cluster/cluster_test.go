@@ -108,7 +108,7 @@ func waitFor(t *testing.T, what string, cond func() error) {
 }
 
 func put(ctx context.Context, n *testNode, key, value string) (store.Result, error) {
-	res, err := n.Propose(ctx, store.Command{Op: store.OpPut, Key: key, Value: []byte(value), Now: time.Now().UnixNano()})
+	res, err := n.Propose(ctx, store.Command{Op: store.OpPut, Key: key, Value: []byte(value)})
 	if err != nil {
 		return store.Result{}, err
 	}
@@ -141,7 +141,7 @@ func TestReplicatesAndForwards(t *testing.T) {
 		}
 	}
 	// CAS outcomes travel back from the leader.
-	res, err := nodes[1].Propose(ctx, store.Command{Op: store.OpPut, Key: "k0", Value: []byte("x"), IfRevision: 999, Now: time.Now().UnixNano()})
+	res, err := nodes[1].Propose(ctx, store.Command{Op: store.OpPut, Key: "k0", Value: []byte("x"), IfRevision: 999})
 	if err != nil || !errors.Is(res[0].Err, store.ErrPreconditionFailed) {
 		t.Fatalf("cas through a follower: %v %v", res, err)
 	}

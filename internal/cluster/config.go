@@ -47,6 +47,10 @@ type Config struct {
 	// RaftLog receives Raft's own log lines (JSON, warnings and up);
 	// os.Stderr when nil.
 	RaftLog io.Writer
+	// Clock stamps the commands of every log entry while this node leads
+	// (Command.Now, what TTLs are compared with); time.Now when nil. A
+	// seam for tests.
+	Clock func() time.Time
 }
 
 func (c *Config) defaults() {

@@ -12,6 +12,13 @@
 // (the bbolt file is already the state). A snapshot is a bbolt read
 // transaction streamed after a flush; restoring one replaces the file.
 //
+// The leader's pacer is also the cluster's write clock: as it builds an
+// entry it stamps every command in it, its own clients' and those its
+// followers forwarded, with one reading of its clock (store.Stamper, never
+// earlier than a stamp already applied), replacing any Now a proposer set.
+// Replay on every node, at the entry's index, thus decides expiries with
+// the same Now, and applying never reads the wall clock.
+//
 // Every node listens on one peer port. A connection starts with a preamble
 // (a kind byte and the SHA-256 of the shared peer token), checked in
 // constant time before anything else is read: kind 'R' connections carry

@@ -29,6 +29,31 @@ func encodeCommands(cmds []store.Command) ([]byte, error) {
 	return b, nil
 }
 
+// stampCommands sets the Now of every command in data (encodeCommands'
+// format) to now, in place: the leader's pacer stamps an entry this way
+// just before it goes into the log.
+func stampCommands(data []byte, now int64) error {
+	n, k := binary.Uvarint(data)
+	if k <= 0 || n > uint64(len(data)) {
+		return errors.New("bad command count")
+	}
+	b := data[k:]
+	for i := range n {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return fmt.Errorf("command %d: bad length", i)
+		}
+		if err := store.StampEncoded(b[k:k+int(l)], now); err != nil {
+			return fmt.Errorf("command %d: %w", i, err)
+		}
+		b = b[k+int(l):]
+	}
+	if len(b) != 0 {
+		return errors.New("trailing bytes after the commands")
+	}
+	return nil
+}
+
 func decodeCommands(b []byte) ([]store.Command, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
@@ -60,6 +85,10 @@ type applyResponse struct {
 type fsm struct {
 	st         *store.Store
 	onSnapshot func(time.Duration)
+	// clock is this node's write-path clock: the pacer stamps entries with
+	// it while this node leads; every applied entry's stamp raises its
+	// floor, so a new leader never stamps earlier than the entries before.
+	clock *store.Stamper
 
 	// last is the index of the last log entry this state machine has
 	// processed. Raft's own AppliedIndex moves when entries are handed to
@@ -70,7 +99,9 @@ type fsm struct {
 	changed chan struct{} // closed and replaced after every apply
 }
 
-func newFSM(st *store.Store) *fsm { return &fsm{st: st, changed: make(chan struct{})} }
+func newFSM(st *store.Store, clock *store.Stamper) *fsm {
+	return &fsm{st: st, clock: clock, changed: make(chan struct{})}
+}
 
 // waitChan returns a channel closed at the next apply.
 func (f *fsm) waitChan() <-chan struct{} {
@@ -111,6 +142,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			continue
 		}
 		spans = append(spans, span{i, len(entries), len(cmds)})
+		if len(cmds) > 0 {
+			f.clock.Observe(cmds[0].Now) // one stamp per entry
+		}
 		for j, c := range cmds {
 			e := store.Entry{Command: c}
 			if j == len(cmds)-1 {

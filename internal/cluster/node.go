@@ -81,7 +81,7 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 		logs.Close()
 		return nil, fmt.Errorf("cluster.peer_listen: %w", err)
 	}
-	f := newFSM(st)
+	f := newFSM(st, store.NewStamper(cfg.Clock))
 	f.onSnapshot = cfg.OnSnapshot
 	n := &Node{cfg: cfg, st: st, fsm: f, logs: logs, digest: sha256.Sum256([]byte(cfg.PeerToken)),
 		stop: make(chan struct{}), done: make(chan struct{})}
@@ -140,7 +140,7 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	}
 	n.raft = r
 	n.startForwarders()
-	n.pacer = startPacer(n.stop, cfg.ApplyTimeout, r.Apply)
+	n.pacer = startPacer(n.stop, cfg.ApplyTimeout, f.clock, r.Apply)
 	n.peer = &http.Server{Handler: n.peerHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.peer.Serve(httpListener{n.mux}) }()
 	n.obsCh = make(chan raft.Observation, 16)

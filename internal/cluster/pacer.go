@@ -29,12 +29,17 @@ const (
 	pacerMaxBytes = 8 << 20 // encoded bytes per entry (a larger proposal goes alone)
 )
 
-// pacer feeds the log. apply is raft.Raft.Apply (a fake in tests).
+// pacer feeds the log. apply is raft.Raft.Apply (a fake in tests). It is
+// also where a cluster's writes get their clock: each entry's commands,
+// the leader's own and the ones forwarded to it alike, are stamped with
+// one reading of clock as the entry is built (store.Stamper, clock.go in
+// internal/store), so every node applies them with the leader's Now.
 type pacer struct {
 	ch      chan *pacerReq
 	stop    <-chan struct{}
 	apply   func(data []byte, timeout time.Duration) raft.ApplyFuture
 	timeout time.Duration
+	clock   *store.Stamper
 }
 
 type pacerReq struct {
@@ -49,14 +54,14 @@ type pacerRes struct {
 }
 
 // startPacer starts a pacer's loop; it ends with stop.
-func startPacer(stop <-chan struct{}, timeout time.Duration, apply func([]byte, time.Duration) raft.ApplyFuture) *pacer {
-	p := newPacer(stop, timeout, apply)
+func startPacer(stop <-chan struct{}, timeout time.Duration, clock *store.Stamper, apply func([]byte, time.Duration) raft.ApplyFuture) *pacer {
+	p := newPacer(stop, timeout, clock, apply)
 	go p.loop()
 	return p
 }
 
-func newPacer(stop <-chan struct{}, timeout time.Duration, apply func([]byte, time.Duration) raft.ApplyFuture) *pacer {
-	return &pacer{ch: make(chan *pacerReq, 4*pacerMaxCmds), stop: stop, apply: apply, timeout: timeout}
+func newPacer(stop <-chan struct{}, timeout time.Duration, clock *store.Stamper, apply func([]byte, time.Duration) raft.ApplyFuture) *pacer {
+	return &pacer{ch: make(chan *pacerReq, 4*pacerMaxCmds), stop: stop, apply: apply, timeout: timeout, clock: clock}
 }
 
 // propose appends data (encodeCommands' format) to the log, as leader, in
@@ -139,6 +144,13 @@ func (p *pacer) loop() {
 		data := binary.AppendUvarint(make([]byte, 0, size+binary.MaxVarintLen64), uint64(cmds))
 		for _, r := range batch {
 			data = append(data, r.data...)
+		}
+		if err := stampCommands(data, p.clock.Now()); err != nil {
+			<-slots
+			for _, r := range batch {
+				r.done <- pacerRes{err: fmt.Errorf("propose: stamp the entry's clock: %w", err)}
+			}
+			continue
 		}
 		f := p.apply(data, p.timeout)
 		go func() {

@@ -97,7 +97,7 @@ func enqueue(t *testing.T, p *pacer, ctx context.Context, props ...*proposal) {
 	for _, pr := range props {
 		cmds := make([]store.Command, len(pr.keys))
 		for i, k := range pr.keys {
-			cmds[i] = store.Command{Op: store.OpPut, Key: k, Value: []byte("v")}
+			cmds[i] = store.Command{Op: store.OpPut, Key: k, Value: []byte("v"), Now: int64(i + 1)} // a proposer's clock, replaced
 		}
 		data, err := encodeCommands(cmds)
 		if err != nil {
@@ -137,7 +137,7 @@ func TestPacerBatchesWhileAnEntryIsInFlight(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	log := newFakeLog()
-	p := startPacer(stop, time.Second, log.apply)
+	p := startPacer(stop, time.Second, store.NewStamper(nil), log.apply)
 	ctx := context.Background()
 
 	first := puts("a", 1)
@@ -178,7 +178,7 @@ func TestPacerEntryLimits(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	log := newFakeLog()
-	p := newPacer(stop, time.Second, log.apply)
+	p := newPacer(stop, time.Second, store.NewStamper(nil), log.apply)
 	ctx := context.Background()
 
 	// Queued before the loop starts: three proposals of which no two fit
@@ -217,7 +217,7 @@ func TestPacerErrors(t *testing.T) {
 			defer close(stop)
 			log := newFakeLog()
 			tc.setup(log)
-			p := newPacer(stop, time.Second, log.apply)
+			p := newPacer(stop, time.Second, store.NewStamper(nil), log.apply)
 			ctx := context.Background()
 			props := []*proposal{puts("a", 1), puts("b", 2)}
 			enqueue(t, p, ctx, props...)
@@ -237,7 +237,7 @@ func TestPacerCallerGivesUp(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	log := newFakeLog()
-	p := startPacer(stop, time.Second, log.apply)
+	p := startPacer(stop, time.Second, store.NewStamper(nil), log.apply)
 	ctx, cancel := context.WithCancel(context.Background())
 	pr := puts("a", 1)
 	enqueue(t, p, ctx, pr)
@@ -251,5 +251,39 @@ func TestPacerCallerGivesUp(t *testing.T) {
 
 	if _, err := p.propose(context.Background(), []byte{0xff}); err == nil {
 		t.Fatal("a proposal with a bad count was accepted")
+	}
+}
+
+// TestPacerStampsEachEntry: every command of an entry carries one reading
+// of the pacer's clock, replacing whatever Now its proposer set (a
+// follower forwarding, or a local client), and the stamps never go back.
+func TestPacerStampsEachEntry(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	log := newFakeLog()
+	now := time.Unix(1000, 0)
+	clock := store.NewStamper(func() time.Time { return now })
+	p := newPacer(stop, time.Second, clock, log.apply)
+	ctx := context.Background()
+	props := []*proposal{puts("local", 2), puts("forwarded", 3)}
+	enqueue(t, p, ctx, props...)
+	go p.loop()
+	log.releaseNext(t)
+	waitAll(p, ctx, props...)
+	now = time.Unix(900, 0) // the clock steps back
+	late := puts("late", 1)
+	enqueue(t, p, ctx, late)
+	log.releaseNext(t)
+	waitAll(p, ctx, late)
+	checkResults(t, append(props, late)...)
+	if len(log.entries) != 2 {
+		t.Fatalf("%d entries, want 2", len(log.entries))
+	}
+	for i, e := range log.entries {
+		for _, c := range e {
+			if c.Now != time.Unix(1000, 0).UnixNano() {
+				t.Errorf("entry %d: %s stamped %d, want %d", i, c.Key, c.Now, time.Unix(1000, 0).UnixNano())
+			}
+		}
 	}
 }

@@ -45,7 +45,7 @@ func (c *client) do(ctx context.Context, endpoint string, in Input) (Operation, 
 		}
 		op.Output, err = Output{Result: res, Error: err.Error()}, nil
 	} else {
-		op.Output, err = interpret(in, resp, body)
+		op.Output, err = interpret(in, resp, body, c.start)
 		if err != nil {
 			op.Output = Output{Result: Unknown, Error: err.Error()}
 			err = fmt.Errorf("lincheck: %s %s via %s: %w", in.Kind, in.Key, endpoint, err)
@@ -68,6 +68,9 @@ func (c *client) request(ctx context.Context, endpoint string, in Input) (*http.
 		}
 	case Put, Create, CAS:
 		method, body = http.MethodPut, in.Value
+		if in.TTL > 0 {
+			u += "?ttl=" + in.TTL.String()
+		}
 	case Delete:
 		method = http.MethodDelete
 	}
@@ -102,7 +105,8 @@ func escapeKey(key string) string {
 }
 
 // interpret maps an answer to the model's output, following docs/api.md.
-func interpret(in Input, resp *http.Response, body []byte) (Output, error) {
+// Expiries are converted to nanoseconds since start.
+func interpret(in Input, resp *http.Response, body []byte, start time.Time) (Output, error) {
 	status := resp.StatusCode
 	if status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests {
 		return Output{Result: Unknown, Error: fmt.Sprintf("%d %s", status, problemCode(body))}, nil
@@ -113,7 +117,11 @@ func interpret(in Input, resp *http.Response, body []byte) (Output, error) {
 		if err != nil {
 			return Output{}, err
 		}
-		return Output{Result: OK, Value: string(body), Revision: rev}, nil
+		exp, err := sinceStart(resp.Header.Get("X-KV-Expires-At"), start)
+		if err != nil {
+			return Output{}, fmt.Errorf("X-KV-Expires-At: %w", err)
+		}
+		return Output{Result: OK, Value: string(body), Revision: rev, ExpiresAt: exp}, nil
 	case (in.Kind == Get || in.Kind == Delete) && status == http.StatusNotFound && problemCode(body) == "not_found":
 		return Output{Result: NotFound}, nil
 	case in.Kind != Get && status == http.StatusPreconditionFailed:
@@ -126,14 +134,32 @@ func interpret(in Input, resp *http.Response, body []byte) (Output, error) {
 		return Output{Result: OK, Revision: rev}, nil
 	case in.Kind != Get && in.Kind != Delete && (status == http.StatusOK || status == http.StatusCreated):
 		var meta struct {
-			Revision uint64 `json:"revision"`
+			Revision  uint64 `json:"revision"`
+			ExpiresAt string `json:"expires_at"`
 		}
 		if err := json.Unmarshal(body, &meta); err != nil || meta.Revision == 0 {
 			return Output{}, fmt.Errorf("%d without a revision in its body %.200q", status, body)
 		}
-		return Output{Result: OK, Revision: meta.Revision, Created: status == http.StatusCreated}, nil
+		exp, err := sinceStart(meta.ExpiresAt, start)
+		if err != nil {
+			return Output{}, fmt.Errorf("expires_at: %w", err)
+		}
+		return Output{Result: OK, Revision: meta.Revision, Created: status == http.StatusCreated, ExpiresAt: exp}, nil
 	}
 	return Output{}, fmt.Errorf("unexpected answer %d: %.300s", status, body)
+}
+
+// sinceStart converts an RFC 3339 expiry ("" for none) to nanoseconds since
+// start, by the wall clock (the servers run on the recorder's machine).
+func sinceStart(v string, start time.Time) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return 0, err
+	}
+	return max(int64(t.Sub(start)), 1), nil // 0 means none
 }
 
 // parseETag reads a strong revision ETag such as "42".

@@ -47,9 +47,11 @@ type History []Operation
 func (h History) Porcupine() []porcupine.Operation {
 	ops := make([]porcupine.Operation, len(h))
 	for i, op := range h {
+		in := op.Input
+		in.Call, in.Return = op.Call, op.Return // the model decides expiry by them
 		ops[i] = porcupine.Operation{
 			ClientId: op.Client,
-			Input:    op.Input,
+			Input:    in,
 			Call:     op.Call,
 			Output:   op.Output,
 			Return:   op.Return,

@@ -234,3 +234,88 @@ func TestArtifactsRoundTrip(t *testing.T) {
 		t.Errorf("CheckAndSave(linearizable) = %s, %q, %v", res, path, err)
 	}
 }
+
+// TestModelTTL: keys with a TTL are live for operations that end before
+// their expiry, gone for those that start after it (within ClockSlack),
+// and either for those whose interval spans it.
+func TestModelTTL(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	ttl := 100 * time.Millisecond
+	putTTL := func(c int, call, ret int64, v string, rev uint64, created bool, exp int64) Operation {
+		return Operation{Client: c, Call: call, Return: ret, Input: Input{Kind: Put, Key: "k", Value: v, TTL: ttl},
+			Output: Output{Result: OK, Revision: rev, Created: created, ExpiresAt: exp}}
+	}
+	getTTL := func(c int, call, ret int64, v string, rev uint64, exp int64) Operation {
+		op := get(c, call, ret, "k", v, rev)
+		op.Output.ExpiresAt = exp
+		return op
+	}
+	create := Input{Kind: Create, Key: "k", Value: "c"}
+	cas1 := Input{Kind: CAS, Key: "k", Value: "x", IfRevision: 1}
+	for name, tc := range map[string]struct {
+		h    History
+		want porcupine.CheckResult
+	}{
+		"read before the expiry sees the key": {History{
+			putTTL(0, 0, 10*ms, "a", 1, true, 105*ms),
+			getTTL(1, 20*ms, 30*ms, "a", 1, 105*ms),
+		}, porcupine.Ok},
+		"read before the expiry misses the key": {History{
+			putTTL(0, 0, 10*ms, "a", 1, true, 105*ms),
+			get(1, 20*ms, 30*ms, "k", "", 0),
+		}, porcupine.Illegal},
+		"read after the expiry sees the key": {History{
+			putTTL(0, 0, 10*ms, "a", 1, true, 105*ms),
+			getTTL(1, 300*ms, 310*ms, "a", 1, 105*ms),
+		}, porcupine.Illegal},
+		"reads spanning the expiry may see either": {History{
+			putTTL(0, 0, 10*ms, "a", 1, true, 105*ms),
+			get(1, 100*ms, 110*ms, "k", "", 0),
+			getTTL(2, 100*ms, 112*ms, "a", 1, 105*ms),
+			write(0, 103*ms, 120*ms, cas1, OK, 2), // its stamp may be before the expiry, its commit after the reads
+		}, porcupine.Ok},
+		"create after the expiry creates": {History{
+			putTTL(0, 0, 10*ms, "a", 1, true, 105*ms),
+			get(1, 300*ms, 310*ms, "k", "", 0),
+			write(1, 320*ms, 330*ms, create, OK, 3),
+			get(1, 340*ms, 350*ms, "k", "c", 3),
+		}, porcupine.Ok},
+		"create after the expiry refused (issue 11)": {History{
+			putTTL(0, 0, 10*ms, "a", 1, true, 105*ms),
+			get(1, 300*ms, 310*ms, "k", "", 0),
+			write(1, 320*ms, 330*ms, create, PreconditionFailed, 0),
+		}, porcupine.Illegal},
+		"cas on the expired revision succeeds (issue 11)": {History{
+			putTTL(0, 0, 10*ms, "a", 1, true, 105*ms),
+			write(1, 320*ms, 330*ms, cas1, OK, 3),
+		}, porcupine.Illegal},
+		"put after the expiry answered 200": {History{
+			putTTL(0, 0, 10*ms, "a", 1, true, 105*ms),
+			put(1, 320*ms, 330*ms, "k", "b", 3, false),
+		}, porcupine.Illegal},
+		"a put without a ttl clears it": {History{
+			putTTL(0, 0, 10*ms, "a", 1, true, 105*ms),
+			put(1, 20*ms, 30*ms, "k", "b", 2, false),
+			get(1, 500*ms, 510*ms, "k", "b", 2),
+		}, porcupine.Ok},
+		"an unknown write's expiry is learnt from a read": {History{
+			{Client: 0, Call: 0, Return: Never, Input: Input{Kind: Put, Key: "k", Value: "u", TTL: ttl}, Output: Output{Result: Unknown}},
+			getTTL(1, 50*ms, 60*ms, "u", 1, 120*ms),
+			get(1, 400*ms, 410*ms, "k", "", 0),
+		}, porcupine.Ok},
+		"an unknown write seen after its learnt expiry": {History{
+			{Client: 0, Call: 0, Return: Never, Input: Input{Kind: Put, Key: "k", Value: "u", TTL: ttl}, Output: Output{Result: Unknown}},
+			getTTL(1, 50*ms, 60*ms, "u", 1, 120*ms),
+			getTTL(1, 400*ms, 410*ms, "u", 1, 120*ms),
+		}, porcupine.Illegal},
+		"an expiry earlier than call + ttl": {History{
+			putTTL(0, 50*ms, 60*ms, "a", 1, true, 105*ms),
+		}, porcupine.Illegal},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got, _ := Check(tc.h, 10*time.Second); got != tc.want {
+				t.Errorf("Check = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

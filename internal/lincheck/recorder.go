@@ -53,6 +53,9 @@ type Config struct {
 	// server that does not know the parameter (it refuses unknown query
 	// parameters with 400).
 	Consistency string
+	// TTL, when not zero, is sent as ?ttl= with half of the writes (puts,
+	// creates and compare-and-swaps), so that keys expire during the run.
+	TTL time.Duration
 }
 
 // Operation mix, in percent: the rest are deletes.
@@ -212,13 +215,17 @@ func (c *client) next() Input {
 	}
 	c.seq++
 	value := fmt.Sprintf("c%d-%d", c.id, c.seq)
+	var ttl time.Duration
+	if c.cfg.TTL > 0 && c.rng.IntN(2) == 0 {
+		ttl = c.cfg.TTL
+	}
 	switch {
 	case r < pctGet+pctPut:
-		return Input{Kind: Put, Key: key, Value: value}
+		return Input{Kind: Put, Key: key, Value: value, TTL: ttl}
 	case r < pctGet+pctPut+pctCAS && k.rev != 0:
-		return Input{Kind: CAS, Key: key, Value: value, IfRevision: k.rev}
+		return Input{Kind: CAS, Key: key, Value: value, IfRevision: k.rev, TTL: ttl}
 	case r < pctGet+pctPut+pctCAS:
-		return Input{Kind: Create, Key: key, Value: value}
+		return Input{Kind: Create, Key: key, Value: value, TTL: ttl}
 	case k.rev != 0 && c.rng.IntN(2) == 0:
 		return Input{Kind: Delete, Key: key, IfRevision: k.rev}
 	}

@@ -190,3 +190,30 @@ func TestConsistencyParameter(t *testing.T) {
 	}
 	Verify(t, h, 60*time.Second)
 }
+
+// TestRealServerWithTTLs: half of the writes carry a TTL short enough
+// that keys expire during the run; the history must be linearizable and
+// keys must have been seen expiring.
+func TestRealServerWithTTLs(t *testing.T) {
+	base := startServer(t)
+	h := record(t, Config{
+		Endpoints: []string{base}, Token: testToken, Clients: 4, Keys: 3,
+		OpsPerClient: 200, Seed: 3, TTL: 30 * time.Millisecond,
+	})
+	ttls, expiries := 0, 0
+	for _, op := range h {
+		if op.Input.TTL != 0 {
+			ttls++
+			if op.Output.Result == OK && op.Output.ExpiresAt == 0 {
+				t.Errorf("a write with a ttl answered without expires_at: %+v", op)
+			}
+		}
+		if op.Input.Kind == Get && op.Output.Result == OK && op.Output.ExpiresAt != 0 {
+			expiries++
+		}
+	}
+	if ttls == 0 || expiries == 0 {
+		t.Errorf("%d writes with a ttl, %d reads of a key with one: the run does not exercise TTLs", ttls, expiries)
+	}
+	Verify(t, h, 60*time.Second)
+}

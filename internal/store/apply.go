@@ -105,6 +105,11 @@ type applier struct {
 }
 
 func (a *applier) apply(c Command) (Result, error) {
+	if c.Now <= 0 {
+		// Without the log's clock every expired key would look live; every
+		// node refuses the same command the same way.
+		return Result{Err: fmt.Errorf("%w: %s %q", ErrNoClock, c.Op, c.Key)}, nil
+	}
 	switch c.Op {
 	case OpPut:
 		return a.put(c)

@@ -39,7 +39,8 @@ func (o Op) String() string {
 }
 
 // Command is one mutation. Everything Apply needs is in the command,
-// including the proposer's clock (Now), so applying it is deterministic.
+// including the clock (Now) the log stamped it with, so applying it is
+// deterministic.
 type Command struct {
 	Op          Op
 	Key         string // the key, or the prefix for OpDeletePrefix
@@ -55,8 +56,11 @@ type Command struct {
 	// IfExists makes a put or delete require that the key exists
 	// (HTTP "If-Match: *").
 	IfExists bool
-	// Now is the proposer's clock, Unix nanoseconds. Keys whose expiry is at
-	// or before Now are treated as absent.
+	// Now is the write path's clock, Unix nanoseconds, stamped by whoever
+	// puts the command in the log (a Stamper: the Committer, or the
+	// cluster's leader), never by the proposer. Keys whose expiry is at or
+	// before Now are treated as absent. A command without one (Now <= 0)
+	// is refused at apply with ErrNoClock.
 	Now int64
 }
 
@@ -68,8 +72,9 @@ type Entry struct {
 
 // Result is the outcome of one applied command.
 type Result struct {
-	// Err is the command's own outcome: nil, ErrNotFound or
-	// ErrPreconditionFailed. It is not a storage failure (those fail the
+	// Err is the command's own outcome: nil, ErrNotFound,
+	// ErrPreconditionFailed, or ErrNoClock (a command that was never
+	// stamped). It is not a storage failure (those fail the
 	// whole batch and are returned by Apply itself).
 	Err error
 	// KV is the key's metadata after a put, or before a delete.
@@ -128,7 +133,7 @@ func (c Command) MarshalBinary() ([]byte, error) {
 	b = append(b, commandVersion, byte(c.Op), flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(c.ExpiresAt))
 	b = binary.BigEndian.AppendUint64(b, c.IfRevision)
-	b = binary.BigEndian.AppendUint64(b, uint64(c.Now))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Now)) // at nowOffset
 	b = binary.AppendUvarint(b, uint64(len(c.Key)))
 	b = append(b, c.Key...)
 	b = binary.AppendUvarint(b, uint64(len(c.ContentType)))

@@ -19,7 +19,7 @@ type Proposer interface {
 
 // CommitterOptions tune a Committer; zero fields take the defaults.
 type CommitterOptions struct {
-	Clock    func() time.Time // stamps commands that carry no Now; time.Now
+	Clock    func() time.Time // the clock that stamps every command's Now at commit; time.Now
 	MaxBatch int              // commands per group commit; 1000
 	// FlushInterval and FlushKeys say when buffered changes are written to
 	// the store's bbolt file: every interval, or sooner once this many keys
@@ -48,6 +48,7 @@ type Committer struct {
 	wal   *WAL
 	opts  CommitterOptions
 	log   *slog.Logger
+	clock *Stamper // stamps each batch's commands (clock.go)
 
 	queue       chan *proposal
 	stop        chan struct{}
@@ -95,7 +96,7 @@ func NewCommitter(s *Store, wal *WAL, opts CommitterOptions) (*Committer, error)
 		opts.Logger = slog.Default()
 	}
 	c := &Committer{
-		store: s, wal: wal, opts: opts, log: opts.Logger,
+		store: s, wal: wal, opts: opts, log: opts.Logger, clock: NewStamper(opts.Clock),
 		queue:       make(chan *proposal, opts.MaxBatch),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
@@ -121,6 +122,9 @@ func (c *Committer) recover() error {
 	replayed := 0
 	err := c.wal.Replay(c.store.AppliedIndex(), c.opts.MaxBatch, func(entries []Entry) error {
 		replayed += len(entries)
+		for _, e := range entries {
+			c.clock.Observe(e.Command.Now)
+		}
 		_, err := c.store.ApplyBuffered(entries)
 		return err
 	})
@@ -145,14 +149,10 @@ func (c *Committer) recover() error {
 
 // Propose queues cmds and waits until they are committed. Once queued, the
 // proposal is waited for even if ctx ends, so that the caller learns the
-// outcome of a write that may have been applied.
+// outcome of a write that may have been applied. The commands are stamped
+// with the committer's clock when their batch is numbered; any Now they
+// carry is replaced, and cmds is not modified.
 func (c *Committer) Propose(ctx context.Context, cmds ...Command) ([]Result, error) {
-	now := c.opts.Clock().UnixNano()
-	for i := range cmds {
-		if cmds[i].Now == 0 {
-			cmds[i].Now = now
-		}
-	}
 	p := &proposal{cmds: cmds, done: make(chan struct{})}
 	select {
 	case c.queue <- p:
@@ -250,8 +250,10 @@ func (c *Committer) commitEntries(batch []*proposal) ([]Result, error) {
 	}
 	var entries []Entry
 	next := c.store.AppliedIndex() + 1
+	now := c.clock.Now() // the one clock reading of the batch, as the leader's pacer does
 	for _, p := range batch {
 		for _, cmd := range p.cmds {
+			cmd.Now = now
 			entries = append(entries, Entry{Index: next, Command: cmd})
 			next++
 		}

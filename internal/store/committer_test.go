@@ -67,11 +67,13 @@ func TestCommitterAfterClose(t *testing.T) {
 	}
 }
 
+// TestCommitterStampsNow: the committer's clock decides expiry, whatever
+// Now the proposer set.
 func TestCommitterStampsNow(t *testing.T) {
 	s := mustOpenStore(t)
 	c := mustCommitter(t, s, nil, CommitterOptions{Clock: func() time.Time { return t0 }})
 	cmd := put("a", "1")
-	cmd.Now = 0
+	cmd.Now = t0.Add(-time.Hour).UnixNano()         // a proposer's clock, replaced
 	cmd.ExpiresAt = t0.Add(-time.Second).UnixNano() // already expired at the committer's clock
 	propose(t, c, cmd)
 	cmd.IfAbsent = true

@@ -29,6 +29,10 @@ var (
 	// ErrNoQuorum means a replicated store cannot reach a quorum (or has no
 	// leader) right now; the write was not applied and may be retried.
 	ErrNoQuorum = errors.New("kvstore: no quorum")
+	// ErrNoClock means a command reached the state machine without the
+	// write path's clock (Command.Now): a bug, refused rather than applied
+	// without expiry checks.
+	ErrNoClock = errors.New("kvstore: command carries no clock")
 	// ErrOutcomeUnknown means a replicated write was handed to the log but
 	// its fate is unknown (leadership was lost, or the leader stopped
 	// answering): it may or may not have been applied.

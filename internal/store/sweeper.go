@@ -64,7 +64,9 @@ func (w *Sweeper) Run(ctx context.Context) {
 }
 
 // SweepOnce proposes the expiry of up to batch keys expired at now and
-// returns how many it found.
+// returns how many it found. Each expiry applies only if the key is still
+// at the revision read and has expired by the clock the log stamps the
+// command with (clock.go), which the sweeper does not set.
 func (w *Sweeper) SweepOnce(ctx context.Context, now time.Time, batch int) (int, error) {
 	keys, err := w.Store.Expired(now, batch)
 	if err != nil || len(keys) == 0 {
@@ -72,7 +74,7 @@ func (w *Sweeper) SweepOnce(ctx context.Context, now time.Time, batch int) (int,
 	}
 	cmds := make([]Command, len(keys))
 	for i, k := range keys {
-		cmds[i] = Command{Op: OpExpire, Key: k.Key, IfRevision: k.Revision, Now: now.UnixNano()}
+		cmds[i] = Command{Op: OpExpire, Key: k.Key, IfRevision: k.Revision}
 	}
 	if _, err := w.Proposer.Propose(ctx, cmds...); err != nil {
 		return 0, err
