@@ -14,6 +14,11 @@ import (
 // DBFile is the database file's name inside a data directory.
 const DBFile = "kv.db"
 
+// RaftDir is the directory inside a data directory where a cluster member
+// keeps its Raft log and snapshots (internal/cluster); its presence marks
+// the data directory as a cluster member's.
+const RaftDir = "raft"
+
 // Verify checks that the file at path is a kvstore database this build can
 // read, and returns its revision and key count.
 func Verify(path string) (Status, error) {
@@ -48,7 +53,18 @@ func Verify(path string) (Status, error) {
 // database. An existing database is refused unless force is set, in which case
 // it is kept beside the new one as kv.db.pre-restore-<unix time>. Restore
 // fails if a server holds the database open.
+//
+// A cluster member's data directory (one holding RaftDir) is refused, force
+// or not: its Raft log would skip every entry up to the snapshot's index and
+// the node would serve data the cluster does not have (ErrClusterMember).
 func Restore(from, dataDir string, force bool) (Status, error) {
+	if raft := filepath.Join(dataDir, RaftDir); fileExists(raft) {
+		return Status{}, fmt.Errorf("%w: %s holds %s; restoring kv.db under it would make the node skip the cluster's log up to the snapshot "+
+			"and serve data the cluster does not have (--force does not change this). "+
+			"To bring a member back, stop it, remove %s and %s and start it again: it rejoins and receives the cluster's state. "+
+			"To use the snapshot, restore it into a fresh data dir and run that as a single node",
+			ErrClusterMember, dataDir, raft, filepath.Join(dataDir, DBFile), raft)
+	}
 	st, err := Verify(from)
 	if err != nil {
 		return st, fmt.Errorf("snapshot %s: %w", from, err)
