@@ -80,7 +80,8 @@ func Verify(path string) (st Status, err error) {
 	return st, nil
 }
 
-// walkBuckets visits every key of every bucket, nested ones included.
+// walkBuckets visits every key of every bucket, nested ones included, and
+// checks that each bucket's keys are in strictly increasing order.
 func walkBuckets(tx *bolt.Tx) error {
 	var walk func(b *bolt.Bucket, depth int) error
 	walk = func(b *bolt.Bucket, depth int) error {
@@ -88,7 +89,14 @@ func walkBuckets(tx *bolt.Tx) error {
 			return fmt.Errorf("%w: buckets nested too deep", ErrCorrupt)
 		}
 		c := b.Cursor()
+		var prev []byte
 		for k, v := c.First(); k != nil; k, v = c.Next() {
+			// bbolt finds keys by binary search and does not check the
+			// order of inline buckets: keys out of order would be lost.
+			if prev != nil && bytes.Compare(prev, k) >= 0 {
+				return fmt.Errorf("%w: keys out of order (%q after %q)", ErrCorrupt, k, prev)
+			}
+			prev = k
 			if v == nil {
 				if child := b.Bucket(k); child != nil {
 					if err := walk(child, depth+1); err != nil {

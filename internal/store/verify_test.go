@@ -87,6 +87,21 @@ func TestVerifyRefusesDamagedSnapshots(t *testing.T) {
 			damage: func(t *testing.T) []byte { return patchOnce(t, good, "m/abc", "m/\x01bc") },
 			want:   "control character",
 		},
+		"key changed out of order": {
+			damage: func(t *testing.T) []byte { return patchOnce(t, good, "a/one", "z/one") },
+			want:   "keys out of order",
+		},
+		"page headers overwritten": {
+			damage: func(t *testing.T) []byte {
+				b := bytes.Clone(good)
+				ps := os.Getpagesize()
+				for off := 2 * ps; off+8 <= len(b); off += ps {
+					copy(b[off:], "\xde\xad\xbe\xef\xde\xad\xbe\xef")
+				}
+				return b
+			},
+			want: "bbolt failed reading it",
+		},
 		"TTL index entry without record": {
 			damage: func(t *testing.T) []byte {
 				path := filepath.Join(t.TempDir(), "x.db")
