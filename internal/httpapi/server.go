@@ -45,8 +45,9 @@ type Options struct {
 	MaxValueBytes int
 	// Heartbeat is the interval of comment lines on idle watch streams.
 	Heartbeat time.Duration
-	// WriteTimeout bounds each write of a long-lived response (watch,
-	// snapshot), which are exempt from the server's whole-response timeout.
+	// WriteTimeout bounds each write of a long-lived response (watch),
+	// which is exempt from the server's whole-response timeout. Snapshot
+	// streams have their own bounds (Snapshot).
 	WriteTimeout time.Duration
 	Version      string
 	Logger       *slog.Logger

@@ -23,7 +23,8 @@ const maxVerifyErrors = 5
 // build can read, and returns its counters. It reads the whole file:
 //
 //   - the file holds every page its meta page counts (not truncated);
-//   - every bucket's pages can be walked, and bbolt's consistency check
+//   - every bucket's pages can be walked and its keys are in order (bbolt
+//     does not check inline buckets), and bbolt's consistency check
 //     (Tx.Check: page references, free pages, key order) finds nothing;
 //   - the buckets and schema version are kvstore's, the counters are 8
 //     bytes each;
