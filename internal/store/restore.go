@@ -23,9 +23,10 @@ const RaftDir = "raft"
 // snapshot is copied to a temporary file beside the database, fsynced and
 // verified (Verify), and only then are the old files set aside and the copy
 // renamed into place, so a damaged snapshot changes nothing and a crash
-// leaves either the old or the new database. An existing database is refused unless force is set, in which case
-// it is kept beside the new one as kv.db.pre-restore-<unix time>. Restore
-// fails if a server holds the database open.
+// leaves either the old or the new database. An existing database is
+// refused unless force is set, in which case it is kept beside the new one
+// as kv.db.pre-restore-<unix time>. Restore fails if a server holds the
+// database open.
 //
 // A cluster member's data directory (one holding RaftDir) is refused, force
 // or not: its Raft log would skip every entry up to the snapshot's index and

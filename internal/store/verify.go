@@ -43,9 +43,17 @@ func Verify(path string) (st Status, err error) {
 			err = fmt.Errorf("%w: %s is damaged: bbolt failed reading it: %v", ErrCorrupt, path, r)
 		}
 	}()
-	info, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return Status{}, err
+	}
+	info, err := f.Stat()
+	if err == nil {
+		err = checkPages(f, info.Size())
+	}
+	f.Close()
+	if err != nil {
+		return Status{}, fmt.Errorf("verify %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
