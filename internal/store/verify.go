@@ -22,7 +22,8 @@ const maxVerifyErrors = 5
 // Verify checks that the file at path is a sound kvstore database this
 // build can read, and returns its counters. It reads the whole file:
 //
-//   - the file holds every page its meta page counts (not truncated);
+//   - the file holds every page its meta page counts (not truncated), and
+//     its page tree is sound (checkPages, read without a mapping);
 //   - every bucket's pages can be walked and its keys are in order (bbolt
 //     does not check inline buckets), and bbolt's consistency check
 //     (Tx.Check: page references, free pages, key order) finds nothing;
