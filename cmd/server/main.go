@@ -69,7 +69,7 @@ func restore(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	from := fs.String("from", "", "snapshot `file` taken with GET /api/v1/snapshot")
 	dataDir := fs.String("data-dir", "", "data `directory` of the (stopped) server")
-	force := fs.Bool("force", false, "replace an existing database (it is kept as kv.db.pre-restore-<time>)")
+	force := fs.Bool("force", false, "replace an existing database (it is kept as kv.db.pre-restore-<time>); never into a cluster member (a data dir with raft/)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

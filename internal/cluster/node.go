@@ -76,6 +76,10 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 		logs.Close()
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
+	if err := checkStoreNotAhead(st, cfg.Dir, logs, snaps); err != nil {
+		logs.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.PeerListen)
 	if err != nil {
 		logs.Close()

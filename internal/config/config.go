@@ -41,6 +41,8 @@ type Config struct {
 	Store   StoreTuning `json:"store"`
 	Console Console     `json:"console"`
 	Cluster Cluster     `json:"cluster"`
+
+	Snapshot Snapshot `json:"snapshot"`
 }
 
 // Console says whether the server itself serves the web console (the
@@ -129,6 +131,8 @@ func Default() Config {
 		Store:   StoreTuning{MaxBatch: 1000},
 		Console: Console{Enabled: true},
 		Cluster: Cluster{PeerListen: ":7000"},
+
+		Snapshot: defaultSnapshot(),
 	}
 }
 

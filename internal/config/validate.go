@@ -72,6 +72,7 @@ func (c *Config) Validate() error {
 		bad("http.max_header_bytes", "%d is out of range 4096..1048576", c.HTTP.MaxHeaderBytes)
 	}
 	c.Cluster.validate(bad)
+	c.Snapshot.validate(bad)
 	if c.Watch.HistoryEvents < 1 {
 		bad("watch.history_events", "must be at least 1")
 	}

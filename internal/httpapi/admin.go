@@ -34,29 +34,6 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, _ *auth.Principa
 	return nil
 }
 
-// snapshot streams a consistent copy of the database file (admin only).
-// Restore it offline with `kvstore restore --from FILE --data-dir DIR`.
-func (s *Server) snapshot(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
-	if !p.CanAdmin() {
-		return errWith(errForbidden, "token %q is not an admin token; snapshots need one", p.Name)
-	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a large file may take longer than the server's write timeout
-	st := s.backend.Status()
-	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="kvstore-%d.db"`, st.Revision))
-	if r.Method == http.MethodHead {
-		return nil
-	}
-	if _, err := s.backend.WriteSnapshot(w); err != nil {
-		// Headers are gone; the client sees a truncated body, the log says why.
-		s.log.ErrorContext(r.Context(), "snapshot failed", "request_id", requestID(r.Context()), "err", err)
-		panic(http.ErrAbortHandler)
-	}
-	return nil
-}
-
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ *auth.Principal) error {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	return nil

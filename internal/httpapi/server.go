@@ -45,8 +45,9 @@ type Options struct {
 	MaxValueBytes int
 	// Heartbeat is the interval of comment lines on idle watch streams.
 	Heartbeat time.Duration
-	// WriteTimeout bounds each write of a long-lived response (watch,
-	// snapshot), which are exempt from the server's whole-response timeout.
+	// WriteTimeout bounds each write of a long-lived response (watch),
+	// which is exempt from the server's whole-response timeout. Snapshot
+	// streams have their own bounds (Snapshot).
 	WriteTimeout time.Duration
 	Version      string
 	Logger       *slog.Logger
@@ -55,6 +56,10 @@ type Options struct {
 	// Console, if set, serves GET and HEAD requests outside /api/ (the web
 	// console's static files); otherwise such paths are 404 problems.
 	Console http.Handler
+
+	// Snapshot bounds GET /api/v1/snapshot streams (snapshot.go); zero
+	// fields take the defaults of SnapshotLimits.
+	Snapshot SnapshotLimits
 }
 
 // Server is the API's handler. It is safe for concurrent use.
@@ -65,6 +70,8 @@ type Server struct {
 	log     *slog.Logger
 	clock   func() time.Time
 	started time.Time
+
+	snapshots chan struct{} // one token per running snapshot stream
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
@@ -86,6 +93,8 @@ func New(backend Backend, a *auth.Authenticator, opts Options) *Server {
 	if s.opts.WriteTimeout <= 0 {
 		s.opts.WriteTimeout = 30 * time.Second
 	}
+	s.opts.Snapshot = s.opts.Snapshot.withDefaults()
+	s.snapshots = make(chan struct{}, s.opts.Snapshot.MaxConcurrent)
 	s.started = s.clock()
 	s.handler = s.routes()
 	return s

@@ -90,6 +90,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		Logger:        log,
 		Observer:      m,
 		Console:       console,
+		Snapshot: httpapi.SnapshotLimits{
+			MaxConcurrent: cfg.Snapshot.MaxConcurrent, MinBytesPerSecond: cfg.Snapshot.MinBytesPerSecond, StallTimeout: cfg.Snapshot.StallTimeout.D(),
+		},
 	})
 	apiSrv := &http.Server{
 		Handler:           api,

@@ -26,6 +26,9 @@ var (
 	ErrClosed = errors.New("kvstore: store closed")
 	// ErrCorrupt means the database file holds data this version cannot read.
 	ErrCorrupt = errors.New("kvstore: corrupt database")
+	// ErrClusterMember means an offline restore was aimed at a cluster
+	// member's data directory, which only Raft may change.
+	ErrClusterMember = errors.New("kvstore: data dir belongs to a cluster member")
 	// ErrNoQuorum means a replicated store cannot reach a quorum (or has no
 	// leader) right now; the write was not applied and may be retried.
 	ErrNoQuorum = errors.New("kvstore: no quorum")

@@ -14,53 +14,54 @@ import (
 // DBFile is the database file's name inside a data directory.
 const DBFile = "kv.db"
 
-// Verify checks that the file at path is a kvstore database this build can
-// read, and returns its revision and key count.
-func Verify(path string) (Status, error) {
-	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return Status{}, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer db.Close()
-	var st Status
-	err = db.View(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
-			if tx.Bucket(name) == nil {
-				return fmt.Errorf("%w: bucket %q missing: not a kvstore snapshot", ErrCorrupt, name)
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if v := u64(meta.Get(metaSchema)); v != schemaVersion {
-			return fmt.Errorf("%w: schema version %d, this build reads %d", ErrCorrupt, v, schemaVersion)
-		}
-		st.Revision = u64(meta.Get(metaRevision))
-		st.AppliedIndex = u64(meta.Get(metaAppliedIndex))
-		st.Keys = int64(u64(meta.Get(metaKeyCount)))
-		st.DBSizeBytes = tx.Size()
-		return nil
-	})
-	return st, err
-}
+// RaftDir is the directory inside a data directory where a cluster member
+// keeps its Raft log and snapshots (internal/cluster); its presence marks
+// the data directory as a cluster member's.
+const RaftDir = "raft"
 
 // Restore installs the snapshot file from as the database of dataDir. The
-// snapshot is verified first and copied through a temporary file that is
-// fsynced and renamed into place, so a crash leaves either the old or the new
-// database. An existing database is refused unless force is set, in which case
-// it is kept beside the new one as kv.db.pre-restore-<unix time>. Restore
-// fails if a server holds the database open.
+// snapshot is copied to a temporary file beside the database, fsynced and
+// verified (Verify), and only then are the old files set aside and the copy
+// renamed into place, so a damaged snapshot changes nothing and a crash
+// leaves either the old or the new database. An existing database is
+// refused unless force is set, in which case it is kept beside the new one
+// as kv.db.pre-restore-<unix time>. Restore fails if a server holds the
+// database open.
+//
+// A cluster member's data directory (one holding RaftDir) is refused, force
+// or not: its Raft log would skip every entry up to the snapshot's index and
+// the node would serve data the cluster does not have (ErrClusterMember).
 func Restore(from, dataDir string, force bool) (Status, error) {
-	st, err := Verify(from)
-	if err != nil {
-		return st, fmt.Errorf("snapshot %s: %w", from, err)
+	if raft := filepath.Join(dataDir, RaftDir); fileExists(raft) {
+		return Status{}, fmt.Errorf("%w: %s holds %s; restoring kv.db under it would make the node skip the cluster's log up to the snapshot "+
+			"and serve data the cluster does not have (--force does not change this). "+
+			"To bring a member back, stop it, remove %s and %s and start it again: it rejoins and receives the cluster's state. "+
+			"To use the snapshot, restore it into a fresh data dir and run that as a single node",
+			ErrClusterMember, dataDir, raft, filepath.Join(dataDir, DBFile), raft)
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return st, fmt.Errorf("data dir: %w", err)
+		return Status{}, fmt.Errorf("data dir: %w", err)
 	}
 	dst := filepath.Join(dataDir, DBFile)
-	if _, err := os.Stat(dst); err == nil {
-		if !force {
-			return st, fmt.Errorf("%s already exists; pass --force to replace it (the old file is kept)", dst)
-		}
+	_, statErr := os.Stat(dst)
+	switch {
+	case statErr == nil && !force:
+		return Status{}, fmt.Errorf("%s already exists; pass --force to replace it (the old file is kept)", dst)
+	case statErr != nil && !errors.Is(statErr, os.ErrNotExist):
+		return Status{}, statErr
+	}
+	// The copy that is installed is the one verified; until it passes,
+	// nothing in dataDir is touched.
+	tmp := dst + ".restore-tmp"
+	defer os.Remove(tmp)
+	if err := copyFileSync(from, tmp); err != nil {
+		return Status{}, err
+	}
+	st, err := Verify(tmp)
+	if err != nil {
+		return Status{}, fmt.Errorf("snapshot %s: %w", from, err)
+	}
+	if statErr == nil {
 		// Holding the lock proves no server has the database open.
 		db, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: time.Second})
 		if err != nil {
@@ -70,8 +71,6 @@ func Restore(from, dataDir string, force bool) (Status, error) {
 		if err := os.Rename(dst, fmt.Sprintf("%s.pre-restore-%d", dst, time.Now().Unix())); err != nil {
 			return st, fmt.Errorf("keep old database: %w", err)
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return st, err
 	}
 	// A WAL belongs to the database it was written for: replayed over the
 	// snapshot it would apply the old database's entries. Keep it aside.
@@ -79,11 +78,6 @@ func Restore(from, dataDir string, force bool) (Status, error) {
 		if err := os.Rename(wal, fmt.Sprintf("%s.pre-restore-%d", wal, time.Now().Unix())); err != nil {
 			return st, fmt.Errorf("set aside the old wal: %w", err)
 		}
-	}
-	tmp := dst + ".restore-tmp"
-	if err := copyFileSync(from, tmp); err != nil {
-		os.Remove(tmp)
-		return st, err
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return st, fmt.Errorf("install snapshot: %w", err)
