@@ -98,18 +98,14 @@ func (p *pacer) wait(ctx context.Context, req *pacerReq) ([]store.Result, error)
 	}
 }
 
-// loop takes a slot, then everything queued (up to the entry limits),
-// appends it as one entry and hands its outcome to every proposal in it
-// once applied here, which frees the slot.
+// loop waits for a proposal, then for a slot, then takes everything
+// queued meanwhile (up to the entry limits), appends it as one entry and
+// hands its outcome to every proposal in it once applied here, which frees
+// the slot. An idle loop holds no slot, so hold gets one at once.
 func (p *pacer) loop() {
 	slots := p.slots
 	var carry *pacerReq // taken from the channel but it did not fit
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-p.stop:
-			return
-		}
 		var batch []*pacerReq
 		if carry != nil {
 			batch, carry = append(batch, carry), nil
@@ -120,6 +116,11 @@ func (p *pacer) loop() {
 			case <-p.stop:
 				return
 			}
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-p.stop:
+			return
 		}
 		cmds, size := batch[0].n, len(batch[0].data)
 	drain:
