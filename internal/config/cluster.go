@@ -34,7 +34,8 @@ type Cluster struct {
 	// PeerToken is set from KVSTORE_PEER_TOKEN or PeerTokenFile at load;
 	// never from YAML.
 	PeerToken string `json:"-"`
-	// Raft timing; zero keeps Raft's defaults.
+	// Raft timing; zero keeps kvstore's defaults (500ms, 500ms, 250ms:
+	// cluster.DefaultHeartbeatTimeout and so on).
 	HeartbeatTimeout   Duration `json:"heartbeat_timeout"`
 	ElectionTimeout    Duration `json:"election_timeout"`
 	LeaderLeaseTimeout Duration `json:"leader_lease_timeout"`
