@@ -34,12 +34,17 @@ type peerMux struct {
 	httpConns chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
+	// httpStopped is closed when the peer HTTP server stops accepting
+	// (its Shutdown closes httpListener), before the mux itself closes.
+	httpStopped  chan struct{}
+	httpStopOnce sync.Once
 }
 
 func newPeerMux(ln net.Listener, token string, advertise net.Addr, log *slog.Logger) *peerMux {
 	m := &peerMux{
 		ln: ln, digest: sha256.Sum256([]byte(token)), advertise: advertise, log: log,
 		raftConns: make(chan net.Conn), httpConns: make(chan net.Conn), closed: make(chan struct{}),
+		httpStopped: make(chan struct{}),
 	}
 	go m.serve()
 	return m
@@ -84,9 +89,15 @@ func (m *peerMux) route(conn net.Conn) {
 		conn.Close()
 		return
 	}
+	stopped := m.httpStopped
+	if pre[0] == kindRaft {
+		stopped = nil
+	}
 	select {
 	case ch <- conn:
 	case <-m.closed:
+		conn.Close()
+	case <-stopped:
 		conn.Close()
 	}
 }
@@ -145,10 +156,17 @@ func (l httpListener) Accept() (net.Conn, error) {
 		return c, nil
 	case <-l.m.closed:
 		return nil, net.ErrClosed
+	case <-l.m.httpStopped:
+		return nil, net.ErrClosed
 	}
 }
 
-func (l httpListener) Close() error   { return nil } // the mux owns the socket
+// Close stops Accept (so that http.Server.Shutdown returns); the mux owns
+// the socket and goes on routing Raft's connections.
+func (l httpListener) Close() error {
+	l.m.httpStopOnce.Do(func() { close(l.m.httpStopped) })
+	return nil
+}
 func (l httpListener) Addr() net.Addr { return l.m.advertise }
 
 // advertiseAddr resolves PeerAdvertise lazily: in Kubernetes the pod's own

@@ -260,7 +260,10 @@ func (n *Node) background() {
 	}
 }
 
-// Close leaves Raft running no more: it shuts Raft down (without leaving
+// Close leaves Raft running no more: it stops the peer HTTP API (letting
+// the forwarded requests it is serving finish, for up to a second, while
+// Raft still runs: after a HandOff they are answered not-leader and the
+// sender retries them at the new leader), shuts Raft down (without leaving
 // the configuration), stops the peer port and closes the Raft log. The
 // store is the caller's to close.
 func (n *Node) Close() error {
@@ -269,17 +272,17 @@ func (n *Node) Close() error {
 		return nil
 	default:
 	}
+	if n.peer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = n.peer.Shutdown(ctx)
+		cancel()
+	}
 	close(n.stop)
 	<-n.done
 	var errs []error
 	if n.raft != nil {
 		n.raft.DeregisterObserver(n.observer)
 		errs = append(errs, n.raft.Shutdown().Error())
-	}
-	if n.peer != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = n.peer.Shutdown(ctx)
-		cancel()
 	}
 	_ = n.mux.close()
 	errs = append(errs, n.logs.Close())

@@ -36,6 +36,7 @@ const (
 // internal/store), so every node applies them with the leader's Now.
 type pacer struct {
 	ch      chan *pacerReq
+	slots   chan struct{} // one token per entry in flight; hold takes them all
 	stop    <-chan struct{}
 	apply   func(data []byte, timeout time.Duration) raft.ApplyFuture
 	timeout time.Duration
@@ -61,7 +62,7 @@ func startPacer(stop <-chan struct{}, timeout time.Duration, clock *store.Stampe
 }
 
 func newPacer(stop <-chan struct{}, timeout time.Duration, clock *store.Stamper, apply func([]byte, time.Duration) raft.ApplyFuture) *pacer {
-	return &pacer{ch: make(chan *pacerReq, 4*pacerMaxCmds), stop: stop, apply: apply, timeout: timeout, clock: clock}
+	return &pacer{ch: make(chan *pacerReq, 4*pacerMaxCmds), slots: make(chan struct{}, pacerInFlight), stop: stop, apply: apply, timeout: timeout, clock: clock}
 }
 
 // propose appends data (encodeCommands' format) to the log, as leader, in
@@ -102,18 +103,14 @@ func (p *pacer) wait(ctx context.Context, req *pacerReq) ([]store.Result, error)
 	}
 }
 
-// loop takes a slot, then everything queued (up to the entry limits),
-// appends it as one entry and hands its outcome to every proposal in it
-// once applied here, which frees the slot.
+// loop waits for a proposal, then for a slot, then takes everything
+// queued meanwhile (up to the entry limits), appends it as one entry and
+// hands its outcome to every proposal in it once applied here, which frees
+// the slot. An idle loop holds no slot, so hold gets one at once.
 func (p *pacer) loop() {
-	slots := make(chan struct{}, pacerInFlight)
+	slots := p.slots
 	var carry *pacerReq // taken from the channel but it did not fit
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-p.stop:
-			return
-		}
 		var batch []*pacerReq
 		if carry != nil {
 			batch, carry = append(batch, carry), nil
@@ -124,6 +121,11 @@ func (p *pacer) loop() {
 			case <-p.stop:
 				return
 			}
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-p.stop:
+			return
 		}
 		cmds, size := batch[0].n, len(batch[0].data)
 	drain:
@@ -177,7 +179,7 @@ func (p *pacer) loop() {
 func applyOutcome(f raft.ApplyFuture, timeout time.Duration) ([]store.Result, error) {
 	switch err := f.Error(); {
 	case err == nil:
-	case errors.Is(err, raft.ErrNotLeader):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return nil, errNotLeader
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return nil, fmt.Errorf("propose: the log did not take the write in %v: %w", timeout, store.ErrNoQuorum)
@@ -193,4 +195,32 @@ func applyOutcome(f raft.ApplyFuture, timeout time.Duration) ([]store.Result, er
 		return nil, fmt.Errorf("propose: unexpected state machine response %T", f.Response())
 	}
 	return resp.results, resp.err
+}
+
+// hold stops the pacer from appending entries: it returns once the entry
+// in flight (if any) has been applied here, and until release is called
+// proposals wait in the queue. A leadership hand-off holds the pacer so
+// that no client write is in the log uncommitted when leadership moves;
+// the writes queued meanwhile are refused as not-leader afterwards and
+// retried through the new leader.
+func (p *pacer) hold(ctx context.Context) (release func(), err error) {
+	taken := 0
+	release = func() {
+		for range taken {
+			<-p.slots
+		}
+	}
+	for taken < pacerInFlight {
+		select {
+		case p.slots <- struct{}{}:
+			taken++
+		case <-ctx.Done():
+			release()
+			return nil, fmt.Errorf("hold the pacer: %w", ctx.Err())
+		case <-p.stop:
+			release()
+			return nil, store.ErrClosed
+		}
+	}
+	return release, nil
 }

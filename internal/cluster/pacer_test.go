@@ -287,3 +287,66 @@ func TestPacerStampsEachEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestPacerHold: hold returns only once the entry in flight is applied;
+// while held, proposals queue and nothing is appended; after release they
+// go into the log as usual.
+func TestPacerHold(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	log := newFakeLog()
+	p := startPacer(stop, time.Second, store.NewStamper(nil), log.apply)
+	ctx := context.Background()
+
+	first := puts("a", 1)
+	enqueue(t, p, ctx, first)
+	f := <-log.appended
+	type held struct {
+		release func()
+		err     error
+	}
+	holdDone := make(chan held, 1)
+	go func() {
+		release, err := p.hold(ctx)
+		holdDone <- held{release, err}
+	}()
+	// Correct code never returns from hold here; the bounded wait only
+	// gives a wrong one the chance to show it.
+	select {
+	case <-holdDone:
+		t.Fatal("hold returned while an entry was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	log.appended <- f
+	log.releaseNext(t)
+	h := <-holdDone
+	if h.err != nil {
+		t.Fatalf("hold: %v", h.err)
+	}
+	waitAll(p, ctx, first)
+
+	second := puts("b", 2)
+	enqueue(t, p, ctx, second)
+	select {
+	case <-log.appended:
+		t.Fatal("an entry was appended while the pacer was held")
+	case <-time.After(100 * time.Millisecond):
+	}
+	h.release()
+	log.releaseNext(t)
+	waitAll(p, ctx, second)
+	checkResults(t, first, second)
+	if len(log.entries) != 2 {
+		t.Errorf("entries = %d, want 2", len(log.entries))
+	}
+
+	// A hold that cannot get the slot gives up with its context.
+	third := puts("c", 1)
+	enqueue(t, p, ctx, third)
+	<-log.appended
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := p.hold(cctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("hold with a cancelled context while an entry is in flight: %v, want context.Canceled", err)
+	}
+}

@@ -189,7 +189,7 @@ func mapMembershipErr(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
 		return fmt.Errorf("%v: %w", err, store.ErrOutcomeUnknown)
-	case errors.Is(err, raft.ErrEnqueueTimeout):
+	case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return fmt.Errorf("%v: %w", err, store.ErrNoQuorum)
 	}
 	return err

@@ -88,7 +88,7 @@ func (n *Node) localReadIndex() (uint64, error) {
 		// New leader: first apply what earlier leaders committed. A barrier
 		// that succeeds was committed in this term by this leader.
 		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 				return 0, errNotLeader
 			}
 			return 0, fmt.Errorf("read index: %v: %w", err, store.ErrNoQuorum)
@@ -101,7 +101,7 @@ func (n *Node) localReadIndex() (uint64, error) {
 	// acknowledged before this read began.
 	idx := n.fsm.last.Load()
 	if err := n.raft.VerifyLeader().Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return 0, errNotLeader
 		}
 		return 0, fmt.Errorf("read index: cannot confirm leadership: %v: %w", err, store.ErrNoQuorum)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 )
 
 // Cluster configures replication (internal/cluster). Disabled, the server
@@ -33,11 +34,17 @@ type Cluster struct {
 	// PeerToken is set from KVSTORE_PEER_TOKEN or PeerTokenFile at load;
 	// never from YAML.
 	PeerToken string `json:"-"`
-	// Raft timing; zero keeps Raft's defaults.
+	// Raft timing; zero keeps kvstore's defaults (500ms, 500ms, 250ms:
+	// cluster.DefaultHeartbeatTimeout and so on).
 	HeartbeatTimeout   Duration `json:"heartbeat_timeout"`
 	ElectionTimeout    Duration `json:"election_timeout"`
 	LeaderLeaseTimeout Duration `json:"leader_lease_timeout"`
 	SnapshotThreshold  uint64   `json:"snapshot_threshold"`
+	// HandoffTimeout bounds a leader's hand-off of its leadership to
+	// another voter on shutdown (SIGTERM), before it stops serving; 0
+	// disables the hand-off (the others then elect a leader after their
+	// heartbeat timeout, as after a crash).
+	HandoffTimeout Duration `json:"handoff_timeout"`
 }
 
 // EnvPeerToken names the environment variable holding the peer secret.
@@ -106,5 +113,8 @@ func (c *Cluster) validate(bad func(field, format string, args ...any)) {
 		if d.D() < 0 || d.D() > 0 && d.D() < 5_000_000 {
 			bad(name, "%s is too short (at least 5ms, or 0 for the default)", d.D())
 		}
+	}
+	if d := c.HandoffTimeout.D(); d < 0 || d > time.Minute {
+		bad("cluster.handoff_timeout", "%s is out of range [0s, 1m] (0 disables the hand-off)", d)
 	}
 }

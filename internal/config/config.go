@@ -130,7 +130,7 @@ func Default() Config {
 		TTL:     TTL{SweepInterval: Duration(time.Second)},
 		Store:   StoreTuning{MaxBatch: 1000},
 		Console: Console{Enabled: true},
-		Cluster: Cluster{PeerListen: ":7000"},
+		Cluster: Cluster{PeerListen: ":7000", HandoffTimeout: Duration(5 * time.Second)},
 
 		Snapshot: defaultSnapshot(),
 	}

@@ -100,6 +100,8 @@ func TestInvalidConfig(t *testing.T) {
 		"unknown flag":           {args: []string{"--lissen", ":1"}, want: "flag provided but not defined"},
 		"missing file":           {args: []string{"--config", "/does/not/exist.yaml"}, want: "--config"},
 		"bad yaml":               {yaml: "listen: [", want: "parse YAML"},
+		"handoff too long":       {yaml: "cluster: {enabled: true, handoff_timeout: 2m}", want: "cluster.handoff_timeout"},
+		"negative handoff":       {yaml: "cluster: {enabled: true, handoff_timeout: -1s}", want: "cluster.handoff_timeout"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -21,6 +21,8 @@ type httpapiBackend = httpapi.Backend
 type backendAPI interface {
 	Propose(ctx context.Context, cmds ...store.Command) ([]store.Result, error)
 	sweeps() bool
+	// handOff gives up leadership before shutdown (cluster mode).
+	handOff(ctx context.Context) error
 }
 
 // singleBackend joins the store's reads with the committer's writes.
@@ -38,6 +40,8 @@ func (b singleBackend) Ready() error {
 }
 
 func (b singleBackend) sweeps() bool { return true }
+
+func (b singleBackend) handOff(context.Context) error { return nil }
 
 // clusterBackend joins the store's reads with the Raft node's writes, read
 // barriers and membership.
@@ -64,6 +68,9 @@ func (b clusterBackend) Ready() error {
 	}
 	return b.Store.Ready()
 }
+
+// handOff: a leader hands its leadership to another voter (cluster.Node.HandOff).
+func (b clusterBackend) handOff(ctx context.Context) error { return b.node.HandOff(ctx) }
 
 // sweeps: only the leader expires keys.
 func (b clusterBackend) sweeps() bool { return b.node.IsLeader() }

@@ -1,7 +1,7 @@
 // Package server assembles a running kvstore node from its configuration:
 // the store and its committer, the TTL sweeper, the API and debug listeners,
-// and an orderly shutdown (stop accepting, drain requests, end watches,
-// commit what is queued, close the database).
+// and an orderly shutdown (hand off Raft leadership, stop accepting, drain
+// requests, end watches, commit what is queued, close the database).
 package server
 
 import (
@@ -152,6 +152,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		log.Info("shutting down", "timeout", cfg.HTTP.ShutdownTimeout.D().String())
 	case runErr = <-serveErr:
 		log.Error("server failed; shutting down", "err", runErr)
+	}
+	// A leader first hands its leadership to another voter, while this
+	// node still takes requests: writes arriving meanwhile wait a moment
+	// and then go to the new leader, so clients see no election timeout.
+	api.BeginShutdown() // /readyz fails from now on
+	if d := cfg.Cluster.HandoffTimeout.D(); cfg.Cluster.Enabled && d > 0 {
+		hctx, hcancel := context.WithTimeout(context.Background(), d)
+		if err := be.handOff(hctx); err != nil {
+			log.Warn("leadership hand-off failed; stopping as leader", "err", err)
+		}
+		hcancel()
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout.D())
 	defer cancel()

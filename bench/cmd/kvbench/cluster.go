@@ -260,6 +260,11 @@ func runClusterRow(ctx context.Context, cfg *clusterConfig, row *report.ClusterR
 		profDone <- nil
 	}
 
+	termBefore, err := cl.term(ctx, leader)
+	if err != nil {
+		return err
+	}
+
 	failedSeqs := make([][]uint64, row.Clients)
 	lc := load.Config{Clients: row.Clients, Duration: cfg.duration, MaxOps: cfg.maxOps, OpTimeout: cfg.opTimeout, MaxErrors: maxErrorsPerPhase}
 	res, err := load.Run(ctx, lc, spreadPutOp(targets, ks, cfg.valueSize, failedSeqs))
@@ -278,6 +283,17 @@ func runClusterRow(ctx context.Context, cfg *clusterConfig, row *report.ClusterR
 	if res.Issued == 0 || row.Put.Ops == 0 {
 		return errors.New("the PUT phase acknowledged no write")
 	}
+	// No fault is injected here, so every election during the phase is a
+	// false one (a follower that stopped hearing from a live leader).
+	after, err := cl.leader(ctx)
+	if err != nil {
+		return err
+	}
+	termAfter, err := cl.term(ctx, after)
+	if err != nil {
+		return err
+	}
+	row.Elections = int(termAfter - termBefore)
 
 	// Read back a sample of the acknowledged writes on every node.
 	failed := map[uint64]bool{}

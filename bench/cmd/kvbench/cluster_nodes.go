@@ -40,6 +40,9 @@ type benchCluster interface {
 	// reader returns a client whose GETs are linearizable reads through
 	// node i.
 	reader(i int) (kvClient, error)
+	// term returns the Raft term node i is in: it grows by one (at least)
+	// with every election.
+	term(ctx context.Context, i int) (uint64, error)
 	// kill sends SIGKILL to node i and waits until the process is gone;
 	// it returns when the signal was sent.
 	kill(i int) (time.Time, error)
@@ -278,6 +281,7 @@ func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvClu
 type kvClusterStatus struct {
 	Self struct {
 		ID           string `json:"id"`
+		Term         uint64 `json:"term"`
 		CommitIndex  uint64 `json:"commit_index"`
 		AppliedIndex uint64 `json:"applied_index"`
 	} `json:"self"`
@@ -343,6 +347,11 @@ func (c *kvCluster) leader(ctx context.Context) (int, error) {
 }
 
 func (c *kvCluster) kill(i int) (time.Time, error) { return c.nodes[i].kill() }
+
+func (c *kvCluster) term(ctx context.Context, i int) (uint64, error) {
+	st, err := c.clusterStatus(ctx, i)
+	return st.Self.Term, err
+}
 
 func (c *kvCluster) restart(ctx context.Context, i int) error {
 	n := c.nodes[i]
@@ -560,6 +569,14 @@ func (c *etcdCluster) status(ctx context.Context, i int) (*clientv3.StatusRespon
 		return nil, fmt.Errorf("%s: status: %w", c.ids[i], err)
 	}
 	return st, nil
+}
+
+func (c *etcdCluster) term(ctx context.Context, i int) (uint64, error) {
+	st, err := c.status(ctx, i)
+	if err != nil {
+		return 0, err
+	}
+	return st.RaftTerm, nil
 }
 
 func (c *etcdCluster) leader(ctx context.Context) (int, error) {

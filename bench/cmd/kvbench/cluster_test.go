@@ -206,8 +206,9 @@ func (f *fakeCluster) leader(ctx context.Context) (int, error) {
 func (f *fakeCluster) spread() []kvClient {
 	return []kvClient{fakeNode{f, 0}, fakeNode{f, 1}, fakeNode{f, 2}}
 }
-func (f *fakeCluster) leaderClient(i int) (kvClient, error) { return fakeNode{f, i}, nil }
-func (f *fakeCluster) reader(i int) (kvClient, error)       { return fakeNode{f, i}, nil }
+func (f *fakeCluster) leaderClient(i int) (kvClient, error)      { return fakeNode{f, i}, nil }
+func (f *fakeCluster) reader(i int) (kvClient, error)            { return fakeNode{f, i}, nil }
+func (f *fakeCluster) term(context.Context, int) (uint64, error) { return 1, nil }
 
 func (f *fakeCluster) kill(i int) (time.Time, error) {
 	f.mu.Lock()

@@ -65,6 +65,9 @@ type ClusterRow struct {
 	Put     stats.Summary
 	// Leader names the node that led during the run.
 	Leader string
+	// Elections is how far the leader's Raft term moved during the PUT
+	// phase: with no fault injected, every election is a false one.
+	Elections int
 	// CPU shares (0..1 of the machine) during the PUT phase: the leader
 	// process, the two followers together, kvbench, everything else.
 	CPULeader, CPUFollowers, CPUKVBench, CPUOther float64
@@ -227,7 +230,7 @@ func (r ClusterReport) Markdown() string {
 		goLine += ", " + m.KVStoreGo + " (kvstore)"
 	}
 	fmt.Fprintf(&b, "- Go: %s\n", goLine)
-	fmt.Fprintf(&b, "- kvstore: %d processes on loopback (hashicorp/raft, default timing), writes sent to any node, acknowledged once committed by a majority and applied on the leader\n", m.Nodes)
+	fmt.Fprintf(&b, "- kvstore: %d processes on loopback (hashicorp/raft, kvstore's default timing), writes sent to any node, acknowledged once committed by a majority and applied on the leader\n", m.Nodes)
 	if m.EtcdVersion != "" {
 		fmt.Fprintf(&b, "- etcd: %s, %d members on loopback, default settings, client go.etcd.io/etcd/client/v3 (%d client(s) over all endpoints)\n", m.EtcdVersion, m.Nodes, m.EtcdConns)
 	}
@@ -236,22 +239,22 @@ func (r ClusterReport) Markdown() string {
 		m.Duration, Count(m.MaxOps), m.KeySize, m.ValueSize)
 
 	if len(r.Rows) > 0 {
-		b.WriteString("\n| System | Clients go to | Clients | PUT ops/s | PUT p50 | PUT p99 | Errors | Read-back | Leader | CPU leader | CPU followers | CPU kvbench | CPU other |\n")
-		b.WriteString("|---|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|\n")
+		b.WriteString("\n| System | Clients go to | Clients | PUT ops/s | PUT p50 | PUT p99 | Errors | Read-back | Leader | Elections | CPU leader | CPU followers | CPU kvbench | CPU other |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|\n")
 		noisy := 0.0
 		for _, row := range r.Rows {
 			if row.Err != "" {
-				fmt.Fprintf(&b, "| %s | %s | %d | failed: %s | | | | | | | | | |\n", row.System, modeText(row.System, row.Mode), row.Clients, cell(row.Err))
+				fmt.Fprintf(&b, "| %s | %s | %d | failed: %s | | | | | | | | | | |\n", row.System, modeText(row.System, row.Mode), row.Clients, cell(row.Err))
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s |\n",
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %d | %s | %s | %d | %s | %s | %s | %s |\n",
 				row.System, modeText(row.System, row.Mode), row.Clients,
 				Rate(row.Put.OpsPerSec()), Latency(row.Put.P50), Latency(row.Put.P99), row.Put.Errors,
-				readBack(row.Checked, row.Mismatched), row.Leader,
+				readBack(row.Checked, row.Mismatched), row.Leader, row.Elections,
 				Percent(row.CPULeader), Percent(row.CPUFollowers), Percent(row.CPUKVBench), Percent(row.CPUOther))
 			noisy = max(noisy, row.CPUOther)
 		}
-		b.WriteString("\n\"Read-back\": acknowledged writes (a sample) read back linearizably from every node after the phase. CPU is the share of the whole machine (100% = all cores).\n")
+		b.WriteString("\n\"Read-back\": acknowledged writes (a sample) read back linearizably from every node after the phase. \"Elections\": how far the leader's Raft term moved during the phase; no fault is injected, so any is a false election. CPU is the share of the whole machine (100% = all cores).\n")
 		if noisy > NoisyClusterOther {
 			fmt.Fprintf(&b, "\n> ⚠️ Processes outside the clusters and kvbench used up to %s of the machine during a phase; treat these numbers as noisy.\n", Percent(noisy))
 		}
