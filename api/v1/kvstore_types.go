@@ -39,7 +39,11 @@ type KVStoreSpec struct {
 	// +optional
 	Storage StorageSpec `json:"storage,omitempty"`
 
-	// Resources of the server container.
+	// Resources of the server container. Empty: the operator's defaults,
+	// requests cpu 100m and memory 256Mi, limit memory 1Gi, no CPU limit.
+	// Anything set replaces the defaults as a whole (requests default to
+	// the limits, as Kubernetes does). The server's GOMEMLIMIT is 90% of
+	// the memory limit; without a memory limit it is not set.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 

@@ -17,8 +17,6 @@ import (
 // The server image's user (see the Dockerfile).
 const serverUID = 65532
 
-// desiredStatefulSet is the StatefulSet of kvstore servers. hash is
-// configHash of the rendered config and the admin token.
 // desiredStatefulSet is the StatefulSet of kvstore servers with stsReplicas
 // pods (the membership steps decide it; see membership.go). hash is
 // configHash of the rendered config and the tokens.
@@ -63,8 +61,10 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 	if kv.Spec.ImagePullPolicy != "" {
 		container.WithImagePullPolicy(kv.Spec.ImagePullPolicy)
 	}
-	if r := resourcesAC(kv.Spec.Resources); r != nil {
-		container.WithResources(r)
+	res := serverResources(kv)
+	container.WithResources(resourcesAC(res))
+	if v, ok := goMemLimit(res); ok {
+		container.WithEnv(corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValue(v))
 	}
 
 	pod := corev1ac.PodSpec().
@@ -154,9 +154,6 @@ func tolerationAC(t corev1.Toleration) *corev1ac.TolerationApplyConfiguration {
 }
 
 func resourcesAC(r corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
-	if len(r.Limits) == 0 && len(r.Requests) == 0 && len(r.Claims) == 0 {
-		return nil
-	}
 	return convertAC[corev1ac.ResourceRequirementsApplyConfiguration](&r)
 }
 

@@ -77,7 +77,7 @@ func TestDesiredStatefulSet(t *testing.T) {
 	}{
 		"defaults": {nil, func(t *testing.T, sts *appsv1.StatefulSet) {
 			c := sts.Spec.Template.Spec.Containers[0]
-			if *sts.Spec.Replicas != 1 || c.Image != "kvstore/kvstore:default" || c.ImagePullPolicy != "" || c.Resources.Limits != nil {
+			if *sts.Spec.Replicas != 1 || c.Image != "kvstore/kvstore:default" || c.ImagePullPolicy != "" || c.Resources.Limits.Memory().String() != "1Gi" {
 				t.Errorf("replicas %d image %s policy %q resources %v", *sts.Spec.Replicas, c.Image, c.ImagePullPolicy, c.Resources)
 			}
 			claim := sts.Spec.VolumeClaimTemplates[0]
