@@ -9,7 +9,6 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
-	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 )
@@ -155,24 +154,6 @@ func tolerationAC(t corev1.Toleration) *corev1ac.TolerationApplyConfiguration {
 
 func resourcesAC(r corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
 	return convertAC[corev1ac.ResourceRequirementsApplyConfiguration](&r)
-}
-
-// desiredPDB keeps a quorum of servers up through voluntary disruptions
-// (node drains). With fewer than three servers there is no spare, and a
-// budget that allows no eviction would block every drain, so it allows one.
-func desiredPDB(kv *kvv1.KVStore) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
-	n := namesFor(kv)
-	spec := policyv1ac.PodDisruptionBudgetSpec().
-		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(kv)))
-	if r := replicas(kv); r >= 3 {
-		spec.WithMinAvailable(intstr.FromInt32(quorum(r)))
-	} else {
-		spec.WithMaxUnavailable(intstr.FromInt32(1))
-	}
-	return policyv1ac.PodDisruptionBudget(n.kv, n.namespace).
-		WithLabels(labels(kv, "server")).
-		WithOwnerReferences(ownerRef(kv)).
-		WithSpec(spec)
 }
 
 func whenScaled(kv *kvv1.KVStore) appsv1.PersistentVolumeClaimRetentionPolicyType {

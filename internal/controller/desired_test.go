@@ -136,25 +136,6 @@ func TestDesiredStatefulSet(t *testing.T) {
 	}
 }
 
-func TestDesiredPDBKeepsAQuorum(t *testing.T) {
-	cases := map[int32]struct{ min, maxUnavailable int }{
-		1: {0, 1}, 2: {0, 1}, 3: {2, 0}, 4: {3, 0}, 5: {3, 0}, 9: {5, 0},
-	}
-	for n, want := range cases {
-		pdb := desiredPDB(newKV(func(k *kvv1.KVStore) { k.Spec.Replicas = ptr(n) }))
-		var gotMin, gotMax int
-		if pdb.Spec.MinAvailable != nil {
-			gotMin = pdb.Spec.MinAvailable.IntValue()
-		}
-		if pdb.Spec.MaxUnavailable != nil {
-			gotMax = pdb.Spec.MaxUnavailable.IntValue()
-		}
-		if gotMin != want.min || gotMax != want.maxUnavailable {
-			t.Errorf("%d replicas: minAvailable %d maxUnavailable %d, want %d %d", n, gotMin, gotMax, want.min, want.maxUnavailable)
-		}
-	}
-}
-
 func TestDesiredIngresses(t *testing.T) {
 	kv := newKV(func(k *kvv1.KVStore) {
 		k.Spec.Config.MaxValueBytes = 2 << 20

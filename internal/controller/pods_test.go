@@ -1,13 +1,17 @@
 package controller
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 )
@@ -80,4 +84,72 @@ func TestServerPodResources(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// fakeCluster is a ClusterClient whose view the test sets; it changes
+// nothing.
+type fakeCluster struct {
+	mu   sync.Mutex
+	view ClusterView
+}
+
+func (f *fakeCluster) set(v ClusterView) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.view = v
+}
+
+func (f *fakeCluster) Status(context.Context, *kvv1.KVStore, string) (ClusterView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.view, nil
+}
+
+func (f *fakeCluster) AddMember(context.Context, *kvv1.KVStore, string, string, string, bool) error {
+	return nil
+}
+
+func (f *fakeCluster) RemoveMember(context.Context, *kvv1.KVStore, string, string) error { return nil }
+
+// TestPDBFollowsVoters runs reconciles against servers reporting a scale up
+// from one voter to three (non-voters lagging, so none is promoted) and
+// checks the PodDisruptionBudget the API server holds after each: no
+// eviction while fewer than three servers vote, whatever the number of
+// pods, and one with three voters.
+func TestPDBFollowsVoters(t *testing.T) {
+	ns := newNamespace(t)
+	kv := sample(t, ns)
+	kv.Spec.Ingress = kvv1.IngressSpec{}
+	create(t, kv)
+	waitChildren(t, kv)
+	fc := &fakeCluster{}
+	r := &Reconciler{Client: mgrClient, Recorder: &noteRecorder{}, Options: testOpts, Cluster: fc}
+	lagging := func(id string) ClusterMember { return member(id, "Nonvoter", 0) }
+	voter := func(id string) ClusterMember { return member(id, "Voter", 1000) }
+	steps := []struct {
+		members []ClusterMember
+		want    int32
+	}{
+		{[]ClusterMember{voter("demo-0"), lagging("demo-1"), lagging("demo-2")}, 0},
+		{[]ClusterMember{voter("demo-0"), voter("demo-1"), lagging("demo-2")}, 0},
+		{[]ClusterMember{voter("demo-0"), voter("demo-1"), voter("demo-2")}, 1},
+	}
+	for _, s := range steps {
+		fc.set(ClusterView{LeaderID: "demo-0", Members: s.members})
+		// The suite's own reconciler (without servers to ask) runs too; it
+		// may only tighten the budget, so reconcile until it settles.
+		eventually(t, fmt.Sprintf("maxUnavailable %d with %d members", s.want, len(s.members)), func() error {
+			if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: key(ns, "demo")}); err != nil {
+				return err
+			}
+			pdb := &policyv1.PodDisruptionBudget{}
+			if err := k8s.Get(ctx, key(ns, "demo"), pdb); err != nil {
+				return err
+			}
+			if pdb.Spec.MinAvailable != nil || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != int(s.want) {
+				return fmt.Errorf("PDB minAvailable %v maxUnavailable %v", pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable)
+			}
+			return nil
+		})
+	}
 }
