@@ -3,18 +3,75 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 )
+
+// TestEvenReplicasRefused checks that the API server refuses an even
+// spec.replicas on create, update and through the scale subresource, with a
+// message that names the field and says why, and accepts odd ones.
+func TestEvenReplicasRefused(t *testing.T) {
+	ns := newNamespace(t)
+	const why = "spec.replicas must be odd (1, 3, 5, 7 or 9): a Raft cluster of 2k servers needs k+1 of them for a quorum"
+	refused := func(t *testing.T, err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatal("accepted; want refused")
+		}
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.replicas: Invalid value") || !strings.Contains(err.Error(), why) {
+			t.Fatalf("error %v\nwant Invalid on spec.replicas containing %q", err, why)
+		}
+	}
+	for _, n := range []int32{2, 4, 6, 8} {
+		t.Run(fmt.Sprintf("create %d", n), func(t *testing.T) {
+			kv := &kvv1.KVStore{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("even-%d", n), Namespace: ns}, Spec: kvv1.KVStoreSpec{Replicas: ptr(n)}}
+			err := k8s.Create(ctx, kv)
+			if err == nil {
+				_ = k8s.Delete(ctx, kv)
+			}
+			refused(t, err)
+		})
+	}
+	for _, n := range []int32{1, 3, 5, 7, 9} {
+		t.Run(fmt.Sprintf("create %d", n), func(t *testing.T) {
+			kv := &kvv1.KVStore{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("odd-%d", n), Namespace: ns}, Spec: kvv1.KVStoreSpec{Replicas: ptr(n)}}
+			if err := k8s.Create(ctx, kv); err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+	t.Run("update 3 to 4", func(t *testing.T) {
+		kv := &kvv1.KVStore{}
+		if err := get(ns, "odd-3", kv); err != nil {
+			t.Fatal(err)
+		}
+		kv.Spec.Replicas = ptr(int32(4))
+		refused(t, k8s.Update(ctx, kv))
+	})
+	t.Run("scale 3 to 2", func(t *testing.T) {
+		kv := &kvv1.KVStore{ObjectMeta: metav1.ObjectMeta{Name: "odd-3", Namespace: ns}}
+		refused(t, k8s.SubResource("scale").Update(ctx, kv, client.WithSubResourceBody(&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 2}})))
+	})
+	t.Run("scale 3 to 5", func(t *testing.T) {
+		kv := &kvv1.KVStore{ObjectMeta: metav1.ObjectMeta{Name: "odd-3", Namespace: ns}}
+		if err := k8s.SubResource("scale").Update(ctx, kv, client.WithSubResourceBody(&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 5}})); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}
 
 // TestServerPodResources checks that the StatefulSet's server container
 // gets the default requests, limit and GOMEMLIMIT when spec.resources is
