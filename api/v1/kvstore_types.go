@@ -9,9 +9,16 @@ import (
 // KVStoreSpec is what the user asks for: how many servers, their image,
 // storage and scheduling, the server settings, and how clients reach them.
 type KVStoreSpec struct {
-	// Replicas is the number of kvstore servers (pods of the StatefulSet).
+	// Replicas is the number of kvstore servers (pods of the StatefulSet),
+	// all of them Raft voters once the operator has promoted them. It must
+	// be odd: a Raft cluster of 2k servers needs k+1 for a quorum and so
+	// survives no more failures than one of 2k-1 (2 servers survive none),
+	// while every write waits for more of them. An object stored with an
+	// even count before this rule keeps it (the API server ratchets
+	// unchanged fields), but a change must make it odd.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=9
+	// +kubebuilder:validation:XValidation:rule="self % 2 == 1",message="spec.replicas must be odd (1, 3, 5, 7 or 9): a Raft cluster of 2k servers needs k+1 of them for a quorum, so it survives no more failures than one of 2k-1 (2 survive none, 4 only one); use 3 to survive the loss of 1 server, 5 for 2"
 	// +kubebuilder:default=1
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
@@ -39,7 +46,11 @@ type KVStoreSpec struct {
 	// +optional
 	Storage StorageSpec `json:"storage,omitempty"`
 
-	// Resources of the server container.
+	// Resources of the server container. Empty: the operator's defaults,
+	// requests cpu 100m and memory 256Mi, limit memory 1Gi, no CPU limit.
+	// Anything set replaces the defaults as a whole (requests default to
+	// the limits, as Kubernetes does). The server's GOMEMLIMIT is 90% of
+	// the memory limit; without a memory limit it is not set.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 

@@ -67,6 +67,8 @@ func TestBadValuesRefused(t *testing.T) {
 			[]string{"at '/instance/name': 'MyStore' does not match pattern"}},
 		{"several replicas without leader election", "", "replicaCount: 2\nleaderElection: {enabled: false}",
 			[]string{"replicaCount is 2 but leaderElection.enabled is false"}},
+		{"even replicas", "", "instance: {enabled: true, spec: {replicas: 2}}",
+			[]string{"instance.spec.replicas is 2: it must be odd (1, 3, 5, 7 or 9)", "survives no more failures than one of 2k-1"}},
 		{"both TLS sources", "", "instance: {enabled: true, spec: {tls: {secretName: mine, issuerRef: {name: ca}}}}",
 			[]string{"instance.spec.tls: set at most one of secretName"}},
 		{"release name too long for a KVStore", strings.Repeat("k", 53), "instance: {enabled: true}",

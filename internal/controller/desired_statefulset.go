@@ -9,7 +9,6 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
-	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 )
@@ -17,8 +16,6 @@ import (
 // The server image's user (see the Dockerfile).
 const serverUID = 65532
 
-// desiredStatefulSet is the StatefulSet of kvstore servers. hash is
-// configHash of the rendered config and the admin token.
 // desiredStatefulSet is the StatefulSet of kvstore servers with stsReplicas
 // pods (the membership steps decide it; see membership.go). hash is
 // configHash of the rendered config and the tokens.
@@ -63,8 +60,10 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 	if kv.Spec.ImagePullPolicy != "" {
 		container.WithImagePullPolicy(kv.Spec.ImagePullPolicy)
 	}
-	if r := resourcesAC(kv.Spec.Resources); r != nil {
-		container.WithResources(r)
+	res := serverResources(kv)
+	container.WithResources(resourcesAC(res))
+	if v, ok := goMemLimit(res); ok {
+		container.WithEnv(corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValue(v))
 	}
 
 	pod := corev1ac.PodSpec().
@@ -154,28 +153,7 @@ func tolerationAC(t corev1.Toleration) *corev1ac.TolerationApplyConfiguration {
 }
 
 func resourcesAC(r corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
-	if len(r.Limits) == 0 && len(r.Requests) == 0 && len(r.Claims) == 0 {
-		return nil
-	}
 	return convertAC[corev1ac.ResourceRequirementsApplyConfiguration](&r)
-}
-
-// desiredPDB keeps a quorum of servers up through voluntary disruptions
-// (node drains). With fewer than three servers there is no spare, and a
-// budget that allows no eviction would block every drain, so it allows one.
-func desiredPDB(kv *kvv1.KVStore) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
-	n := namesFor(kv)
-	spec := policyv1ac.PodDisruptionBudgetSpec().
-		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(kv)))
-	if r := replicas(kv); r >= 3 {
-		spec.WithMinAvailable(intstr.FromInt32(quorum(r)))
-	} else {
-		spec.WithMaxUnavailable(intstr.FromInt32(1))
-	}
-	return policyv1ac.PodDisruptionBudget(n.kv, n.namespace).
-		WithLabels(labels(kv, "server")).
-		WithOwnerReferences(ownerRef(kv)).
-		WithSpec(spec)
 }
 
 func whenScaled(kv *kvv1.KVStore) appsv1.PersistentVolumeClaimRetentionPolicyType {

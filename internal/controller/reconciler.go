@@ -186,7 +186,11 @@ func (rc *run) children(ctx context.Context, now time.Time) error {
 	if err := rc.apply(ctx, &appsv1.StatefulSet{}, desiredStatefulSet(kv, rc.r.Options, hash, stsReplicas), extractStatefulSet); err != nil {
 		return err
 	}
-	if err := rc.apply(ctx, &policyv1.PodDisruptionBudget{}, desiredPDB(kv), extractPDB); err != nil {
+	budget, err := rc.pdbBudget(ctx, current)
+	if err != nil {
+		return err
+	}
+	if err := rc.apply(ctx, &policyv1.PodDisruptionBudget{}, desiredPDB(kv, budget), extractPDB); err != nil {
 		return err
 	}
 	for _, ing := range desiredIngresses(kv) {
@@ -203,6 +207,25 @@ func (rc *run) children(ctx context.Context, now time.Time) error {
 		return err
 	}
 	return nil
+}
+
+// pdbBudget observes what the PodDisruptionBudget is planned from, after
+// the membership step, and plans it (pdbMaxUnavailable). The step is
+// recomputed from the same inputs membership used: nextStep is pure.
+func (rc *run) pdbBudget(ctx context.Context, current int32) (int32, error) {
+	kv := rc.kv
+	in := pdbInputs{view: rc.view, lastMembers: kv.Status.Members}
+	if rc.view != nil {
+		in.step = nextStep(kv, current, rc.view)
+	}
+	live := &policyv1.PodDisruptionBudget{}
+	switch err := rc.r.Client.Get(ctx, types.NamespacedName{Namespace: kv.Namespace, Name: rc.names.kv}, live); {
+	case err == nil:
+		in.live = liveMaxUnavailable(live, kv)
+	case !apierrors.IsNotFound(err):
+		return 0, fmt.Errorf("get PodDisruptionBudget %s: %w", rc.names.kv, err)
+	}
+	return pdbMaxUnavailable(kv, in), nil
 }
 
 // authToken returns the admin token: read from the user's Secret, or from

@@ -116,6 +116,10 @@ when Helm talks to a cluster (not in helm template or lint).
 {{- if and (not (.Capabilities.APIVersions.Has "kvstore.dev/v1/KVStore")) (lookup "v1" "Namespace" "" "default") }}
 {{- fail (printf "instance.enabled is true but the cluster does not know the KVStore CRD yet, and Helm cannot create a CRD and a KVStore in the same install. Install first without the instance (instance.enabled=false%s), then create it with: helm upgrade %s <chart> -n %s --reuse-values --set instance.enabled=true" (ternary "" "; with crds.install=false the CRD must come from elsewhere" .Values.crds.install) .Release.Name .Release.Namespace) }}
 {{- end }}
+{{- $replicas := (include "kvstore.instanceSpec" . | fromYaml).replicas | default 1 | int }}
+{{- if eq (mod $replicas 2) 0 }}
+{{- fail (printf "instance.spec.replicas is %d: it must be odd (1, 3, 5, 7 or 9). A Raft cluster of 2k servers needs k+1 of them for a quorum, so it survives no more failures than one of 2k-1 (2 survive none, 4 only one); use 3 to survive the loss of 1 server, 5 for 2" $replicas) }}
+{{- end }}
 {{- $tls := (include "kvstore.instanceSpec" . | fromYaml).tls | default dict }}
 {{- if and $tls.secretName $tls.issuerRef }}
 {{- fail "instance.spec.tls: set at most one of secretName (your certificate) and issuerRef (cert-manager issues one)" }}
