@@ -37,6 +37,8 @@ type Principal struct {
 	Name string
 	Role Role
 	// Prefixes limit the keys the principal may touch; empty means all.
+	// Each must pass ValidPrefix (end with "/"); one that does not grants
+	// nothing.
 	Prefixes []string
 	digest   [sha256.Size]byte
 }
@@ -96,16 +98,45 @@ func (p *Principal) roleAllows(a Access) bool {
 	return false
 }
 
+// covers reports whether every key starting with s lies within one of p's
+// prefixes. Because each prefix ends with "/", a byte-wise HasPrefix is a
+// match of whole segments: "app/" covers "app/x" and "app/" but never
+// "apple/x", and a request for the prefix "app" (which would list "apple")
+// is not covered. A prefix that fails ValidPrefix covers nothing, so a
+// principal built without config validation fails closed.
 func (p *Principal) covers(s string) bool {
 	if len(p.Prefixes) == 0 {
 		return true
 	}
 	for _, pre := range p.Prefixes {
-		if strings.HasPrefix(s, pre) {
+		if ValidPrefix(pre) == nil && strings.HasPrefix(s, pre) {
 			return true
 		}
 	}
 	return false
+}
+
+// ValidPrefix reports whether pre may limit a token: one or more clean key
+// segments followed by "/" ("app/", "team/app/"). The trailing "/" is what
+// keeps "app/" from reaching "apple/x"; the segments are clean ("a//",
+// "/a/", "a/../" are refused) because no key could ever match them.
+func ValidPrefix(pre string) error {
+	body, ok := strings.CutSuffix(pre, "/")
+	if !ok {
+		return errors.New(`must end with "/" so that it covers whole path segments (write "app/", not "app")`)
+	}
+	if body == "" || strings.HasPrefix(body, "/") {
+		return errors.New(`must start with a path segment, not "/"`)
+	}
+	for seg := range strings.SplitSeq(body, "/") {
+		switch seg {
+		case "":
+			return errors.New(`must not have an empty path segment ("//")`)
+		case ".", "..":
+			return fmt.Errorf("must not have a %q path segment", seg)
+		}
+	}
+	return nil
 }
 
 // Authenticator maps presented tokens to principals. It is immutable and safe

@@ -82,3 +82,60 @@ func TestEnsureAdminToken(t *testing.T) {
 		t.Error("empty token file accepted")
 	}
 }
+
+// TestPrefixesEndOnSegments: a token prefix covers whole path segments, so a
+// token limited to "app/" never reaches "apple/x", whether it names a key or
+// a prefix to list, watch or delete. A prefix that does not end with "/"
+// (config refuses it) grants nothing rather than a byte-wise match.
+func TestPrefixesEndOnSegments(t *testing.T) {
+	tests := map[string]struct {
+		prefixes []string
+		key      string // for CanKey; empty when only prefix is checked
+		prefix   string // for CanPrefix
+		want     bool
+	}{
+		"key under the prefix":              {prefixes: []string{"app/"}, key: "app/x", want: true},
+		"key deeper under the prefix":       {prefixes: []string{"app/"}, key: "app/a/b", want: true},
+		"sibling key with a longer name":    {prefixes: []string{"app/"}, key: "apple/x", want: false},
+		"the segment itself":                {prefixes: []string{"app/"}, key: "app", want: false},
+		"list under the prefix":             {prefixes: []string{"app/"}, prefix: "app/", want: true},
+		"list part of a segment under it":   {prefixes: []string{"app/"}, prefix: "app/us", want: true},
+		"list that would reach apple":       {prefixes: []string{"app/"}, prefix: "app", want: false},
+		"list everything":                   {prefixes: []string{"app/"}, prefix: "", want: false},
+		"nested prefix":                     {prefixes: []string{"team/app/"}, key: "team/app/x", want: true},
+		"nested prefix, sibling":            {prefixes: []string{"team/app/"}, key: "team/apple/x", want: false},
+		"no slash: not apple":               {prefixes: []string{"app"}, key: "apple/x", want: false},
+		"no slash: grants nothing":          {prefixes: []string{"app"}, key: "app/x", want: false},
+		"no slash: no list of apple":        {prefixes: []string{"app"}, prefix: "apple", want: false},
+		"no slash beside a good one":        {prefixes: []string{"app", "shared/"}, key: "shared/x", want: true},
+		"no slash beside a good one, apple": {prefixes: []string{"app", "shared/"}, key: "apple/x", want: false},
+		"unclean prefix grants nothing":     {prefixes: []string{"/app/"}, key: "app/x", want: false},
+		"no prefixes: every key":            {key: "apple/x", want: true},
+		"no prefixes: every prefix":         {prefix: "", want: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := NewPrincipal("t", RoleReadWrite, tc.prefixes, Digest("t"))
+			var got bool
+			if tc.key != "" {
+				got = p.CanKey(Read, tc.key)
+			} else {
+				got = p.CanPrefix(Read, tc.prefix)
+			}
+			if got != tc.want {
+				t.Errorf("prefixes %q: key %q / prefix %q allowed = %v, want %v", tc.prefixes, tc.key, tc.prefix, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidPrefix(t *testing.T) {
+	for p, ok := range map[string]bool{
+		"app/": true, "team/app/": true, "a.b/": true,
+		"": false, "/": false, "app": false, "/app/": false, "a//": false, "a/./": false, "../": false, "app/x": false,
+	} {
+		if err := ValidPrefix(p); (err == nil) != ok {
+			t.Errorf("ValidPrefix(%q) = %v, want ok=%v", p, err, ok)
+		}
+	}
+}

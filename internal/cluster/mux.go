@@ -23,6 +23,26 @@ const (
 // preambleLen is a kind byte and the token's SHA-256.
 const preambleLen = 1 + sha256.Size
 
+// muxOptions bound the connections that have not yet shown the token. They
+// are a struct so that tests can shrink them and pass a clock.
+type muxOptions struct {
+	// maxUnauthenticated is how many accepted connections may be reading
+	// their preamble at once; the listener closes any more at once. Peers
+	// that got through keep their connections.
+	maxUnauthenticated int
+	// preambleTimeout is how long a connection may take to send its
+	// preamble.
+	preambleTimeout time.Duration
+	// logEvery is the shortest interval between two warnings of one kind
+	// (a wrong token, over the limit); the ones in between are counted.
+	logEvery time.Duration
+	now      func() time.Time
+}
+
+func defaultMuxOptions() muxOptions {
+	return muxOptions{maxUnauthenticated: 64, preambleTimeout: 5 * time.Second, logEvery: 10 * time.Second, now: time.Now}
+}
+
 // peerMux accepts connections on the peer port, checks their preamble, and
 // hands them to Raft's transport or the peer HTTP server.
 type peerMux struct {
@@ -30,6 +50,11 @@ type peerMux struct {
 	digest    [sha256.Size]byte
 	advertise net.Addr
 	log       *slog.Logger
+	opts      muxOptions
+	// unauth holds one token per connection still reading its preamble.
+	unauth    chan struct{}
+	badToken  *logLimiter
+	overLimit *logLimiter
 	raftConns chan net.Conn
 	httpConns chan net.Conn
 	closed    chan struct{}
@@ -41,8 +66,15 @@ type peerMux struct {
 }
 
 func newPeerMux(ln net.Listener, token string, advertise net.Addr, log *slog.Logger) *peerMux {
+	return startPeerMux(ln, token, advertise, log, defaultMuxOptions())
+}
+
+func startPeerMux(ln net.Listener, token string, advertise net.Addr, log *slog.Logger, opts muxOptions) *peerMux {
 	m := &peerMux{
-		ln: ln, digest: sha256.Sum256([]byte(token)), advertise: advertise, log: log,
+		ln: ln, digest: sha256.Sum256([]byte(token)), advertise: advertise, log: log, opts: opts,
+		unauth:    make(chan struct{}, opts.maxUnauthenticated),
+		badToken:  &logLimiter{every: opts.logEvery, now: opts.now},
+		overLimit: &logLimiter{every: opts.logEvery, now: opts.now},
 		raftConns: make(chan net.Conn), httpConns: make(chan net.Conn), closed: make(chan struct{}),
 		httpStopped: make(chan struct{}),
 	}
@@ -61,27 +93,32 @@ func (m *peerMux) serve() {
 			}
 			return
 		}
-		go m.route(conn)
+		// At most opts.maxUnauthenticated connections wait for their
+		// preamble; past that, anyone who can reach the port could hold
+		// a goroutine and a socket each for the preamble timeout.
+		select {
+		case m.unauth <- struct{}{}:
+			go m.route(conn)
+		default:
+			conn.Close()
+			if ok, suppressed := m.overLimit.allow(); ok {
+				m.log.Warn("refused a peer connection: too many connections have not sent the token yet",
+					"remote", conn.RemoteAddr().String(), "limit", m.opts.maxUnauthenticated, "suppressed", suppressed)
+			}
+		}
 	}
 }
 
 // route reads the preamble with a deadline, so a silent or wrong peer cannot
 // hold a goroutine, and refuses connections without the token.
 func (m *peerMux) route(conn net.Conn) {
-	var pre [preambleLen]byte
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadFull(conn, pre[:]); err != nil {
-		conn.Close()
-		return
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	if subtle.ConstantTimeCompare(pre[1:], m.digest[:]) != 1 {
-		m.log.Warn("refused a peer connection with a wrong token", "remote", conn.RemoteAddr().String())
+	kind, ok := m.preamble(conn)
+	if !ok {
 		conn.Close()
 		return
 	}
 	ch := m.httpConns
-	switch pre[0] {
+	switch kind {
 	case kindRaft:
 		ch = m.raftConns
 	case kindHTTP:
@@ -90,7 +127,7 @@ func (m *peerMux) route(conn net.Conn) {
 		return
 	}
 	stopped := m.httpStopped
-	if pre[0] == kindRaft {
+	if kind == kindRaft {
 		stopped = nil
 	}
 	select {
@@ -100,6 +137,51 @@ func (m *peerMux) route(conn net.Conn) {
 	case <-stopped:
 		conn.Close()
 	}
+}
+
+// preamble reads and checks a connection's preamble, then gives back its
+// place among the unauthenticated connections.
+func (m *peerMux) preamble(conn net.Conn) (kind byte, ok bool) {
+	defer func() { <-m.unauth }()
+	var pre [preambleLen]byte
+	_ = conn.SetReadDeadline(time.Now().Add(m.opts.preambleTimeout))
+	if _, err := io.ReadFull(conn, pre[:]); err != nil {
+		return 0, false
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	if subtle.ConstantTimeCompare(pre[1:], m.digest[:]) != 1 {
+		if ok, suppressed := m.badToken.allow(); ok {
+			m.log.Warn("refused a peer connection with a wrong token", "remote", conn.RemoteAddr().String(), "suppressed", suppressed)
+		}
+		return 0, false
+	}
+	return pre[0], true
+}
+
+// logLimiter lets one log line of a kind through per interval and counts
+// the ones it holds back. It is safe for concurrent use.
+type logLimiter struct {
+	every time.Duration
+	now   func() time.Time
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now and, if so, how many lines were held
+// back since the last one.
+func (l *logLimiter) allow() (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t := l.now()
+	if !l.last.IsZero() && t.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.last, l.suppressed = t, 0
+	return true, n
 }
 
 func (m *peerMux) close() error {

@@ -112,8 +112,11 @@ func (c *Config) Validate() error {
 			bad(f+".role", "%q is not one of admin, readwrite, readonly", t.Role)
 		}
 		for j, p := range t.Prefixes {
+			field := fmt.Sprintf("%s.prefixes[%d]", f, j)
 			if p == "" {
-				bad(fmt.Sprintf("%s.prefixes[%d]", f, j), "must not be empty (omit prefixes to allow every key)")
+				bad(field, "must not be empty (omit prefixes to allow every key)")
+			} else if err := auth.ValidPrefix(p); err != nil {
+				bad(field, "%q %v", p, err)
 			}
 		}
 	}

@@ -114,20 +114,24 @@ func (a *apiClient) deletePrefix(ctx context.Context, prefix string) error {
 	return nil
 }
 
-// keyCount is the number of keys GET /api/v1/status reports.
-func (a *apiClient) keyCount(ctx context.Context) (int64, error) {
+// keyCount is the number of keys GET /api/v1/status reports; ok is false
+// when the token is not an admin's, which is not told the count.
+func (a *apiClient) keyCount(ctx context.Context) (n int64, ok bool, err error) {
 	res, body, err := a.do(ctx, http.MethodGet, a.base+"/api/v1/status", nil, nil)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if res.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET /api/v1/status: %s %s", res.Status, body)
+		return 0, false, fmt.Errorf("GET /api/v1/status: %s %s", res.Status, body)
 	}
 	var st struct {
-		Keys int64 `json:"keys"`
+		Keys *int64 `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
-		return 0, fmt.Errorf("GET /api/v1/status: %w", err)
+		return 0, false, fmt.Errorf("GET /api/v1/status: %w", err)
 	}
-	return st.Keys, nil
+	if st.Keys == nil {
+		return 0, false, nil
+	}
+	return *st.Keys, true, nil
 }

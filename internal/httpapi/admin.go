@@ -8,28 +8,45 @@ import (
 	"kvstore.dev/kvstore/internal/auth"
 )
 
+// statusResponse is GET /api/v1/status for every token: the server's
+// version, the store revision (which every list and watch also reports) and
+// the uptime. The store-wide numbers are in adminStatusResponse only, since a
+// token limited to some prefixes must not learn how many keys, bytes or
+// watchers there are outside them.
 type statusResponse struct {
 	Version       string    `json:"version"`
 	Revision      uint64    `json:"revision"`
-	AppliedIndex  uint64    `json:"applied_index"`
-	Keys          int64     `json:"keys"`
-	DBSizeBytes   int64     `json:"db_size_bytes"`
-	Watchers      int       `json:"watchers"`
 	StartedAt     time.Time `json:"started_at"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
+// adminStatusResponse is GET /api/v1/status for an admin token.
+type adminStatusResponse struct {
+	statusResponse
+	AppliedIndex uint64 `json:"applied_index"`
+	Keys         int64  `json:"keys"`
+	DBSizeBytes  int64  `json:"db_size_bytes"`
+	Watchers     int    `json:"watchers"`
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	st := s.backend.Status()
-	writeJSON(w, http.StatusOK, statusResponse{
+	out := statusResponse{
 		Version:       s.opts.Version,
 		Revision:      st.Revision,
-		AppliedIndex:  st.AppliedIndex,
-		Keys:          st.Keys,
-		DBSizeBytes:   st.DBSizeBytes,
-		Watchers:      st.Watchers,
 		StartedAt:     s.started.UTC(),
 		UptimeSeconds: s.clock().Sub(s.started).Seconds(),
+	}
+	if !p.CanAdmin() {
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, adminStatusResponse{
+		statusResponse: out,
+		AppliedIndex:   st.AppliedIndex,
+		Keys:           st.Keys,
+		DBSizeBytes:    st.DBSizeBytes,
+		Watchers:       st.Watchers,
 	})
 	return nil
 }

@@ -54,7 +54,12 @@ func (s *Server) readBarrier(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
+// clusterStatus is GET /api/v1/cluster (admin only: it names every peer's
+// address and log position; other tokens have /readyz and /api/v1/status).
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	if !p.CanAdmin() {
+		return errWith(errForbidden, "token %q is not an admin token; the cluster status needs one", p.Name)
+	}
 	cb, ok := s.backend.(ClusterBackend)
 	if !ok {
 		st := s.backend.Status()

@@ -256,8 +256,8 @@ func TestHealthAndStatus(t *testing.T) {
 			t.Errorf("%s: %d", p, resp.StatusCode)
 		}
 	}
-	resp := ts.do(t, req{method: "GET", path: "/api/v1/status", token: roToken})
-	var st statusResponse
+	resp := ts.do(t, req{method: "GET", path: "/api/v1/status", token: adminToken})
+	var st adminStatusResponse
 	json.NewDecoder(resp.Body).Decode(&st)
 	if resp.StatusCode != 200 || st.Version != "test" || st.DBSizeBytes == 0 {
 		t.Errorf("status %d %+v", resp.StatusCode, st)

@@ -130,7 +130,10 @@ function renderStatus(st) {
   setText('server-version', st.version || '?');
   ctx.sawRevision(st.revision);
   setText('server-revision', String(ctx.revision));
-  setText('server-keys', String(st.keys));
+  // Only an admin token is told the store-wide key count.
+  const hasKeys = typeof st.keys === 'number';
+  show($('server-keys').parentElement, hasKeys);
+  if (hasKeys) setText('server-keys', String(st.keys));
 }
 
 let statusTimer = 0;
