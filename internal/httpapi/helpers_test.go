@@ -28,8 +28,9 @@ type backend struct {
 
 type testServer struct {
 	*httptest.Server
-	store *store.Store
-	api   *Server
+	store     *store.Store
+	committer *store.Committer // the write path: it stamps the clock
+	api       *Server
 }
 
 // newTestServer serves the API over a real store in t.TempDir.
@@ -69,7 +70,7 @@ func newTestServer(t testing.TB, opts ...store.Options) *testServer {
 		st.Close()
 		wal.Close()
 	})
-	return &testServer{Server: srv, store: st, api: api}
+	return &testServer{Server: srv, store: st, committer: c, api: api}
 }
 
 type req struct {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -234,11 +235,11 @@ func TestListAndDeletePrefix(t *testing.T) {
 
 func TestListLimitIsCapped(t *testing.T) {
 	ts := newTestServer(t)
-	var entries []store.Entry
+	var cmds []store.Command
 	for i := range maxListLimit + 5 {
-		entries = append(entries, store.Entry{Index: uint64(i + 1), Command: store.Command{Op: store.OpPut, Key: fmt.Sprintf("%04d", i)}})
+		cmds = append(cmds, store.Command{Op: store.OpPut, Key: fmt.Sprintf("%04d", i)})
 	}
-	if _, err := ts.store.Apply(entries); err != nil {
+	if _, err := ts.committer.Propose(context.Background(), cmds...); err != nil {
 		t.Fatal(err)
 	}
 	resp := ts.do(t, req{method: "GET", path: "/api/v1/kv?keys_only=true&limit=5000", token: adminToken})
