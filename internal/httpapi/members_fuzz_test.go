@@ -26,7 +26,7 @@ type memberBackend struct {
 }
 
 func (b *memberBackend) ReadBarrier(context.Context, string) (time.Duration, error) { return 0, nil }
-func (b *memberBackend) ClusterStatus(context.Context) (any, error)                  { return nil, nil }
+func (b *memberBackend) ClusterStatus(context.Context) (any, error)                 { return nil, nil }
 
 func (b *memberBackend) AddMember(_ context.Context, id, address string, _ bool) error {
 	if err := cluster.ValidateMemberID(id); err != nil {
