@@ -125,6 +125,15 @@ func TestClusterMembershipUnderLoad(t *testing.T) {
 		t.Errorf("the leader changed from %s to %s while the removed node came back", leaderBefore, st.LeaderID)
 	}
 
+	// The writers go on until enough writes spanned the changes.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); <-time.After(50 * time.Millisecond) {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 50 {
+			break
+		}
+	}
 	close(stop)
 	wg.Wait()
 	mu.Lock()
