@@ -78,7 +78,7 @@ func FuzzMembers(f *testing.F) {
 		if w.Code >= 500 {
 			t.Fatalf("%s %s: %d %s", r.Method, r.URL, w.Code, w.Body)
 		}
-		if w.Code >= 300 && w.Header().Get("Content-Type") != "application/problem+json" {
+		if w.Code >= 400 && w.Header().Get("Content-Type") != "application/problem+json" {
 			t.Fatalf("%s %s: %d with Content-Type %q", r.Method, r.URL, w.Code, w.Header().Get("Content-Type"))
 		}
 		return w
