@@ -92,8 +92,8 @@ func (c Config) Validate() error {
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("cluster.%s: "+format, append([]any{field}, a...)...))
 	}
-	if c.NodeID == "" {
-		bad("node_id", "required")
+	if why := idProblem(c.NodeID); why != "" {
+		bad("node_id", "%s", why)
 	}
 	if c.Dir == "" {
 		bad("dir", "required")

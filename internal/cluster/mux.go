@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -63,6 +64,11 @@ type peerMux struct {
 	// (its Shutdown closes httpListener), before the mux itself closes.
 	httpStopped  chan struct{}
 	httpStopOnce sync.Once
+	// raftOpen gates Raft's connections: until it is set they are closed
+	// after the preamble, so this node neither votes nor acknowledges
+	// entries. A node without Raft state opens it only once the cluster
+	// has admitted it (see Node.bootstrapOrJoin).
+	raftOpen atomic.Bool
 }
 
 func newPeerMux(ln net.Listener, token string, advertise net.Addr, log *slog.Logger) *peerMux {
@@ -120,6 +126,10 @@ func (m *peerMux) route(conn net.Conn) {
 	ch := m.httpConns
 	switch kind {
 	case kindRaft:
+		if !m.raftOpen.Load() {
+			conn.Close()
+			return
+		}
 		ch = m.raftConns
 	case kindHTTP:
 	default:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"kvstore.dev/kvstore/internal/errcode"
 	"kvstore.dev/kvstore/internal/store"
 )
 
@@ -55,7 +56,7 @@ func (n *Node) peerHandler() http.Handler {
 	mux.HandleFunc("POST /peer/v1/members", func(w http.ResponseWriter, r *http.Request) {
 		var m MemberRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&m); err != nil {
-			writePeerError(w, err)
+			writePeerError(w, fmt.Errorf("body: %v: %w", err, errcode.ErrInvalidArgument))
 			return
 		}
 		if err := n.addLocal(m); err != nil {
@@ -97,22 +98,28 @@ type MemberRequest struct {
 	// that replicates without counting for the quorum (promote it later by
 	// adding it again as a voter).
 	Voter bool `json:"voter"`
+	// Join is set when a server asks for itself: JoinEmpty or JoinKept.
+	// Empty for an administrator's add or promotion.
+	Join string `json:"join,omitempty"`
 }
 
 // ErrNotMember is a removal of an ID not in the configuration.
-var ErrNotMember = errors.New("not a member")
+var ErrNotMember = errcode.ErrNotMember
 
 // askJoin asks the node at peer to add this node, as a voter unless
-// JoinAsNonvoter (it forwards to its leader).
-func (n *Node) askJoin(ctx context.Context, peer string) error {
+// JoinAsNonvoter (it forwards to its leader). join says whether this node
+// has Raft state (JoinKept) or none (JoinEmpty).
+func (n *Node) askJoin(ctx context.Context, peer, join string) error {
 	return n.peerCall(ctx, peer, http.MethodPost, "/peer/v1/members",
-		MemberRequest{ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, Voter: !n.cfg.JoinAsNonvoter})
+		MemberRequest{ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, Voter: !n.cfg.JoinAsNonvoter, Join: join})
 }
 
-// AddMember adds a server to the cluster (through the leader).
+// AddMember adds a server to the cluster (through the leader). The id and
+// address are validated first (errors wrap errcode.ErrInvalidArgument).
 func (n *Node) AddMember(ctx context.Context, m MemberRequest) error {
-	if m.ID == "" || m.Address == "" {
-		return errors.New("member id and address are required")
+	m.Join = "" // only a server asking for itself says what state it has
+	if err := validateMember(m); err != nil {
+		return err
 	}
 	if n.raft.State() == raft.Leader {
 		return n.addLocal(m)
@@ -124,8 +131,12 @@ func (n *Node) AddMember(ctx context.Context, m MemberRequest) error {
 	return n.peerCall(ctx, addr, http.MethodPost, "/peer/v1/members", m)
 }
 
-// RemoveMember removes a server from the cluster (through the leader).
+// RemoveMember removes a server from the cluster (through the leader). An
+// id that is not a member is errcode.ErrNotMember.
 func (n *Node) RemoveMember(ctx context.Context, id string) error {
+	if err := ValidateMemberID(id); err != nil {
+		return err
+	}
 	if n.raft.State() == raft.Leader {
 		return n.removeLocal(id)
 	}
@@ -136,7 +147,20 @@ func (n *Node) RemoveMember(ctx context.Context, id string) error {
 	return n.peerCall(ctx, addr, http.MethodDelete, "/peer/v1/members/"+id, nil)
 }
 
+// addLocal adds m on the leader, or passes it on to the leader. A server
+// asking for itself with JoinKept that is still a member is left as it is;
+// one asking with JoinEmpty whose id is a voter has lost the state that
+// voter had: its stale entry is removed (and committed) before it is added
+// again, so its forgotten votes can never count (docs/api.md, Membership).
 func (n *Node) addLocal(m MemberRequest) error {
+	if err := validateMember(m); err != nil {
+		return err
+	}
+	if m.Join != "" && m.ID == n.cfg.NodeID {
+		// A server asked itself (a Service that reaches any pod): let it
+		// ask another one.
+		return errNotLeader
+	}
 	if n.raft.State() != raft.Leader {
 		// A joining node may ask any member: pass it on.
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
@@ -150,6 +174,28 @@ func (n *Node) addLocal(m MemberRequest) error {
 		}
 		return n.peerCall(ctx, addr, http.MethodPost, "/peer/v1/members", m)
 	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("add %s: %w", m.ID, mapMembershipErr(err))
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) != m.ID {
+			continue
+		}
+		switch {
+		case m.Join == JoinKept:
+			return nil // still a member, with its state: nothing to change
+		case m.Join == JoinEmpty && s.Suffrage == raft.Voter:
+			if m.ID == n.cfg.NodeID {
+				return fmt.Errorf("add %s: the leader has this id: %w", m.ID, errcode.ErrInvalidArgument)
+			}
+			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+				return fmt.Errorf("remove the stale entry of %s: %w", m.ID, mapMembershipErr(err))
+			}
+			n.cfg.Logger.Warn("removed the stale entry of a voter that came back without its state",
+				"id", m.ID, "address", string(s.Address))
+		}
+	}
 	var f raft.IndexFuture
 	if m.Voter {
 		f = n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Address), 0, n.cfg.ApplyTimeout)
@@ -159,11 +205,14 @@ func (n *Node) addLocal(m MemberRequest) error {
 	if err := f.Error(); err != nil {
 		return fmt.Errorf("add %s: %w", m.ID, mapMembershipErr(err))
 	}
-	n.cfg.Logger.Info("member added", "id", m.ID, "address", m.Address, "voter", m.Voter)
+	n.cfg.Logger.Info("member added", "id", m.ID, "address", m.Address, "voter", m.Voter, "join", m.Join)
 	return nil
 }
 
 func (n *Node) removeLocal(id string) error {
+	if err := ValidateMemberID(id); err != nil {
+		return err
+	}
 	if n.raft.State() != raft.Leader {
 		return errNotLeader
 	}
@@ -220,9 +269,26 @@ func (n *Node) peerCall(ctx context.Context, peer, method, path string, body any
 		return nil
 	}
 	var pe peerError
-	_ = json.NewDecoder(resp.Body).Decode(&pe)
-	if pe.Code == "internal" && pe.Message != "" {
-		return errors.New(pe.Message)
+	if err := json.NewDecoder(resp.Body).Decode(&pe); err != nil {
+		return fmt.Errorf("%s %s: %s: %w", method, peer, resp.Status, store.ErrOutcomeUnknown)
 	}
-	return errorFromWire(pe)
+	return membershipErrorFromWire(pe)
+}
+
+// membershipErrorFromWire turns a peer's answer to a membership call back
+// into the error the leader raised: the same sentinel (errcode's table), so
+// the client gets the leader's status and code from any node. The peer-only
+// not_leader stays errNotLeader; a code outside the table (a 500 on the
+// leader) stays an internal error.
+func membershipErrorFromWire(pe peerError) error {
+	switch pe.Code {
+	case "not_leader":
+		return errNotLeader
+	case "closed":
+		return fmt.Errorf("leader: %s: %w", pe.Message, store.ErrNoQuorum)
+	}
+	if err := errcode.FromCode(pe.Code, pe.Message); err != nil {
+		return err
+	}
+	return fmt.Errorf("leader: %s", pe.Message) // internal there, internal here
 }

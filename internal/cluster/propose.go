@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"kvstore.dev/kvstore/internal/errcode"
 	"kvstore.dev/kvstore/internal/store"
 )
 
@@ -184,6 +185,10 @@ func errorToWire(err error) (int, peerError) {
 		return http.StatusServiceUnavailable, peerError{"closed", err.Error()}
 	case errors.Is(err, store.ErrOutcomeUnknown):
 		return http.StatusGatewayTimeout, peerError{"outcome_unknown", err.Error()}
+	}
+	// Everything else as the client API answers it (one table).
+	if e, ok := errcode.Lookup(err); ok {
+		return e.Status, peerError{e.Code, err.Error()}
 	}
 	return http.StatusInternalServerError, peerError{"internal", err.Error()}
 }

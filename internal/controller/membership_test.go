@@ -37,6 +37,9 @@ type pods struct {
 	peerToken  string
 	mu         sync.Mutex
 	procs      map[int32]*podProc
+	// dirs are the pods' volumes, kept across scale down and up (the
+	// StatefulSet's retained PVCs); nil gives every start a new one.
+	dirs map[int32]string
 }
 
 type podProc struct {
@@ -82,7 +85,14 @@ func (p *pods) start(i int32) *podProc {
 	if first, ok := p.procs[0]; ok {
 		join = first.peer // the headless Service, which reaches any member
 	}
-	pr.cmd = exec.Command(p.bin, "serve", "--listen", pr.api, "--debug-listen", "off", "--data-dir", filepath.Join(t.TempDir(), "data"),
+	dir := filepath.Join(t.TempDir(), "data")
+	if p.dirs != nil {
+		if d, ok := p.dirs[i]; ok {
+			dir = d
+		}
+		p.dirs[i] = dir
+	}
+	pr.cmd = exec.Command(p.bin, "serve", "--listen", pr.api, "--debug-listen", "off", "--data-dir", dir,
 		"--node-id", pr.name, "--peer-listen", pr.peer, "--peer-advertise", pr.peer,
 		"--bootstrap-node", podName(p.kv, 0), "--join", join, "--join-as", "nonvoter")
 	pr.cmd.Env = append(os.Environ(), "KVSTORE_ADMIN_TOKEN="+p.adminToken, "KVSTORE_PEER_TOKEN="+p.peerToken)
@@ -122,10 +132,11 @@ func (r *noteRecorder) Eventf(_ runtime.Object, _ runtime.Object, _, reason, _, 
 	r.notes = append(r.notes, reason+": "+fmt.Sprintf(note, args...))
 }
 
-// TestMembershipSteps scales a KVStore 1 → 3 → 1 against real server
+// TestMembershipSteps scales a KVStore 1 → 3 → 1 → 3 against real server
 // processes: new servers join as non-voters and are promoted one at a
 // time; on the way down the highest ordinals leave the Raft configuration
-// before the StatefulSet shrinks. Each step runs on a fresh Reconciler, as
+// before the StatefulSet shrinks; back up on the kept volumes the returning
+// servers are re-admitted and promoted. Each step runs on a fresh Reconciler, as
 // after an operator restart, so nothing is carried between steps but what
 // the cluster and the API server hold.
 func TestMembershipSteps(t *testing.T) {
@@ -148,7 +159,7 @@ func TestMembershipSteps(t *testing.T) {
 		}
 		return string(s.Data[AuthTokenKey])
 	}
-	ps := &pods{t: t, bin: bin, kv: kv, adminToken: secret("demo-auth"), peerToken: secret("demo-peer"), procs: map[int32]*podProc{}}
+	ps := &pods{t: t, bin: bin, kv: kv, adminToken: secret("demo-auth"), peerToken: secret("demo-peer"), procs: map[int32]*podProc{}, dirs: map[int32]string{}}
 	rec := &noteRecorder{}
 	sts := &appsv1.StatefulSet{}
 	// step runs one reconcile with a new Reconciler, then plays the
@@ -245,4 +256,30 @@ func TestMembershipSteps(t *testing.T) {
 		t.Fatalf("write after scaling down: %v %v", err, resp)
 	}
 	resp.Body.Close()
+
+	// Up again: demo-1 and demo-2 start on their kept volumes, with the
+	// Raft state of members that were removed. They ask to be re-admitted
+	// and are promoted; every pod ends ready.
+	patch(t, kv, func(k *kvv1.KVStore) { k.Spec.Replicas = ptr(int32(3)) })
+	until("three voters on kept volumes", func(n int32, st kvv1.KVStoreStatus) bool {
+		return n == 3 && voters(st) == 3 && len(st.Members) == 3
+	}, func(int32, kvv1.KVStoreStatus) {})
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for i, pr := range ps.procs {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get("http://" + pr.api + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pod %d not ready: %v %v\n%s", i, err, resp, pr.out)
+			}
+			<-time.After(100 * time.Millisecond)
+		}
+	}
 }

@@ -3,12 +3,12 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"time"
 
 	"kvstore.dev/kvstore/internal/auth"
+	"kvstore.dev/kvstore/internal/errcode"
 )
 
 // ClusterBackend is what a replicated backend adds: read barriers for the
@@ -26,7 +26,7 @@ type ClusterBackend interface {
 }
 
 // errNotClustered answers membership changes on a single node.
-var errNotClustered = errors.New("kvstore: not a cluster")
+var errNotClustered = errcode.ErrNotClustered
 
 // readBarrier applies the request's consistency level before a read.
 func (s *Server) readBarrier(w http.ResponseWriter, r *http.Request) error {
@@ -97,9 +97,6 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return errWith(errInvalidArgument, "body: %v; want {\"id\": ..., \"address\": \"host:port\", \"voter\": true|false}", err)
-	}
-	if m.ID == "" || m.Address == "" {
-		return errWith(errInvalidArgument, "id and address are required")
 	}
 	voter := m.Voter == nil || *m.Voter
 	if err := cb.AddMember(r.Context(), m.ID, m.Address, voter); err != nil {

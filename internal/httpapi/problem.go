@@ -1,19 +1,18 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 
-	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/internal/errcode"
 )
 
 // Errors raised by the HTTP layer itself. Like the store's, they are mapped
-// to a status and a stable code by errorTable.
+// to a status and a stable code by problemFor.
 var (
-	errInvalidArgument  = errors.New("invalid argument")
+	errInvalidArgument  = errcode.ErrInvalidArgument
 	errInvalidTTL       = errors.New("invalid ttl")
 	errUnauthorized     = errors.New("unauthorized")
 	errForbidden        = errors.New("forbidden")
@@ -24,36 +23,20 @@ var (
 )
 
 // errorTable maps errors to problem details: the single place where errors
-// become HTTP statuses. The first entry whose err matches (errors.Is) wins;
-// anything unmatched is a 500 "internal" whose detail is logged, not sent.
-var errorTable = []struct {
-	err    error
-	status int
-	code   string
-	title  string
-}{
-	{store.ErrNotFound, http.StatusNotFound, "not_found", "Key not found"},
-	{store.ErrPreconditionFailed, http.StatusPreconditionFailed, "precondition_failed", "Precondition failed"},
-	{store.ErrInvalidKey, http.StatusBadRequest, "invalid_key", "Invalid key"},
-	{store.ErrKeyTooLarge, http.StatusRequestURITooLong, "key_too_large", "Key too large"},
-	{store.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "value_too_large", "Value too large"},
-	{store.ErrCompacted, http.StatusGone, "compacted", "Revision compacted"},
-	{store.ErrNoSpace, http.StatusInsufficientStorage, "insufficient_storage", "Insufficient storage"},
-	{store.ErrClosed, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
-	{store.ErrNoQuorum, http.StatusServiceUnavailable, "no_quorum", "No quorum"},
-	{errNotClustered, http.StatusConflict, "not_clustered", "Not a cluster"},
-	{store.ErrOutcomeUnknown, http.StatusGatewayTimeout, "outcome_unknown", "Outcome unknown"},
-	{errUnavailable, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
-	{context.Canceled, http.StatusServiceUnavailable, "unavailable", "Request cancelled"},
-	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable", "Request timed out"},
-	{errInvalidTTL, http.StatusBadRequest, "invalid_ttl", "Invalid TTL"},
-	{errInvalidArgument, http.StatusBadRequest, "invalid_argument", "Invalid argument"},
-	{errUnauthorized, http.StatusUnauthorized, "unauthorized", "Unauthorized"},
-	{errForbidden, http.StatusForbidden, "forbidden", "Forbidden"},
-	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed"},
-	{errRouteNotFound, http.StatusNotFound, "not_found", "Not found"},
-	{errTooManyRequests, http.StatusTooManyRequests, "too_many_requests", "Too many requests"},
-}
+// become HTTP statuses. It is internal/errcode's table, which the peer API
+// shares (so a request answers the same on every node), followed by the
+// errors only the HTTP layer raises. The first entry whose err matches
+// (errors.Is) wins; anything unmatched is a 500 "internal" whose detail is
+// logged, not sent.
+var errorTable = append(errcode.Entries(), []errcode.Entry{
+	{Err: errUnavailable, Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Service unavailable"},
+	{Err: errInvalidTTL, Status: http.StatusBadRequest, Code: "invalid_ttl", Title: "Invalid TTL"},
+	{Err: errUnauthorized, Status: http.StatusUnauthorized, Code: "unauthorized", Title: "Unauthorized"},
+	{Err: errForbidden, Status: http.StatusForbidden, Code: "forbidden", Title: "Forbidden"},
+	{Err: errMethodNotAllowed, Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Method not allowed"},
+	{Err: errRouteNotFound, Status: http.StatusNotFound, Code: "not_found", Title: "Not found"},
+	{Err: errTooManyRequests, Status: http.StatusTooManyRequests, Code: "too_many_requests", Title: "Too many requests"},
+}...)
 
 // Problem is an RFC 9457 problem details body with kvstore's stable code.
 type Problem struct {
@@ -69,8 +52,8 @@ type Problem struct {
 // error (whose text must not reach the client).
 func problemFor(err error) (Problem, bool) {
 	for _, e := range errorTable {
-		if errors.Is(err, e.err) {
-			return Problem{Title: e.title, Status: e.status, Code: e.code, Detail: clientDetail(err)}, false
+		if errors.Is(err, e.Err) {
+			return Problem{Title: e.Title, Status: e.Status, Code: e.Code, Detail: clientDetail(err)}, false
 		}
 	}
 	return Problem{
