@@ -54,6 +54,10 @@ type Console struct {
 type Limits struct {
 	MaxKeyBytes   int `json:"max_key_bytes"`
 	MaxValueBytes int `json:"max_value_bytes"`
+	// MaxListPageBytes caps the key, value and content-type bytes of one
+	// page of GET /api/v1/kv (4 MiB by default); a page always holds at
+	// least one item, and next is set when the cap cuts it.
+	MaxListPageBytes int64 `json:"max_list_page_bytes"`
 }
 
 // Auth lists the accepted tokens. When it lists none (and
@@ -114,7 +118,7 @@ func Default() Config {
 		DebugListen: "127.0.0.1:6060",
 		Pprof:       true,
 		DataDir:     "./data",
-		Limits:      Limits{MaxKeyBytes: 1024, MaxValueBytes: 1 << 20},
+		Limits:      Limits{MaxKeyBytes: 1024, MaxValueBytes: 1 << 20, MaxListPageBytes: 4 << 20},
 		Log:         Log{Level: "info", Format: "json"},
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(5 * time.Second),

@@ -100,6 +100,7 @@ func TestInvalidConfig(t *testing.T) {
 		"unknown flag":           {args: []string{"--lissen", ":1"}, want: "flag provided but not defined"},
 		"missing file":           {args: []string{"--config", "/does/not/exist.yaml"}, want: "--config"},
 		"bad yaml":               {yaml: "listen: [", want: "parse YAML"},
+		"list page bytes tiny":   {yaml: "limits: {max_list_page_bytes: 10}", want: "limits.max_list_page_bytes"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -42,6 +42,9 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxValueBytes < 0 || c.Limits.MaxValueBytes > MaxValueBytesCeiling {
 		bad("limits.max_value_bytes", "%d is out of range 0..%d", c.Limits.MaxValueBytes, MaxValueBytesCeiling)
 	}
+	if c.Limits.MaxListPageBytes < 1<<10 || c.Limits.MaxListPageBytes > 1<<30 {
+		bad("limits.max_list_page_bytes", "%d is out of range 1024..1073741824", c.Limits.MaxListPageBytes)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -43,6 +43,9 @@ type Observer interface {
 type Options struct {
 	MaxKeyBytes   int
 	MaxValueBytes int
+	// MaxListPageBytes caps the key, value and content-type bytes of one
+	// list page (limits.max_list_page_bytes); 0 means DefaultMaxListPageBytes.
+	MaxListPageBytes int64
 	// Heartbeat is the interval of comment lines on idle watch streams.
 	Heartbeat time.Duration
 	// WriteTimeout bounds each write of a long-lived response (watch,
@@ -82,6 +85,9 @@ func New(backend Backend, a *auth.Authenticator, opts Options) *Server {
 	}
 	if s.opts.Heartbeat <= 0 {
 		s.opts.Heartbeat = 15 * time.Second
+	}
+	if s.opts.MaxListPageBytes <= 0 {
+		s.opts.MaxListPageBytes = DefaultMaxListPageBytes
 	}
 	if s.opts.WriteTimeout <= 0 {
 		s.opts.WriteTimeout = 30 * time.Second

@@ -82,14 +82,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		console = web.Handler()
 	}
 	api := httpapi.New(be, auth.NewAuthenticator(principals), httpapi.Options{
-		MaxKeyBytes:   cfg.Limits.MaxKeyBytes,
-		MaxValueBytes: cfg.Limits.MaxValueBytes,
-		Heartbeat:     cfg.Watch.Heartbeat.D(),
-		WriteTimeout:  cfg.HTTP.WriteTimeout.D(),
-		Version:       Version,
-		Logger:        log,
-		Observer:      m,
-		Console:       console,
+		MaxKeyBytes:      cfg.Limits.MaxKeyBytes,
+		MaxValueBytes:    cfg.Limits.MaxValueBytes,
+		MaxListPageBytes: cfg.Limits.MaxListPageBytes,
+		Heartbeat:        cfg.Watch.Heartbeat.D(),
+		WriteTimeout:     cfg.HTTP.WriteTimeout.D(),
+		Version:          Version,
+		Logger:           log,
+		Observer:         m,
+		Console:          console,
 	})
 	apiSrv := &http.Server{
 		Handler:           api,
