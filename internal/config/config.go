@@ -99,6 +99,11 @@ type Watch struct {
 	Heartbeat     Duration `json:"heartbeat"`
 	HistoryEvents int      `json:"history_events"`
 	HistoryBytes  int64    `json:"history_bytes"`
+	// MaxWatches bounds the open watch streams of the server (10 000 by
+	// default), MaxWatchesPerToken those of one token (100); one more is
+	// answered 429 too_many_requests with Retry-After.
+	MaxWatches         int `json:"max_watches"`
+	MaxWatchesPerToken int `json:"max_watches_per_token"`
 }
 
 // TTL tunes the expiry sweeper.
@@ -128,7 +133,7 @@ func Default() Config {
 			ShutdownTimeout:   Duration(10 * time.Second),
 			MaxHeaderBytes:    64 << 10,
 		},
-		Watch:   Watch{Heartbeat: Duration(15 * time.Second), HistoryEvents: 10_000, HistoryBytes: 64 << 20},
+		Watch:   Watch{Heartbeat: Duration(15 * time.Second), HistoryEvents: 10_000, HistoryBytes: 64 << 20, MaxWatches: 10_000, MaxWatchesPerToken: 100},
 		TTL:     TTL{SweepInterval: Duration(time.Second)},
 		Store:   StoreTuning{MaxBatch: 1000},
 		Console: Console{Enabled: true},

@@ -101,6 +101,8 @@ func TestInvalidConfig(t *testing.T) {
 		"missing file":           {args: []string{"--config", "/does/not/exist.yaml"}, want: "--config"},
 		"bad yaml":               {yaml: "listen: [", want: "parse YAML"},
 		"list page bytes tiny":   {yaml: "limits: {max_list_page_bytes: 10}", want: "limits.max_list_page_bytes"},
+		"no watches":             {yaml: "watch: {max_watches: 0}", want: "watch.max_watches:"},
+		"per token over global":  {yaml: "watch: {max_watches: 10, max_watches_per_token: 11}", want: "watch.max_watches_per_token"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

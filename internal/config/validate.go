@@ -81,6 +81,12 @@ func (c *Config) Validate() error {
 	if c.Watch.HistoryBytes < 1<<20 {
 		bad("watch.history_bytes", "must be at least 1048576")
 	}
+	if c.Watch.MaxWatches < 1 || c.Watch.MaxWatches > 1_000_000 {
+		bad("watch.max_watches", "%d is out of range 1..1000000", c.Watch.MaxWatches)
+	}
+	if c.Watch.MaxWatchesPerToken < 1 || c.Watch.MaxWatchesPerToken > c.Watch.MaxWatches {
+		bad("watch.max_watches_per_token", "%d is out of range 1..watch.max_watches (%d)", c.Watch.MaxWatchesPerToken, c.Watch.MaxWatches)
+	}
 	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 100_000 {
 		bad("store.max_batch", "%d is out of range 1..100000", c.Store.MaxBatch)
 	}

@@ -20,6 +20,7 @@ var (
 	errMethodNotAllowed = errors.New("method not allowed")
 	errRouteNotFound    = errors.New("no such endpoint")
 	errUnavailable      = errors.New("unavailable")
+	errTooManyRequests  = errors.New("too many requests")
 )
 
 // errorTable maps errors to problem details: the single place where errors
@@ -51,6 +52,7 @@ var errorTable = []struct {
 	{errForbidden, http.StatusForbidden, "forbidden", "Forbidden"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed"},
 	{errRouteNotFound, http.StatusNotFound, "not_found", "Not found"},
+	{errTooManyRequests, http.StatusTooManyRequests, "too_many_requests", "Too many requests"},
 }
 
 // Problem is an RFC 9457 problem details body with kvstore's stable code.
@@ -103,6 +105,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", challenge)
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
+	case http.StatusTooManyRequests:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
 	}
 	h := w.Header()
 	for _, k := range []string{"ETag", "X-KV-Version", "X-KV-Expires-At", "X-KV-Create-Revision", "Content-Security-Policy", "Content-Length"} {

@@ -43,6 +43,11 @@ type Observer interface {
 type Options struct {
 	MaxKeyBytes   int
 	MaxValueBytes int
+	// MaxWatches and MaxWatchesPerToken bound the open watch streams, in
+	// all and per token (by name); one more is answered 429
+	// too_many_requests. 0 means DefaultMaxWatches, DefaultMaxWatchesPerToken.
+	MaxWatches         int
+	MaxWatchesPerToken int
 	// MaxListPageBytes caps the key, value and content-type bytes of one
 	// list page (limits.max_list_page_bytes); 0 means DefaultMaxListPageBytes.
 	MaxListPageBytes int64
@@ -69,6 +74,7 @@ type Server struct {
 	clock   func() time.Time
 	started time.Time
 
+	watches      watchLimiter
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
 	handler      http.Handler
@@ -86,6 +92,13 @@ func New(backend Backend, a *auth.Authenticator, opts Options) *Server {
 	if s.opts.Heartbeat <= 0 {
 		s.opts.Heartbeat = 15 * time.Second
 	}
+	if s.opts.MaxWatches <= 0 {
+		s.opts.MaxWatches = DefaultMaxWatches
+	}
+	if s.opts.MaxWatchesPerToken <= 0 {
+		s.opts.MaxWatchesPerToken = DefaultMaxWatchesPerToken
+	}
+	s.watches = watchLimiter{max: s.opts.MaxWatches, perToken: s.opts.MaxWatchesPerToken}
 	if s.opts.MaxListPageBytes <= 0 {
 		s.opts.MaxListPageBytes = DefaultMaxListPageBytes
 	}

@@ -49,6 +49,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, p *auth.Principal
 		resume = true
 		break
 	}
+	if err := s.watches.acquire(p.Name); err != nil {
+		return err
+	}
+	defer s.watches.release(p.Name)
 	replay, sub, err := s.backend.Subscribe(prefix, since, resume)
 	if err != nil {
 		return err
