@@ -92,6 +92,11 @@ type HTTP struct {
 	IdleTimeout       Duration `json:"idle_timeout"`
 	ShutdownTimeout   Duration `json:"shutdown_timeout"`
 	MaxHeaderBytes    int      `json:"max_header_bytes"`
+	// MaxConnections bounds the open connections of each listener (API and
+	// debug; 12 000 by default: 10 000 watches and room for the rest).
+	// Past it the listener stops accepting until one closes: a new client
+	// waits in the kernel's backlog.
+	MaxConnections int `json:"max_connections"`
 }
 
 // Watch tunes watch streams.
@@ -132,6 +137,7 @@ func Default() Config {
 			IdleTimeout:       Duration(120 * time.Second),
 			ShutdownTimeout:   Duration(10 * time.Second),
 			MaxHeaderBytes:    64 << 10,
+			MaxConnections:    12_000,
 		},
 		Watch:   Watch{Heartbeat: Duration(15 * time.Second), HistoryEvents: 10_000, HistoryBytes: 64 << 20, MaxWatches: 10_000, MaxWatchesPerToken: 100},
 		TTL:     TTL{SweepInterval: Duration(time.Second)},

@@ -87,6 +87,9 @@ func (c *Config) Validate() error {
 	if c.Watch.MaxWatchesPerToken < 1 || c.Watch.MaxWatchesPerToken > c.Watch.MaxWatches {
 		bad("watch.max_watches_per_token", "%d is out of range 1..watch.max_watches (%d)", c.Watch.MaxWatchesPerToken, c.Watch.MaxWatches)
 	}
+	if c.HTTP.MaxConnections <= c.Watch.MaxWatches || c.HTTP.MaxConnections > 10_000_000 {
+		bad("http.max_connections", "%d is out of range: more than watch.max_watches (%d, so watches leave connections for other requests) and at most 10000000", c.HTTP.MaxConnections, c.Watch.MaxWatches)
+	}
 	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 100_000 {
 		bad("store.max_batch", "%d is out of range 1..100000", c.Store.MaxBatch)
 	}

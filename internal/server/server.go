@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"golang.org/x/net/netutil"
+
 	"kvstore.dev/kvstore/internal/auth"
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/internal/httpapi"
@@ -106,6 +108,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen: %w", err), closeStore())
 	}
+	apiLn = netutil.LimitListener(apiLn, cfg.HTTP.MaxConnections)
 	servers := []*http.Server{apiSrv}
 	listeners := []net.Listener{apiLn}
 	var debugAddr net.Addr
@@ -116,6 +119,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 			return errors.Join(fmt.Errorf("debug_listen: %w", err), closeStore())
 		}
 		debugAddr = debugLn.Addr()
+		debugLn = netutil.LimitListener(debugLn, cfg.HTTP.MaxConnections)
 		servers = append(servers, &http.Server{
 			Handler:           debugMux(m, cfg.Pprof),
 			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
