@@ -27,7 +27,9 @@ func healthz(conn net.Conn, deadline time.Time) (*http.Response, error) {
 // TestConnectionLimit: with http.max_connections open, the next connection
 // is not served until one of them closes, then it is.
 func TestConnectionLimit(t *testing.T) {
-	r := start(t, func(c *config.Config) { c.HTTP.MaxConnections, c.Watch.MaxWatches, c.Watch.MaxWatchesPerToken = 2, 1, 1 })
+	r := start(t, func(c *config.Config) {
+		c.HTTP.MaxConnections, c.Watch.MaxWatches, c.Watch.MaxWatchesPerToken = 2, 1, 1
+	})
 	var open []net.Conn
 	for range 2 {
 		conn, err := net.Dial("tcp", r.api)
