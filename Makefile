@@ -114,6 +114,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 60s).
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/store
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./internal/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzMembers$$' -fuzztime $(FUZZTIME) ./internal/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzList$$' -fuzztime $(FUZZTIME) ./internal/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzWatch$$' -fuzztime $(FUZZTIME) ./internal/httpapi
 
 .PHONY: bench
 bench: ## Benchmarks: kvstore vs etcd vs bare HTTP (one node and three), nginx vs direct in the compose stack, the operator; writes docs/benchmarks.md.

@@ -56,6 +56,10 @@ type Console struct {
 type Limits struct {
 	MaxKeyBytes   int `json:"max_key_bytes"`
 	MaxValueBytes int `json:"max_value_bytes"`
+	// MaxListPageBytes caps the key, value and content-type bytes of one
+	// page of GET /api/v1/kv (4 MiB by default); a page always holds at
+	// least one item, and next is set when the cap cuts it.
+	MaxListPageBytes int64 `json:"max_list_page_bytes"`
 }
 
 // Auth lists the accepted tokens. When it lists none (and
@@ -90,6 +94,11 @@ type HTTP struct {
 	IdleTimeout       Duration `json:"idle_timeout"`
 	ShutdownTimeout   Duration `json:"shutdown_timeout"`
 	MaxHeaderBytes    int      `json:"max_header_bytes"`
+	// MaxConnections bounds the open connections of each listener (API and
+	// debug; 12 000 by default: 10 000 watches and room for the rest).
+	// Past it the listener stops accepting until one closes: a new client
+	// waits in the kernel's backlog.
+	MaxConnections int `json:"max_connections"`
 }
 
 // Watch tunes watch streams.
@@ -97,6 +106,11 @@ type Watch struct {
 	Heartbeat     Duration `json:"heartbeat"`
 	HistoryEvents int      `json:"history_events"`
 	HistoryBytes  int64    `json:"history_bytes"`
+	// MaxWatches bounds the open watch streams of the server (10 000 by
+	// default), MaxWatchesPerToken those of one token (100); one more is
+	// answered 429 too_many_requests with Retry-After.
+	MaxWatches         int `json:"max_watches"`
+	MaxWatchesPerToken int `json:"max_watches_per_token"`
 }
 
 // TTL tunes the expiry sweeper.
@@ -116,7 +130,7 @@ func Default() Config {
 		DebugListen: "127.0.0.1:6060",
 		Pprof:       true,
 		DataDir:     "./data",
-		Limits:      Limits{MaxKeyBytes: 1024, MaxValueBytes: 1 << 20},
+		Limits:      Limits{MaxKeyBytes: 1024, MaxValueBytes: 1 << 20, MaxListPageBytes: 4 << 20},
 		Log:         Log{Level: "info", Format: "json"},
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(5 * time.Second),
@@ -125,8 +139,9 @@ func Default() Config {
 			IdleTimeout:       Duration(120 * time.Second),
 			ShutdownTimeout:   Duration(10 * time.Second),
 			MaxHeaderBytes:    64 << 10,
+			MaxConnections:    12_000,
 		},
-		Watch:   Watch{Heartbeat: Duration(15 * time.Second), HistoryEvents: 10_000, HistoryBytes: 64 << 20},
+		Watch:   Watch{Heartbeat: Duration(15 * time.Second), HistoryEvents: 10_000, HistoryBytes: 64 << 20, MaxWatches: 10_000, MaxWatchesPerToken: 100},
 		TTL:     TTL{SweepInterval: Duration(time.Second)},
 		Store:   StoreTuning{MaxBatch: 1000},
 		Console: Console{Enabled: true},

@@ -42,6 +42,9 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxValueBytes < 0 || c.Limits.MaxValueBytes > MaxValueBytesCeiling {
 		bad("limits.max_value_bytes", "%d is out of range 0..%d", c.Limits.MaxValueBytes, MaxValueBytesCeiling)
 	}
+	if c.Limits.MaxListPageBytes < 1<<10 || c.Limits.MaxListPageBytes > 1<<30 {
+		bad("limits.max_list_page_bytes", "%d is out of range 1024..1073741824", c.Limits.MaxListPageBytes)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -78,6 +81,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Watch.HistoryBytes < 1<<20 {
 		bad("watch.history_bytes", "must be at least 1048576")
+	}
+	if c.Watch.MaxWatches < 1 || c.Watch.MaxWatches > 1_000_000 {
+		bad("watch.max_watches", "%d is out of range 1..1000000", c.Watch.MaxWatches)
+	}
+	if c.Watch.MaxWatchesPerToken < 1 || c.Watch.MaxWatchesPerToken > c.Watch.MaxWatches {
+		bad("watch.max_watches_per_token", "%d is out of range 1..watch.max_watches (%d)", c.Watch.MaxWatchesPerToken, c.Watch.MaxWatches)
+	}
+	if c.HTTP.MaxConnections <= c.Watch.MaxWatches || c.HTTP.MaxConnections > 10_000_000 {
+		bad("http.max_connections", "%d is out of range: more than watch.max_watches (%d, so watches leave connections for other requests) and at most 10000000", c.HTTP.MaxConnections, c.Watch.MaxWatches)
 	}
 	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 100_000 {
 		bad("store.max_batch", "%d is out of range 1..100000", c.Store.MaxBatch)

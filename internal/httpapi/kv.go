@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -20,6 +23,12 @@ const (
 	defaultListLimit  = 100
 	maxListLimit      = 1000
 )
+
+// DefaultMaxListPageBytes is the default byte cap of a list page (4 MiB):
+// four 1 MiB values, so a page of the largest default values still holds a
+// few, while 1000 such values can no longer be held (and base64-encoded) at
+// once.
+const DefaultMaxListPageBytes = 4 << 20
 
 // keyMeta is the JSON form of a key's metadata (PUT responses, list items).
 type keyMeta struct {
@@ -290,12 +299,6 @@ func (s *Server) deletePrefix(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	return nil
 }
 
-type listResponse struct {
-	Items    []keyMeta `json:"items"`
-	Next     string    `json:"next"`
-	Revision uint64    `json:"revision"`
-}
-
 func (s *Server) list(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	if hasBody(r) {
 		return errWith(errInvalidArgument, "a %s request must not have a body", r.Method)
@@ -305,7 +308,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 		return err
 	}
 	q := r.URL.Query()
-	opts := store.ListOptions{Prefix: prefix, After: q.Get("after"), Limit: defaultListLimit, Now: s.clock()}
+	opts := store.ListOptions{Prefix: prefix, After: q.Get("after"), Limit: defaultListLimit, MaxBytes: s.opts.MaxListPageBytes, Now: s.clock()}
 	if v := q.Get("limit"); q.Has("limit") {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -330,10 +333,33 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 	if err != nil {
 		return err
 	}
-	out := listResponse{Items: make([]keyMeta, len(res.Items)), Next: res.Next, Revision: res.Revision}
-	for i, kv := range res.Items {
-		out.Items[i] = metaOf(kv, !opts.KeysOnly)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, res, !opts.KeysOnly)
 	return nil
+}
+
+// listResponse is the JSON shape writeList streams (clients decode it).
+type listResponse struct {
+	Items    []keyMeta `json:"items"`
+	Next     string    `json:"next"`
+	Revision uint64    `json:"revision"`
+}
+
+// writeList streams a page as {"items":[...],"next":...,"revision":...}:
+// one item encoded at a time, never the whole page in one buffer.
+func writeList(w http.ResponseWriter, res store.ListResult, withValue bool) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	_, _ = bw.WriteString(`{"items":[`)
+	for i, kv := range res.Items {
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		_ = enc.Encode(metaOf(kv, withValue)) // adds a newline, which JSON allows
+		res.Items[i] = store.KeyValue{}       // the value may be freed once sent
+	}
+	next, _ := json.Marshal(res.Next)
+	fmt.Fprintf(bw, `],"next":%s,"revision":%d}`+"\n", next, res.Revision)
+	_ = bw.Flush()
 }

@@ -43,6 +43,14 @@ type Observer interface {
 type Options struct {
 	MaxKeyBytes   int
 	MaxValueBytes int
+	// MaxWatches and MaxWatchesPerToken bound the open watch streams, in
+	// all and per token (by name); one more is answered 429
+	// too_many_requests. 0 means DefaultMaxWatches, DefaultMaxWatchesPerToken.
+	MaxWatches         int
+	MaxWatchesPerToken int
+	// MaxListPageBytes caps the key, value and content-type bytes of one
+	// list page (limits.max_list_page_bytes); 0 means DefaultMaxListPageBytes.
+	MaxListPageBytes int64
 	// Heartbeat is the interval of comment lines on idle watch streams.
 	Heartbeat time.Duration
 	// WriteTimeout bounds each write of a long-lived response (watch),
@@ -73,6 +81,7 @@ type Server struct {
 
 	snapshots chan struct{} // one token per running snapshot stream
 
+	watches      watchLimiter
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
 	handler      http.Handler
@@ -89,6 +98,16 @@ func New(backend Backend, a *auth.Authenticator, opts Options) *Server {
 	}
 	if s.opts.Heartbeat <= 0 {
 		s.opts.Heartbeat = 15 * time.Second
+	}
+	if s.opts.MaxWatches <= 0 {
+		s.opts.MaxWatches = DefaultMaxWatches
+	}
+	if s.opts.MaxWatchesPerToken <= 0 {
+		s.opts.MaxWatchesPerToken = DefaultMaxWatchesPerToken
+	}
+	s.watches = watchLimiter{max: s.opts.MaxWatches, perToken: s.opts.MaxWatchesPerToken}
+	if s.opts.MaxListPageBytes <= 0 {
+		s.opts.MaxListPageBytes = DefaultMaxListPageBytes
 	}
 	if s.opts.WriteTimeout <= 0 {
 		s.opts.WriteTimeout = 30 * time.Second

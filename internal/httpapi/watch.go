@@ -49,6 +49,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, p *auth.Principal
 		resume = true
 		break
 	}
+	if err := s.watches.acquire(p.Name); err != nil {
+		return err
+	}
+	defer s.watches.release(p.Name)
 	replay, sub, err := s.backend.Subscribe(prefix, since, resume)
 	if err != nil {
 		return err
@@ -80,13 +84,26 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, p *auth.Principal
 			return nil
 		}
 	}
+	var batch []store.Event // what the last Take returned, handed back to the next
+	var chunk []byte
 	heartbeat := time.NewTicker(s.opts.Heartbeat)
 	defer heartbeat.Stop()
 	for {
 		select {
-		case e := <-sub.Events():
-			if err := send(sseEvent(e)); err != nil {
+		case <-sub.Ready():
+			batch = sub.Take(batch)
+			chunk = chunk[:0]
+			for _, e := range batch {
+				chunk = append(chunk, sseEvent(e)...)
+			}
+			if len(chunk) == 0 {
+				continue
+			}
+			if err := send(chunk); err != nil {
 				return nil
+			}
+			if cap(chunk) > 64<<10 {
+				chunk = nil // release a burst's buffer
 			}
 		case <-heartbeat.C:
 			if err := send([]byte(": heartbeat\n\n")); err != nil {

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"golang.org/x/net/netutil"
+
 	"kvstore.dev/kvstore/internal/auth"
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/internal/httpapi"
@@ -82,14 +84,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		console = web.Handler()
 	}
 	api := httpapi.New(be, auth.NewAuthenticator(principals), httpapi.Options{
-		MaxKeyBytes:   cfg.Limits.MaxKeyBytes,
-		MaxValueBytes: cfg.Limits.MaxValueBytes,
-		Heartbeat:     cfg.Watch.Heartbeat.D(),
-		WriteTimeout:  cfg.HTTP.WriteTimeout.D(),
-		Version:       Version,
-		Logger:        log,
-		Observer:      m,
-		Console:       console,
+		MaxKeyBytes:      cfg.Limits.MaxKeyBytes,
+		MaxValueBytes:    cfg.Limits.MaxValueBytes,
+		MaxListPageBytes: cfg.Limits.MaxListPageBytes,
+		Heartbeat:        cfg.Watch.Heartbeat.D(),
+		WriteTimeout:     cfg.HTTP.WriteTimeout.D(),
+		Version:          Version,
+		Logger:           log,
+		Observer:         m,
+		Console:          console,
 		Snapshot: httpapi.SnapshotLimits{
 			MaxConcurrent: cfg.Snapshot.MaxConcurrent, MinBytesPerSecond: cfg.Snapshot.MinBytesPerSecond, StallTimeout: cfg.Snapshot.StallTimeout.D(),
 		},
@@ -108,6 +111,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen: %w", err), closeStore())
 	}
+	apiLn = netutil.LimitListener(apiLn, cfg.HTTP.MaxConnections)
 	servers := []*http.Server{apiSrv}
 	listeners := []net.Listener{apiLn}
 	var debugAddr net.Addr
@@ -118,6 +122,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 			return errors.Join(fmt.Errorf("debug_listen: %w", err), closeStore())
 		}
 		debugAddr = debugLn.Addr()
+		debugLn = netutil.LimitListener(debugLn, cfg.HTTP.MaxConnections)
 		servers = append(servers, &http.Server{
 			Handler:           debugMux(m, cfg.Pprof),
 			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),

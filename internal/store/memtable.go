@@ -119,6 +119,12 @@ type item struct {
 // them when after is ""), merging the layers ls with the cursor c.
 func newMergeIter(ls layers, c cursor, prefix, after string) *mergeIter {
 	keys, ents := ls.scan(prefix, after)
+	return newMergeIterFrom(keys, ents, c, prefix, after)
+}
+
+// newMergeIterFrom is newMergeIter over entries already taken from the
+// layers with scan (under memMu), so the walk itself needs no lock.
+func newMergeIterFrom(keys []string, ents []*memEntry, c cursor, prefix, after string) *mergeIter {
 	it := &mergeIter{memKeys: keys, memEnts: ents, next: c.Next, prefix: []byte(prefix)}
 	seek := prefix
 	if after > prefix {

@@ -212,6 +212,10 @@ type ListOptions struct {
 	After    string // exclusive start; "" starts at Prefix
 	Limit    int    // at least 1
 	KeysOnly bool   // omit values
+	// MaxBytes caps a page's key, value and content-type bytes; the page
+	// ends before the item that would exceed it (so Next is set), but
+	// always holds at least one item. 0 means no cap.
+	MaxBytes int64
 	Now      time.Time
 }
 
@@ -224,37 +228,59 @@ type ListResult struct {
 	Revision uint64
 }
 
-// List returns live keys starting with opts.Prefix, in key order.
+// List returns live keys starting with opts.Prefix, in key order, as of one
+// revision. It holds memMu (shared) only to take that view: the revision,
+// the unflushed entries under the prefix and a bbolt read transaction begun
+// under the lock. Values are copied after the lock is released, so a writer
+// publishing a batch (memMu exclusively) never waits for a list's copying.
+// Unflushed entries are never changed in place (a newer write replaces the
+// entry), and the read transaction keeps its own view of the file.
 func (s *Store) List(opts ListOptions) (ListResult, error) {
 	if opts.Limit < 1 {
 		opts.Limit = 1
 	}
 	now := opts.Now.UnixNano()
 	s.memMu.RLock()
-	defer s.memMu.RUnlock()
 	res := ListResult{Revision: s.cur.rev}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		it := newMergeIter(layers{s.active, s.flushing}, tx.Bucket(bucketKV).Cursor(), opts.Prefix, opts.After)
-		for {
-			item, ok, err := it.nextItem()
-			if err != nil {
-				return fmt.Errorf("list: %w", err)
-			}
-			if !ok {
-				return nil
-			}
-			if item.deleted || item.rec.expired(now) {
-				continue
-			}
-			if len(res.Items) == opts.Limit {
-				res.Next = res.Items[len(res.Items)-1].Key
-				return nil
-			}
-			res.Items = append(res.Items, item.rec.keyValue(item.key, !opts.KeysOnly))
+	ls := layers{s.active, s.flushing}
+	memKeys, memEnts := ls.scan(opts.Prefix, opts.After)
+	tx, err := s.db.Begin(false)
+	s.memMu.RUnlock()
+	if err != nil {
+		return ListResult{}, fmt.Errorf("list: begin read: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	it := newMergeIterFrom(memKeys, memEnts, tx.Bucket(bucketKV).Cursor(), opts.Prefix, opts.After)
+	var bytes int64
+	for {
+		item, ok, err := it.nextItem()
+		if err != nil {
+			return ListResult{}, fmt.Errorf("list: %w", err)
 		}
-	})
-	return res, err
+		if !ok {
+			return res, nil
+		}
+		if item.deleted || item.rec.expired(now) {
+			continue
+		}
+		size := int64(len(item.key) + len(item.rec.ContentType))
+		if !opts.KeysOnly {
+			size += int64(len(item.rec.Value))
+		}
+		if len(res.Items) == opts.Limit || (opts.MaxBytes > 0 && len(res.Items) > 0 && bytes+size > opts.MaxBytes) {
+			res.Next = res.Items[len(res.Items)-1].Key
+			return res, nil
+		}
+		bytes += size
+		if testHookListCopy != nil {
+			testHookListCopy()
+		}
+		res.Items = append(res.Items, item.rec.keyValue(item.key, !opts.KeysOnly))
+	}
 }
+
+// testHookListCopy, if set (by tests), runs before List copies each item.
+var testHookListCopy func()
 
 // ExpiredKey names a key whose TTL has passed, at the revision it was read.
 type ExpiredKey struct {

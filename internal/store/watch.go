@@ -35,6 +35,15 @@ var ErrLagged = errors.New("kvstore: watcher fell behind")
 // it is dropped with ErrLagged.
 const subscriptionBuffer = 4096
 
+// initialPending is the first capacity of a subscriber's pending buffer,
+// allocated at its first event; it doubles on demand up to
+// subscriptionBuffer. A buffer that grew past keptPending is released once
+// taken, so an idle watch costs little after a burst too.
+const (
+	initialPending = 16
+	keptPending    = 256
+)
+
 // Hub fans committed changes out to subscribers and keeps a bounded history
 // of recent changes so that a subscriber can resume. It is safe for
 // concurrent use.
@@ -59,13 +68,61 @@ func newHub(rev uint64, maxEvents int, maxBytes int64) *Hub {
 type Subscription struct {
 	hub    *Hub
 	prefix string
-	ch     chan Event
-	done   chan struct{}
-	err    error // set before done is closed
+	// pending holds the events not yet taken, in order; guarded by hub.mu.
+	pending []Event
+	ready   chan struct{} // capacity 1: a value while pending may be non-empty
+	done    chan struct{}
+	err     error // set before done is closed
+
+	eventsOnce sync.Once
+	events     chan Event
 }
 
-// Events returns the channel of live changes.
-func (s *Subscription) Events() <-chan Event { return s.ch }
+// Ready receives a value when events may be pending; Take them.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Take returns the pending events in revision order, and takes back buf
+// (the slice a previous Take returned, once its events are sent) to reuse
+// it. The returned events are read-only.
+func (s *Subscription) Take(buf []Event) []Event {
+	clear(buf)
+	if cap(buf) > keptPending {
+		buf = nil
+	}
+	s.hub.mu.Lock()
+	out := s.pending
+	s.pending = buf[:0:cap(buf)]
+	s.hub.mu.Unlock()
+	return out
+}
+
+// Events returns a channel of the live changes, fed by a goroutine that
+// Takes them until the subscription ends. It is for callers that prefer a
+// channel (tests); use either Events or Ready and Take, not both.
+func (s *Subscription) Events() <-chan Event {
+	s.eventsOnce.Do(func() {
+		s.events = make(chan Event)
+		go func() {
+			var batch []Event
+			for {
+				select {
+				case <-s.ready:
+					batch = s.Take(batch)
+					for _, e := range batch {
+						select {
+						case s.events <- e:
+						case <-s.done:
+							return
+						}
+					}
+				case <-s.done:
+					return
+				}
+			}
+		}()
+	})
+	return s.events
+}
 
 // Done is closed when the hub ends the subscription; Err then says why.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
@@ -109,7 +166,7 @@ func (h *Hub) Subscribe(prefix string, since uint64, resume bool) ([]Event, *Sub
 			}
 		}
 	}
-	s := &Subscription{hub: h, prefix: prefix, ch: make(chan Event, subscriptionBuffer), done: make(chan struct{})}
+	s := &Subscription{hub: h, prefix: prefix, ready: make(chan struct{}, 1), done: make(chan struct{})}
 	h.subs[s] = struct{}{}
 	return replay, s, nil
 }
@@ -133,10 +190,17 @@ func (h *Hub) publish(events []Event) {
 			if !strings.HasPrefix(e.Key, s.prefix) {
 				continue
 			}
-			select {
-			case s.ch <- e:
-			default:
+			if len(s.pending) >= subscriptionBuffer {
 				h.drop(s, ErrLagged)
+				continue
+			}
+			if s.pending == nil {
+				s.pending = make([]Event, 0, initialPending)
+			}
+			s.pending = append(s.pending, e) // doubles: at most subscriptionBuffer
+			select {
+			case s.ready <- struct{}{}:
+			default:
 			}
 		}
 	}
@@ -180,6 +244,7 @@ func (h *Hub) drop(s *Subscription, err error) {
 		return
 	}
 	delete(h.subs, s)
+	s.pending = nil
 	s.err = err
 	close(s.done)
 }
