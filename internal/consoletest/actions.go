@@ -47,8 +47,24 @@ func named(what string, action chromedp.Action[chromedp.Void]) chromedp.Action[c
 	}
 }
 
+// click clicks the first element sel matches. The console re-renders lists
+// when events arrive, so the node found may be replaced before the click
+// lands (the protocol's "Could not find node with given id"): then it looks
+// again, until the step's deadline.
 func click(sel string) chromedp.Action[chromedp.Void] {
-	return named("clicking "+sel, chromedp.Click(chromedp.CSS(sel)))
+	return named("clicking "+sel, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		for {
+			v, err := chromedp.Click(chromedp.CSS(sel))(ctx, t)
+			if err == nil || !strings.Contains(err.Error(), "Could not find node with given id") {
+				return v, err
+			}
+			select {
+			case <-ctx.Done():
+				return v, err
+			case <-time.After(pollInterval):
+			}
+		}
+	})
 }
 
 func visible(sel string) chromedp.Action[chromedp.Void] {

@@ -1,6 +1,7 @@
 // Package dockertest holds what the tests that run the project's own
 // containers on the real Docker engine share: the check that an engine
-// answers, and building the images offline with hack/images.sh.
+// answers, one Docker suite at a time, and building the images offline
+// with hack/images.sh.
 package dockertest
 
 import (
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -30,6 +32,7 @@ func Require(t testing.TB, what string) {
 	}
 	out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
 	if err == nil {
+		exclusive(t)
 		return
 	}
 	msg := fmt.Sprintf("no Docker engine answers (docker info: %v: %s)", err, strings.TrimSpace(string(out)))
@@ -37,6 +40,31 @@ func Require(t testing.TB, what string) {
 		t.Fatal(msg)
 	}
 	t.Skip("SKIPPED: " + msg)
+}
+
+// exclusive holds a lock on the machine until t ends, so that the Docker
+// suites of different test packages (which go test runs in parallel) take
+// turns: they build the same image tags, and one suite's networks and
+// veths coming and going abort another's browser requests
+// (net::ERR_NETWORK_CHANGED in chromium).
+func exclusive(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "kvstore-dockertest.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("docker test lock: %v", err)
+	}
+	start := time.Now()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("docker test lock: %v", err)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Logf("dockertest: waited %s for another Docker suite", waited.Round(time.Second))
+	}
+	t.Cleanup(func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	})
 }
 
 // BuildImages runs hack/images.sh (offline, cached) from the repository
