@@ -40,25 +40,13 @@ func newTestServer(t testing.TB, opts ...store.Options) *testServer {
 	if len(opts) > 0 {
 		so = opts[0]
 	}
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, store.DBFile), so)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wal, err := store.OpenWAL(filepath.Join(dir, store.WALDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := store.NewCommitter(st, wal, store.CommitterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustBackend(t, so)
 	a := auth.NewAuthenticator([]auth.Principal{
 		auth.NewPrincipal("admin", auth.RoleAdmin, nil, auth.Digest(adminToken)),
 		auth.NewPrincipal("app", auth.RoleReadWrite, []string{"app/"}, auth.Digest(rwToken)),
 		auth.NewPrincipal("reader", auth.RoleReadOnly, nil, auth.Digest(roToken)),
 	})
-	api := New(backend{st, c}, a, Options{
+	api := New(b, a, Options{
 		MaxKeyBytes: 64, MaxValueBytes: 1024, Heartbeat: 50 * time.Millisecond, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -66,11 +54,36 @@ func newTestServer(t testing.TB, opts ...store.Options) *testServer {
 	t.Cleanup(func() {
 		api.BeginShutdown()
 		srv.Close()
+	})
+	return &testServer{Server: srv, store: b.Store, committer: b.Committer, api: api}
+}
+
+// mustBackend opens a store, its WAL and a committer in t.TempDir, closed
+// when t ends (after the cleanups registered later, such as the server's).
+func mustBackend(t testing.TB, so store.Options) backend {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, store.DBFile), so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wal, err := store.OpenWAL(filepath.Join(dir, store.WALDir))
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	c, err := store.NewCommitter(st, wal, store.CommitterOptions{})
+	if err != nil {
+		st.Close()
+		wal.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
 		c.Close()
 		st.Close()
 		wal.Close()
 	})
-	return &testServer{Server: srv, store: st, committer: c, api: api}
+	return backend{st, c}
 }
 
 type req struct {

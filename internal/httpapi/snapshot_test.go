@@ -36,28 +36,16 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 // over a store holding about 2 MiB.
 func newSnapshotServer(t *testing.T, lim SnapshotLimits) (*httptest.Server, *store.Store) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, store.DBFile), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wal, err := store.OpenWAL(filepath.Join(dir, store.WALDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := store.NewCommitter(st, wal, store.CommitterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustBackend(t, store.Options{})
 	cmds := make([]store.Command, 128)
 	for i := range cmds {
-		cmds[i] = store.Command{Op: store.OpPut, Key: "big/" + strings.Repeat("k", i+1), Value: make([]byte, 16<<10), Now: time.Now().UnixNano()}
+		cmds[i] = store.Command{Op: store.OpPut, Key: "big/" + strings.Repeat("k", i+1), Value: make([]byte, 16<<10)}
 	}
-	if _, err := c.Propose(context.Background(), cmds...); err != nil {
+	if _, err := b.Propose(context.Background(), cmds...); err != nil {
 		t.Fatal(err)
 	}
 	a := auth.NewAuthenticator([]auth.Principal{auth.NewPrincipal("admin", auth.RoleAdmin, nil, auth.Digest(adminToken))})
-	api := New(backend{st, c}, a, Options{
+	api := New(b, a, Options{
 		MaxKeyBytes: 1024, MaxValueBytes: 1024, Version: "test", Snapshot: lim,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -68,11 +56,8 @@ func newSnapshotServer(t *testing.T, lim SnapshotLimits) (*httptest.Server, *sto
 		api.BeginShutdown()
 		srv.CloseClientConnections()
 		srv.Close()
-		c.Close()
-		st.Close()
-		wal.Close()
 	})
-	return srv, st
+	return srv, b.Store
 }
 
 // stallSnapshot starts a snapshot download on a connection with a small
