@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,41 +26,13 @@ func (s *skewedNode) clock() time.Time { return time.Now().Add(time.Duration(s.o
 // of its own.
 func startSkewedCluster(t *testing.T, size int) []*skewedNode {
 	t.Helper()
-	addrs := make([]string, size)
-	for i := range addrs {
-		addrs[i] = freePort(t)
-	}
 	nodes := make([]*skewedNode, size)
 	for i := range nodes {
-		sn := &skewedNode{}
-		dir, id := t.TempDir(), fmt.Sprintf("n%d", i)
-		st, err := store.Open(filepath.Join(dir, store.DBFile), store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := fastConfig(id, dir, addrs[i], i == 0, addrs[:1])
-		cfg.Clock = sn.clock
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		n, err := Start(ctx, cfg, st)
-		cancel()
-		if err != nil {
-			st.Close()
-			t.Fatalf("start %s: %v", id, err)
-		}
-		sn.testNode = &testNode{Node: n, st: st, dir: dir, addr: addrs[i], id: id}
-		t.Cleanup(sn.stop)
-		nodes[i] = sn
+		nodes[i] = &skewedNode{}
 	}
-	waitFor(t, "all members with a leader", func() error {
-		st, err := nodes[0].Status(context.Background())
-		if err != nil {
-			return err
-		}
-		if st.Leader == "" || len(st.Members) != size {
-			return fmt.Errorf("leader %q, %d members", st.Leader, len(st.Members))
-		}
-		return nil
-	})
+	for i, tn := range startCluster(t, size, func(i int, cfg *Config) { cfg.Clock = nodes[i].clock }) {
+		nodes[i].testNode = tn
+	}
 	return nodes
 }
 

@@ -44,15 +44,19 @@ func fastConfig(id, dir, addr string, bootstrap bool, join []string) Config {
 }
 
 // startNode opens a store in dir and starts a node on it.
-func startNode(t *testing.T, id, dir, addr string, bootstrap bool, join []string) *testNode {
+func startNode(t *testing.T, id, dir, addr string, bootstrap bool, join []string, tweaks ...func(*Config)) *testNode {
 	t.Helper()
 	st, err := store.Open(filepath.Join(dir, store.DBFile), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := fastConfig(id, dir, addr, bootstrap, join)
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	n, err := Start(ctx, fastConfig(id, dir, addr, bootstrap, join), st)
+	n, err := Start(ctx, cfg, st)
 	if err != nil {
 		st.Close()
 		t.Fatalf("start %s: %v", id, err)
@@ -71,7 +75,8 @@ func (tn *testNode) stop() {
 }
 
 // startCluster starts n nodes: the first bootstraps, the others join it.
-func startCluster(t *testing.T, size int) []*testNode {
+// tweak, if set, changes node i's config before it starts.
+func startCluster(t *testing.T, size int, tweak ...func(i int, cfg *Config)) []*testNode {
 	t.Helper()
 	addrs := make([]string, size)
 	for i := range addrs {
@@ -79,7 +84,11 @@ func startCluster(t *testing.T, size int) []*testNode {
 	}
 	nodes := make([]*testNode, size)
 	for i := range nodes {
-		nodes[i] = startNode(t, fmt.Sprintf("n%d", i), t.TempDir(), addrs[i], i == 0, addrs[:1])
+		var tweaks []func(*Config)
+		for _, tw := range tweak {
+			tweaks = append(tweaks, func(cfg *Config) { tw(i, cfg) })
+		}
+		nodes[i] = startNode(t, fmt.Sprintf("n%d", i), t.TempDir(), addrs[i], i == 0, addrs[:1], tweaks...)
 	}
 	waitFor(t, "all members voters with a leader", func() error {
 		st, err := nodes[0].Status(context.Background())
