@@ -1,5 +1,5 @@
 // Package errcode is the one table that turns kvstore's sentinel errors
-// into HTTP statuses and stable problem codes. The client API
+// into HTTP statuses and the stable problem codes of package wire. The client API
 // (internal/httpapi) answers with it, the peer API (internal/cluster)
 // answers with it too, and a node that relays a peer's answer turns the code
 // back into the same sentinel (FromCode), so a request gets the same status
@@ -15,6 +15,7 @@ import (
 	"net/http"
 
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/wire"
 )
 
 // Sentinel errors of the cluster API that both the client and the peer API
@@ -41,21 +42,21 @@ type Entry struct {
 
 // table is in match order: the first entry whose Err matches wins.
 var table = []Entry{
-	{store.ErrNotFound, http.StatusNotFound, "not_found", "Key not found"},
-	{ErrNotMember, http.StatusNotFound, "not_member", "Not a member"},
-	{store.ErrPreconditionFailed, http.StatusPreconditionFailed, "precondition_failed", "Precondition failed"},
-	{store.ErrInvalidKey, http.StatusBadRequest, "invalid_key", "Invalid key"},
-	{store.ErrKeyTooLarge, http.StatusRequestURITooLong, "key_too_large", "Key too large"},
-	{store.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "value_too_large", "Value too large"},
-	{store.ErrCompacted, http.StatusGone, "compacted", "Revision compacted"},
-	{store.ErrNoSpace, http.StatusInsufficientStorage, "insufficient_storage", "Insufficient storage"},
-	{store.ErrClosed, http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
-	{store.ErrNoQuorum, http.StatusServiceUnavailable, "no_quorum", "No quorum"},
-	{ErrNotClustered, http.StatusConflict, "not_clustered", "Not a cluster"},
-	{store.ErrOutcomeUnknown, http.StatusGatewayTimeout, "outcome_unknown", "Outcome unknown"},
-	{context.Canceled, http.StatusServiceUnavailable, "unavailable", "Request cancelled"},
-	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable", "Request timed out"},
-	{ErrInvalidArgument, http.StatusBadRequest, "invalid_argument", "Invalid argument"},
+	{store.ErrNotFound, http.StatusNotFound, wire.CodeNotFound, "Key not found"},
+	{ErrNotMember, http.StatusNotFound, wire.CodeNotMember, "Not a member"},
+	{store.ErrPreconditionFailed, http.StatusPreconditionFailed, wire.CodePreconditionFailed, "Precondition failed"},
+	{store.ErrInvalidKey, http.StatusBadRequest, wire.CodeInvalidKey, "Invalid key"},
+	{store.ErrKeyTooLarge, http.StatusRequestURITooLong, wire.CodeKeyTooLarge, "Key too large"},
+	{store.ErrValueTooLarge, http.StatusRequestEntityTooLarge, wire.CodeValueTooLarge, "Value too large"},
+	{store.ErrCompacted, http.StatusGone, wire.CodeCompacted, "Revision compacted"},
+	{store.ErrNoSpace, http.StatusInsufficientStorage, wire.CodeInsufficientSpace, "Insufficient storage"},
+	{store.ErrClosed, http.StatusServiceUnavailable, wire.CodeUnavailable, "Service unavailable"},
+	{store.ErrNoQuorum, http.StatusServiceUnavailable, wire.CodeNoQuorum, "No quorum"},
+	{ErrNotClustered, http.StatusConflict, wire.CodeNotClustered, "Not a cluster"},
+	{store.ErrOutcomeUnknown, http.StatusGatewayTimeout, wire.CodeOutcomeUnknown, "Outcome unknown"},
+	{context.Canceled, http.StatusServiceUnavailable, wire.CodeUnavailable, "Request cancelled"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, wire.CodeUnavailable, "Request timed out"},
+	{ErrInvalidArgument, http.StatusBadRequest, wire.CodeInvalidArgument, "Invalid argument"},
 }
 
 // Lookup returns the entry for err, or false when no sentinel in the table

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"kvstore.dev/kvstore/internal/errcode"
+	"kvstore.dev/kvstore/wire"
 )
 
 // Errors raised by the HTTP layer itself. Like the store's, they are mapped
@@ -29,24 +30,17 @@ var (
 // (errors.Is) wins; anything unmatched is a 500 "internal" whose detail is
 // logged, not sent.
 var errorTable = append(errcode.Entries(), []errcode.Entry{
-	{Err: errUnavailable, Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Service unavailable"},
-	{Err: errInvalidTTL, Status: http.StatusBadRequest, Code: "invalid_ttl", Title: "Invalid TTL"},
-	{Err: errUnauthorized, Status: http.StatusUnauthorized, Code: "unauthorized", Title: "Unauthorized"},
-	{Err: errForbidden, Status: http.StatusForbidden, Code: "forbidden", Title: "Forbidden"},
-	{Err: errMethodNotAllowed, Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Method not allowed"},
-	{Err: errRouteNotFound, Status: http.StatusNotFound, Code: "not_found", Title: "Not found"},
-	{Err: errTooManyRequests, Status: http.StatusTooManyRequests, Code: "too_many_requests", Title: "Too many requests"},
+	{Err: errUnavailable, Status: http.StatusServiceUnavailable, Code: wire.CodeUnavailable, Title: "Service unavailable"},
+	{Err: errInvalidTTL, Status: http.StatusBadRequest, Code: wire.CodeInvalidTTL, Title: "Invalid TTL"},
+	{Err: errUnauthorized, Status: http.StatusUnauthorized, Code: wire.CodeUnauthorized, Title: "Unauthorized"},
+	{Err: errForbidden, Status: http.StatusForbidden, Code: wire.CodeForbidden, Title: "Forbidden"},
+	{Err: errMethodNotAllowed, Status: http.StatusMethodNotAllowed, Code: wire.CodeMethodNotAllowed, Title: "Method not allowed"},
+	{Err: errRouteNotFound, Status: http.StatusNotFound, Code: wire.CodeNotFound, Title: "Not found"},
+	{Err: errTooManyRequests, Status: http.StatusTooManyRequests, Code: wire.CodeTooManyRequests, Title: "Too many requests"},
 }...)
 
-// Problem is an RFC 9457 problem details body with kvstore's stable code.
-type Problem struct {
-	Type      string `json:"type,omitempty"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Code      string `json:"code"`
-	RequestID string `json:"request_id,omitempty"`
-}
+// Problem is the problem body of package wire.
+type Problem = wire.Problem
 
 // problemFor returns the problem for err and whether err is an internal
 // error (whose text must not reach the client).
@@ -59,7 +53,7 @@ func problemFor(err error) (Problem, bool) {
 	return Problem{
 		Title:  "Internal server error",
 		Status: http.StatusInternalServerError,
-		Code:   "internal",
+		Code:   wire.CodeInternal,
 		Detail: "the server failed to handle the request; see its log for this request id",
 	}, true
 }
