@@ -50,8 +50,8 @@ ensure_debootstrap() {
 	command -v debootstrap >/dev/null 2>&1 && return 0
 	[[ $EUID -eq 0 ]] || die "debootstrap is missing and only root can install it (apt-get install debootstrap)"
 	log "installing debootstrap with apt-get"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends debootstrap >/dev/null
 }
 
 # unmount_under unmounts, deepest first, whatever is mounted below directory $1
