@@ -35,7 +35,7 @@ controller-gen: $(CONTROLLER_GEN) ## Install controller-gen (pinned) into bin/.
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD (config/crd/bases), RBAC role (config/rbac/role.yaml) and their copies in the Helm chart.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./internal/controller/..." output:crd:artifacts:config=config/crd/bases
-	hack/chart-crd.sh
+	$(GO) run ./hack/chartgen
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate api/v1/zz_generated.deepcopy.go.
@@ -79,9 +79,8 @@ helm: ## Install helm (pinned in hack/install-helm.sh, built from the Go module 
 	hack/install-helm.sh >/dev/null
 
 .PHONY: chart
-chart: ## Regenerate the Helm chart's CRD and RBAC rules from config/, and its README values table.
-	hack/chart-crd.sh
-	$(GO) run ./hack/chartdocs
+chart: ## Regenerate the Helm chart's CRD and RBAC rules from config/, and its README values table (go run ./hack/chartgen --check only reports).
+	$(GO) run ./hack/chartgen
 
 .PHONY: verify-generated
 verify-generated: ## Fail when make manifests generate would change a generated file.
