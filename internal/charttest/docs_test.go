@@ -9,9 +9,10 @@ import (
 	"kvstore.dev/kvstore/internal/chartdocs"
 )
 
-// TestReadmeValuesTable fails when charts/kvstore/README.md's values table
-// is not the one values.yaml's comments make, or a value is undescribed.
-func TestReadmeValuesTable(t *testing.T) {
+// TestDocsDescribeEveryValue fails when a value of values.yaml is not
+// described or a top-level value has no row in the values table
+// (TestChartDrift fails when the README's table is stale).
+func TestDocsDescribeEveryValue(t *testing.T) {
 	t.Parallel()
 	values, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
 	if err != nil {
@@ -21,18 +22,6 @@ func TestReadmeValuesTable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("values.yaml: %v", err)
 	}
-	readme, err := os.ReadFile(filepath.Join(chartDir, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	updated, err := chartdocs.Update(readme, table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(updated) != string(readme) {
-		t.Fatalf("charts/kvstore/README.md's values table is stale: run `go run ./hack/chartdocs`")
-	}
-	// Every top-level value is in the table.
 	for _, line := range strings.Split(string(values), "\n") {
 		if key, _, ok := strings.Cut(line, ":"); ok && key != "" && !strings.HasPrefix(key, "#") && !strings.HasPrefix(key, " ") {
 			if !strings.Contains(table, "| `"+key) {
