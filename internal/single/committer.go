@@ -99,7 +99,7 @@ func New(s *store.Store, w *wal.Log, opts Options) (*Committer, error) {
 		if err := c.recover(); err != nil {
 			return nil, err
 		}
-		c.flusher = store.StartFlusher(s, opts.Flush, opts.Logger, c.truncate)
+		c.flusher = store.StartFlusher(s, opts.Flush, opts.Logger, func() { c.truncate(uint64(opts.Flush.MaxKeys)) })
 	}
 	go c.loop()
 	return c, nil
@@ -125,10 +125,8 @@ func (c *Committer) recover() error {
 		// keeps them); past the flush policy's cap writes wait for a flush
 		// to succeed.
 		c.log.Error("flush after wal replay failed; serving reads, writes wait for it", "err", err)
-	} else if err := c.wal.TruncateThrough(c.store.DurableIndex()); err != nil {
-		c.log.Warn("wal truncation failed", "err", err)
 	} else {
-		c.truncated = c.store.DurableIndex()
+		c.truncate(0)
 	}
 	if replayed > 0 {
 		c.log.Info("replayed write-ahead log", "entries", replayed, "applied_index", c.store.AppliedIndex())
@@ -305,10 +303,10 @@ func (c *Committer) commitEntries(batch []*proposal) ([]store.Result, error) {
 	return results, nil
 }
 
-// truncate forgets the WAL entries a flush made durable, every MaxKeys
-// entries; the flusher calls it after each successful flush.
-func (c *Committer) truncate() {
-	if d := c.store.DurableIndex(); d >= c.truncated+uint64(c.opts.Flush.MaxKeys) {
+// truncate forgets the WAL entries the store has made durable, once at
+// least every entries more are (the flusher passes MaxKeys).
+func (c *Committer) truncate(every uint64) {
+	if d := c.store.DurableIndex(); d >= c.truncated+every {
 		if err := c.wal.TruncateThrough(d); err != nil {
 			c.log.Warn("wal truncation failed", "err", err)
 		} else {
@@ -322,7 +320,5 @@ func (c *Committer) finalFlush() {
 		c.log.Error("final flush failed; the wal keeps the writes", "err", err)
 		return
 	}
-	if err := c.wal.TruncateThrough(c.store.DurableIndex()); err != nil {
-		c.log.Warn("wal truncation failed", "err", err)
-	}
+	c.truncate(0)
 }

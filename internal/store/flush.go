@@ -153,8 +153,8 @@ func (p FlushPolicy) WithDefaults(def FlushPolicy) FlushPolicy {
 	return p
 }
 
-// over reports whether keys and bytes call for a flush now (limit 1) or
-// hold writers back (limit HoldFactor).
+// over reports whether keys and bytes call for a flush now (factor 1) or
+// hold writers back (factor HoldFactor).
 func (p FlushPolicy) over(keys int, bytes int64, factor int) bool {
 	return keys >= factor*p.MaxKeys || bytes >= int64(factor)*p.MaxBytes
 }
@@ -194,9 +194,6 @@ func StartFlusher(st *Store, policy FlushPolicy, log *slog.Logger, after func())
 	go f.loop()
 	return f
 }
-
-// Policy returns the flusher's policy, defaults applied.
-func (f *Flusher) Policy() FlushPolicy { return f.policy }
 
 // Applied tells the flusher that entries were applied: past a limit it
 // flushes now rather than at the next interval. It never blocks.
@@ -242,13 +239,6 @@ func (f *Flusher) WaitForRoom(ctx context.Context) error {
 			return err
 		}
 	}
-}
-
-// Err returns the last flush's error, nil once one succeeded.
-func (f *Flusher) Err() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
 }
 
 // Close stops the flusher and waits for a flush in progress. It does not
