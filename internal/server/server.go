@@ -162,8 +162,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	// A leader first hands its leadership to another voter, while this
 	// node still takes requests: writes arriving meanwhile wait a moment
 	// and then go to the new leader, so clients see no election timeout.
+	// (A single node's HandOff returns at once.)
 	api.BeginShutdown() // /readyz fails from now on
-	if d := cfg.Cluster.HandoffTimeout.D(); d > 0 { // a single node hands nothing off
+	if d := cfg.Cluster.HandoffTimeout.D(); d > 0 {
 		hctx, hcancel := context.WithTimeout(context.Background(), d)
 		if err := be.HandOff(hctx); err != nil {
 			log.Warn("leadership hand-off failed; stopping as leader", "err", err)

@@ -50,7 +50,7 @@ func TestDiskFull(t *testing.T) {
 		}
 		c, err := New(s, w, Options{Flush: store.FlushPolicy{MaxKeys: 4}}) // writers wait past 16 keys
 		if err != nil {
-			t.Fatalf("NewCommitter on a full disk: %v", err)
+			t.Fatalf("single.New on a full disk: %v", err)
 		}
 		t.Cleanup(func() { c.Close(); s.Close(); w.Close() })
 		return s, c, w
