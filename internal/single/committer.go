@@ -179,15 +179,13 @@ func (c *Committer) ClusterStatus(context.Context) (wire.ClusterStatus, error) {
 	return wire.ClusterStatus{Self: self, Members: []wire.Member{{Suffrage: wire.SuffrageVoter, Leader: true, Status: &self}}}, nil
 }
 
+var errNotClustered = fmt.Errorf("this server runs without cluster mode: %w", errcode.ErrNotClustered)
+
 // AddMember refuses: a single node has no cluster to change.
-func (c *Committer) AddMember(context.Context, wire.AddMemberRequest) error {
-	return fmt.Errorf("this server runs without cluster mode: %w", errcode.ErrNotClustered)
-}
+func (c *Committer) AddMember(context.Context, wire.AddMemberRequest) error { return errNotClustered }
 
 // RemoveMember refuses, as AddMember.
-func (c *Committer) RemoveMember(context.Context, string) error {
-	return fmt.Errorf("this server runs without cluster mode: %w", errcode.ErrNotClustered)
-}
+func (c *Committer) RemoveMember(context.Context, string) error { return errNotClustered }
 
 // HandOff does nothing: there is no one to hand off to.
 func (c *Committer) HandOff(context.Context) error { return nil }
