@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"kvstore.dev/kvstore/internal/store"
 )
 
 // Config configures a Node.
@@ -39,6 +41,10 @@ type Config struct {
 	// zero takes kvstore's defaults (DefaultHeartbeatTimeout and so on).
 	// LeaderLeaseTimeout may not exceed HeartbeatTimeout.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
+	// Flush says when the store's buffered state is flushed and past which
+	// buffer the leader's writers wait; zero fields take
+	// store.DefaultFlushPolicy(true).
+	Flush store.FlushPolicy
 	// SnapshotThreshold is how many log entries trigger a snapshot (and log
 	// truncation); zero keeps 8192.
 	SnapshotThreshold uint64
@@ -78,6 +84,7 @@ func (c *Config) defaults() {
 	if c.LeaderLeaseTimeout <= 0 {
 		c.LeaderLeaseTimeout = min(DefaultLeaderLeaseTimeout, c.HeartbeatTimeout)
 	}
+	c.Flush = c.Flush.WithDefaults(store.DefaultFlushPolicy(true))
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -84,6 +84,7 @@ type applyResponse struct {
 // goroutine; applied is signalled after every batch for read barriers.
 type fsm struct {
 	st         *store.Store
+	flusher    *store.Flusher // told after every batch (nil in tests)
 	onSnapshot func(time.Duration)
 	// clock is this node's write-path clock: the pacer stamps entries with
 	// it while this node leads; every applied entry's stamp raises its
@@ -166,6 +167,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			// The state machine could not apply a committed entry (a disk
 			// error): continuing would diverge from the other nodes.
 			panic(fmt.Sprintf("kvstore: cannot apply committed log entries: %v", err))
+		}
+		if f.flusher != nil {
+			f.flusher.Applied()
 		}
 	}
 	if n := len(logs); n > 0 && logs[n-1].Index > f.last.Load() {

@@ -32,6 +32,7 @@ type Node struct {
 	peer      *http.Server
 	forwardCh chan *forwardReq // proposals a follower forwards, batched (batch.go)
 	pacer     *pacer           // puts the leader's proposals in its log (pacer.go)
+	flusher   *store.Flusher   // flushes the store by cfg.Flush; the pacer waits on it
 	client    *http.Client     // to other nodes' peer HTTP API
 	transport *http.Transport  // client's; its idle connections are dropped when the leader changes
 	digest    [sha256.Size]byte
@@ -147,7 +148,11 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	}
 	n.raft = r
 	n.startForwarders()
-	n.pacer = startPacer(n.stop, cfg.ApplyTimeout, f.clock, r.Apply)
+	n.flusher = store.StartFlusher(st, cfg.Flush, cfg.Logger, nil)
+	f.flusher = n.flusher
+	n.pacer = newPacer(n.stop, cfg.ApplyTimeout, f.clock, r.Apply)
+	n.pacer.room = n.flusher.WaitForRoom
+	go n.pacer.loop()
 	n.peer = &http.Server{Handler: n.peerHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.peer.Serve(httpListener{n.mux}) }()
 	n.obsCh = make(chan raft.Observation, 16)
@@ -265,39 +270,16 @@ func (n *Node) join(ctx context.Context, persist bool, state string) error {
 	}
 }
 
-// Flush bounds of the store's buffered state in cluster mode.
-const (
-	flushEvery = 5 * time.Second
-	flushKeys  = 50_000
-	flushBytes = 64 << 20
-)
-
-// background flushes the store's buffered state (Raft's log holds it until
-// then) and counts leader changes.
+// background counts leader changes and drops pooled connections that may
+// lead to a leader that vanished.
 func (n *Node) background() {
 	defer close(n.done)
-	// Raft's log holds what the store has not flushed, so flushes can be
-	// larger and rarer than on a single node: every 5 s, or sooner when
-	// 50 000 keys or 64 MiB wait. A flush rewrites every page its keys
-	// touch, so larger ones cost less per key (docs/benchmarks.md).
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	last := time.Now()
 	for {
 		select {
 		case <-n.stop:
 			return
-		case now := <-tick.C:
-			if keys, bytes := n.st.Buffered(); keys < flushKeys && bytes < flushBytes && now.Sub(last) < flushEvery {
-				continue
-			}
-			last = now
-			if err := n.st.Flush(); err != nil {
-				n.cfg.Logger.Error("flush", "err", err)
-			}
 		case <-n.obsCh: // a leader change
 			n.leaderCh.Add(1)
-			// Pooled connections may lead to a leader that vanished.
 			n.transport.CloseIdleConnections()
 		}
 	}
@@ -321,6 +303,7 @@ func (n *Node) Close() error {
 		cancel()
 	}
 	close(n.stop)
+	n.flusher.Close()
 	<-n.done
 	var errs []error
 	if n.raft != nil {

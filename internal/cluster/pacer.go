@@ -41,6 +41,10 @@ type pacer struct {
 	apply   func(data []byte, timeout time.Duration) raft.ApplyFuture
 	timeout time.Duration
 	clock   *store.Stamper
+	// room, if set, holds the next entry back while the store's buffer is
+	// past its cap (store.Flusher.WaitForRoom): the writes in it wait for
+	// a flush, or fail with the flush's error.
+	room func(context.Context) error
 }
 
 type pacerReq struct {
@@ -103,7 +107,8 @@ func (p *pacer) wait(ctx context.Context, req *pacerReq) ([]store.Result, error)
 	}
 }
 
-// loop waits for a proposal, then for a slot, then takes everything
+// loop waits for a proposal, then for room in the store's buffer, then for
+// a slot, then takes everything
 // queued meanwhile (up to the entry limits), appends it as one entry and
 // hands its outcome to every proposal in it once applied here, which frees
 // the slot. An idle loop holds no slot, so hold gets one at once.
@@ -120,6 +125,14 @@ func (p *pacer) loop() {
 				batch = append(batch, r)
 			case <-p.stop:
 				return
+			}
+		}
+		if p.room != nil {
+			if err := p.room(context.Background()); err != nil {
+				for _, r := range batch {
+					r.done <- pacerRes{err: fmt.Errorf("propose: %w", err)}
+				}
+				continue
 			}
 		}
 		select {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -348,5 +350,69 @@ func TestPacerHold(t *testing.T) {
 	cancel()
 	if _, err := p.hold(cctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("hold with a cancelled context while an entry is in flight: %v, want context.Canceled", err)
+	}
+}
+
+// TestPacerBackpressure: while the store's buffer is past the flush
+// policy's cap, the leader's pacer holds the next entry back until a flush
+// completes; once the flusher has stopped, such writes fail with
+// store.ErrClosed instead of growing the buffer.
+func TestPacerBackpressure(t *testing.T) {
+	var hold atomic.Bool
+	flushing, resume := make(chan struct{}), make(chan struct{})
+	st, err := store.Open(filepath.Join(t.TempDir(), store.DBFile), store.Options{OnFlush: func(store.FlushStats) {
+		if hold.Load() {
+			flushing <- struct{}{}
+			<-resume
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fl := store.StartFlusher(st, store.FlushPolicy{Interval: time.Hour, MaxKeys: 1}, nil, nil)
+	defer fl.Close()
+	fill := func() { // HoldFactor keys: the buffer is at the cap
+		for i := range store.HoldFactor {
+			e := store.Entry{Index: st.AppliedIndex() + 1, Command: store.Command{Op: store.OpPut, Key: fmt.Sprint("buffered-", i), Now: 1}}
+			if _, err := st.ApplyBuffered([]store.Entry{e}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	log := newFakeLog()
+	p := newPacer(stop, time.Second, store.NewStamper(nil), log.apply)
+	p.room = fl.WaitForRoom
+	go p.loop()
+	ctx := context.Background()
+
+	fill()
+	hold.Store(true)
+	pr := puts("a", 1)
+	enqueue(t, p, ctx, pr)
+	<-flushing // the pacer asked for a flush and waits for it to complete
+	select {
+	case <-log.appended:
+		t.Fatal("an entry was appended while the buffer was past its cap")
+	default:
+	}
+	resume <- struct{}{}
+	log.releaseNext(t)
+	waitAll(p, ctx, pr)
+	checkResults(t, pr)
+
+	hold.Store(false)
+	fl.Close()
+	fill()
+	pr = puts("b", 1)
+	enqueue(t, p, ctx, pr)
+	waitAll(p, ctx, pr)
+	if !errors.Is(pr.err, store.ErrClosed) {
+		t.Fatalf("write past the cap with the flusher stopped: err = %v, want ErrClosed", pr.err)
+	}
+	if len(log.entries) != 1 {
+		t.Fatalf("%d entries appended, want 1", len(log.entries))
 	}
 }

@@ -118,9 +118,19 @@ type TTL struct {
 	SweepInterval Duration `json:"sweep_interval"`
 }
 
-// StoreTuning tunes the storage engine.
+// StoreTuning tunes the storage engine and its write path.
 type StoreTuning struct {
 	MaxBatch int `json:"max_batch"`
+	// FlushInterval, FlushMaxKeys and FlushMaxBytes are the flush policy
+	// of both write paths (store.FlushPolicy): the buffered writes go to
+	// the bbolt file once the interval has passed, or sooner at that many
+	// keys or bytes; past 4 times either limit writers wait for a flush.
+	// 0 takes the write path's default (store.DefaultFlushPolicy): 100ms,
+	// 10000 keys, 64 MiB on a single node; 5s, 50000 keys, 64 MiB in
+	// cluster mode.
+	FlushInterval Duration `json:"flush_interval"`
+	FlushMaxKeys  int      `json:"flush_max_keys"`
+	FlushMaxBytes int64    `json:"flush_max_bytes"`
 }
 
 // Default returns the embedded defaults.

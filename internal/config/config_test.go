@@ -109,6 +109,11 @@ func TestInvalidConfig(t *testing.T) {
 		"connections under watches": {yaml: "http: {max_connections: 100}\nwatch: {max_watches: 100}", want: "http.max_connections"},
 		"no watches":                {yaml: "watch: {max_watches: 0}", want: "watch.max_watches:"},
 		"per token over global":     {yaml: "watch: {max_watches: 10, max_watches_per_token: 11}", want: "watch.max_watches_per_token"},
+		"negative flush interval":   {yaml: "store: {flush_interval: -1s}", want: "store.flush_interval"},
+		"flush interval too long":   {yaml: "store: {flush_interval: 2h}", want: "store.flush_interval"},
+		"negative flush keys":       {yaml: "store: {flush_max_keys: -1}", want: "store.flush_max_keys"},
+		"negative flush bytes":      {yaml: "store: {flush_max_bytes: -1}", want: "store.flush_max_bytes"},
+		"flush keys wrong type":     {yaml: "store: {flush_max_keys: many}", want: "store.flush_max_keys"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -144,5 +149,20 @@ func TestTokenFile(t *testing.T) {
 		if _, err := cfg.Principals(); err == nil || !strings.Contains(err.Error(), "auth.tokens[0].token_file") {
 			t.Errorf("token_file %s: err = %v", tf, err)
 		}
+	}
+}
+
+// TestFlushPolicyFromFile: the store's flush fields default to 0 (each
+// write path's own default) and are read from the file.
+func TestFlushPolicyFromFile(t *testing.T) {
+	if s := Default().Store; s.FlushInterval != 0 || s.FlushMaxKeys != 0 || s.FlushMaxBytes != 0 {
+		t.Errorf("default store section %+v, want the flush fields 0", s)
+	}
+	cfg, err := Load([]string{"--config", writeFile(t, "store: {flush_interval: 2s, flush_max_keys: 500, flush_max_bytes: 1048576}")}, noenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Store; s.FlushInterval.D() != 2*time.Second || s.FlushMaxKeys != 500 || s.FlushMaxBytes != 1<<20 {
+		t.Errorf("store section %+v", s)
 	}
 }

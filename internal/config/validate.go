@@ -94,6 +94,15 @@ func (c *Config) Validate() error {
 	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 100_000 {
 		bad("store.max_batch", "%d is out of range 1..100000", c.Store.MaxBatch)
 	}
+	if d := c.Store.FlushInterval.D(); d < 0 || d > time.Hour {
+		bad("store.flush_interval", "%v is out of range 0 (the default)..1h", d)
+	}
+	if n := c.Store.FlushMaxKeys; n < 0 || n > 10_000_000 {
+		bad("store.flush_max_keys", "%d is out of range 0 (the default)..10000000", n)
+	}
+	if n := c.Store.FlushMaxBytes; n < 0 || n > 16<<30 {
+		bad("store.flush_max_bytes", "%d is out of range 0 (the default)..17179869184 (16 GiB)", n)
+	}
 	names := map[string]bool{}
 	for i, t := range c.Auth.Tokens {
 		f := fmt.Sprintf("auth.tokens[%d]", i)

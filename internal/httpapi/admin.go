@@ -3,35 +3,18 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"kvstore.dev/kvstore/internal/auth"
+	"kvstore.dev/kvstore/wire"
 )
 
-// statusResponse is GET /api/v1/status for every token: the server's
-// version, the store revision (which every list and watch also reports) and
-// the uptime. The store-wide numbers are in adminStatusResponse only, since a
-// token limited to some prefixes must not learn how many keys, bytes or
-// watchers there are outside them.
-type statusResponse struct {
-	Version       string    `json:"version"`
-	Revision      uint64    `json:"revision"`
-	StartedAt     time.Time `json:"started_at"`
-	UptimeSeconds float64   `json:"uptime_seconds"`
-}
-
-// adminStatusResponse is GET /api/v1/status for an admin token.
-type adminStatusResponse struct {
-	statusResponse
-	AppliedIndex uint64 `json:"applied_index"`
-	Keys         int64  `json:"keys"`
-	DBSizeBytes  int64  `json:"db_size_bytes"`
-	Watchers     int    `json:"watchers"`
-}
-
+// status is GET /api/v1/status: wire.Status for every token, and
+// wire.AdminStatus, with the store-wide numbers, for an admin token only,
+// since a token limited to some prefixes must not learn how many keys,
+// bytes or watchers there are outside them.
 func (s *Server) status(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	st := s.backend.Status()
-	out := statusResponse{
+	out := wire.Status{
 		Version:       s.opts.Version,
 		Revision:      st.Revision,
 		StartedAt:     s.started.UTC(),
@@ -41,12 +24,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
-	writeJSON(w, http.StatusOK, adminStatusResponse{
-		statusResponse: out,
-		AppliedIndex:   st.AppliedIndex,
-		Keys:           st.Keys,
-		DBSizeBytes:    st.DBSizeBytes,
-		Watchers:       st.Watchers,
+	writeJSON(w, http.StatusOK, wire.AdminStatus{
+		Status:       out,
+		AppliedIndex: st.AppliedIndex,
+		Keys:         st.Keys,
+		DBSizeBytes:  st.DBSizeBytes,
+		Watchers:     st.Watchers,
 	})
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"kvstore.dev/kvstore/wire"
 )
 
 // FuzzList sends arbitrary list parameters over keys of several sizes. The
@@ -47,7 +49,7 @@ func FuzzList(f *testing.F) {
 			}
 			return
 		}
-		var page listResponse
+		var page wire.ListResponse
 		if err := json.Unmarshal(w.Body.Bytes(), &page); err != nil {
 			t.Fatalf("%q: body is not a page: %v", q.Encode(), err)
 		}

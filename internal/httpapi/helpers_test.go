@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/internal/auth"
+	"kvstore.dev/kvstore/internal/backend"
+	"kvstore.dev/kvstore/internal/single"
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/internal/wal"
 )
 
 const (
@@ -21,15 +24,10 @@ const (
 	roToken    = "ro-token-0123456789abc"
 )
 
-type backend struct {
-	*store.Store
-	*store.Committer
-}
-
 type testServer struct {
 	*httptest.Server
 	store     *store.Store
-	committer *store.Committer // the write path: it stamps the clock
+	committer *single.Committer // the write path: it stamps the clock
 	api       *Server
 }
 
@@ -40,7 +38,7 @@ func newTestServer(t testing.TB, opts ...store.Options) *testServer {
 	if len(opts) > 0 {
 		so = opts[0]
 	}
-	b := mustBackend(t, so)
+	b, c := mustBackend(t, so)
 	a := auth.NewAuthenticator([]auth.Principal{
 		auth.NewPrincipal("admin", auth.RoleAdmin, nil, auth.Digest(adminToken)),
 		auth.NewPrincipal("app", auth.RoleReadWrite, []string{"app/"}, auth.Digest(rwToken)),
@@ -55,35 +53,35 @@ func newTestServer(t testing.TB, opts ...store.Options) *testServer {
 		api.BeginShutdown()
 		srv.Close()
 	})
-	return &testServer{Server: srv, store: b.Store, committer: b.Committer, api: api}
+	return &testServer{Server: srv, store: b.Store, committer: c, api: api}
 }
 
 // mustBackend opens a store, its WAL and a committer in t.TempDir, closed
 // when t ends (after the cleanups registered later, such as the server's).
-func mustBackend(t testing.TB, so store.Options) backend {
+func mustBackend(t testing.TB, so store.Options) (backend.Node, *single.Committer) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, store.DBFile), so)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wal, err := store.OpenWAL(filepath.Join(dir, store.WALDir))
+	w, err := wal.Open(filepath.Join(dir, store.WALDir))
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
 	}
-	c, err := store.NewCommitter(st, wal, store.CommitterOptions{})
+	c, err := single.New(st, w, single.Options{})
 	if err != nil {
 		st.Close()
-		wal.Close()
+		w.Close()
 		t.Fatal(err)
 	}
+	n := backend.Node{Store: st, WritePath: c}
 	t.Cleanup(func() {
-		c.Close()
-		st.Close()
-		wal.Close()
+		n.Close()
+		w.Close()
 	})
-	return backend{st, c}
+	return n, c
 }
 
 type req struct {

@@ -14,6 +14,7 @@ import (
 
 	"kvstore.dev/kvstore/internal/auth"
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/wire"
 )
 
 // Limits on request metadata.
@@ -30,19 +31,9 @@ const (
 // once.
 const DefaultMaxListPageBytes = 4 << 20
 
-// keyMeta is the JSON form of a key's metadata (PUT responses, list items).
-type keyMeta struct {
-	Key            string     `json:"key"`
-	Value          []byte     `json:"value,omitempty"`
-	ContentType    string     `json:"content_type,omitempty"`
-	Revision       uint64     `json:"revision"`
-	CreateRevision uint64     `json:"create_revision"`
-	Version        uint64     `json:"version"`
-	ExpiresAt      *time.Time `json:"expires_at"`
-}
-
-func metaOf(kv store.KeyValue, withValue bool) keyMeta {
-	m := keyMeta{Key: kv.Key, Revision: kv.ModRevision, CreateRevision: kv.CreateRevision, Version: kv.Version}
+// metaOf is kv as JSON (wire.KeyMeta: PUT responses, list items).
+func metaOf(kv store.KeyValue, withValue bool) wire.KeyMeta {
+	m := wire.KeyMeta{Key: kv.Key, Revision: kv.ModRevision, CreateRevision: kv.CreateRevision, Version: kv.Version}
 	if withValue {
 		m.Value = kv.Value
 		if m.Value == nil {
@@ -295,7 +286,7 @@ func (s *Server) deletePrefix(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deleted": res[0].Deleted, "revision": res[0].Revision})
+	writeJSON(w, http.StatusOK, wire.DeletePrefixResponse{Deleted: res[0].Deleted, Revision: res[0].Revision})
 	return nil
 }
 
@@ -337,15 +328,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 	return nil
 }
 
-// listResponse is the JSON shape writeList streams (clients decode it).
-type listResponse struct {
-	Items    []keyMeta `json:"items"`
-	Next     string    `json:"next"`
-	Revision uint64    `json:"revision"`
-}
-
-// writeList streams a page as {"items":[...],"next":...,"revision":...}:
-// one item encoded at a time, never the whole page in one buffer.
+// writeList streams a page as a wire.ListResponse, one item encoded at a
+// time, never the whole page in one buffer.
 func writeList(w http.ResponseWriter, res store.ListResult, withValue bool) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

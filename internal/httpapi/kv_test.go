@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/wire"
 )
 
 func TestPutGetDelete(t *testing.T) {
@@ -19,7 +20,7 @@ func TestPutGetDelete(t *testing.T) {
 	if resp.StatusCode != 201 || resp.Header.Get("ETag") != `"1"` {
 		t.Fatalf("create: %d ETag %q", resp.StatusCode, resp.Header.Get("ETag"))
 	}
-	var m keyMeta
+	var m wire.KeyMeta
 	json.NewDecoder(resp.Body).Decode(&m)
 	if m.Key != "app/x" || m.Revision != 1 || m.CreateRevision != 1 || m.Version != 1 || m.ExpiresAt != nil {
 		t.Errorf("create body %+v", m)
@@ -86,7 +87,7 @@ func TestTTL(t *testing.T) {
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	ts.api.clock = func() time.Time { return now }
 	resp := ts.do(t, req{method: "PUT", path: "/api/v1/kv/t?ttl=30s", token: adminToken, body: "v"})
-	var m keyMeta
+	var m wire.KeyMeta
 	json.NewDecoder(resp.Body).Decode(&m)
 	if m.ExpiresAt == nil || !m.ExpiresAt.Equal(now.Add(30*time.Second)) {
 		t.Fatalf("expires_at = %v", m.ExpiresAt)
@@ -211,13 +212,13 @@ func TestListAndDeletePrefix(t *testing.T) {
 		ts.do(t, req{method: "PUT", path: "/api/v1/kv/" + k, token: adminToken, body: "v-" + k})
 	}
 	resp := ts.do(t, req{method: "GET", path: "/api/v1/kv?prefix=app/&limit=2", token: rwToken})
-	var page listResponse
+	var page wire.ListResponse
 	json.NewDecoder(resp.Body).Decode(&page)
 	if len(page.Items) != 2 || page.Items[0].Key != "app/a" || string(page.Items[0].Value) != "v-app/a" || page.Next != "app/b" || page.Revision != 4 {
 		t.Fatalf("page 1 = %+v", page)
 	}
 	resp = ts.do(t, req{method: "GET", path: "/api/v1/kv?prefix=app/&limit=2&keys_only=true&after=" + page.Next, token: rwToken})
-	page = listResponse{}
+	page = wire.ListResponse{}
 	json.NewDecoder(resp.Body).Decode(&page)
 	if len(page.Items) != 1 || page.Items[0].Key != "app/c" || page.Items[0].Value != nil || page.Next != "" {
 		t.Fatalf("page 2 = %+v", page)
@@ -243,7 +244,7 @@ func TestListLimitIsCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := ts.do(t, req{method: "GET", path: "/api/v1/kv?keys_only=true&limit=5000", token: adminToken})
-	var page listResponse
+	var page wire.ListResponse
 	json.NewDecoder(resp.Body).Decode(&page)
 	if len(page.Items) != maxListLimit || page.Next == "" {
 		t.Errorf("got %d items, next %q; want %d and a cursor", len(page.Items), page.Next, maxListLimit)
@@ -258,7 +259,7 @@ func TestHealthAndStatus(t *testing.T) {
 		}
 	}
 	resp := ts.do(t, req{method: "GET", path: "/api/v1/status", token: adminToken})
-	var st adminStatusResponse
+	var st wire.AdminStatus
 	json.NewDecoder(resp.Body).Decode(&st)
 	if resp.StatusCode != 200 || st.Version != "test" || st.DBSizeBytes == 0 {
 		t.Errorf("status %d %+v", resp.StatusCode, st)

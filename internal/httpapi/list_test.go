@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"kvstore.dev/kvstore/wire"
 )
 
 // TestListPageByteCap: values whose total exceeds the page's byte cap come
@@ -22,7 +24,7 @@ func TestListPageByteCap(t *testing.T) {
 	pages, after := 0, ""
 	for pages < 2*n {
 		resp := ts.do(t, req{method: "GET", path: "/api/v1/kv?prefix=big/&limit=1000&after=" + after, token: roToken})
-		var page listResponse
+		var page wire.ListResponse
 		if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("page %d: %d, %v", pages, resp.StatusCode, err)
 		}

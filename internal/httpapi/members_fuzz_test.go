@@ -11,31 +11,29 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"kvstore.dev/kvstore/internal/auth"
+	"kvstore.dev/kvstore/internal/backend"
 	"kvstore.dev/kvstore/internal/cluster"
 	"kvstore.dev/kvstore/internal/errcode"
+	"kvstore.dev/kvstore/wire"
 )
 
 // memberBackend is a cluster backend whose membership calls validate as a
 // cluster.Node does and then succeed, or report an unknown member.
 type memberBackend struct {
-	backend
+	backend.Node
 	members map[string]bool
 }
 
-func (b *memberBackend) ReadBarrier(context.Context, string) (time.Duration, error) { return 0, nil }
-func (b *memberBackend) ClusterStatus(context.Context) (any, error)                 { return nil, nil }
-
-func (b *memberBackend) AddMember(_ context.Context, id, address string, _ bool) error {
-	if err := cluster.ValidateMemberID(id); err != nil {
+func (b *memberBackend) AddMember(_ context.Context, m wire.AddMemberRequest) error {
+	if err := cluster.ValidateMemberID(m.ID); err != nil {
 		return err
 	}
-	if err := cluster.ValidateMemberAddress(address); err != nil {
+	if err := cluster.ValidateMemberAddress(m.Address); err != nil {
 		return err
 	}
-	b.members[id] = true
+	b.members[m.ID] = true
 	return nil
 }
 
@@ -68,7 +66,7 @@ func FuzzMembers(f *testing.F) {
 		f.Add([]byte(s.body), s.del)
 	}
 	st := newTestServer(f)
-	mb := &memberBackend{backend: backend{st.store, nil}, members: map[string]bool{}}
+	mb := &memberBackend{Node: backend.Node{Store: st.store, WritePath: st.committer}, members: map[string]bool{}}
 	a := auth.NewAuthenticator([]auth.Principal{auth.NewPrincipal("admin", auth.RoleAdmin, nil, auth.Digest(adminToken))})
 	api := New(mb, a, Options{MaxKeyBytes: 64, MaxValueBytes: 1024, Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	check := func(t *testing.T, r *http.Request) *httptest.ResponseRecorder {
@@ -120,7 +118,7 @@ func FuzzMembers(f *testing.F) {
 // not_member for an unknown member.
 func TestMemberErrors(t *testing.T) {
 	st := newTestServer(t)
-	mb := &memberBackend{backend: backend{st.store, nil}, members: map[string]bool{}}
+	mb := &memberBackend{Node: backend.Node{Store: st.store, WritePath: st.committer}, members: map[string]bool{}}
 	a := auth.NewAuthenticator([]auth.Principal{auth.NewPrincipal("admin", auth.RoleAdmin, nil, auth.Digest(adminToken))})
 	api := New(mb, a, Options{MaxKeyBytes: 64, MaxValueBytes: 1024, Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	tests := map[string]struct {

@@ -6,7 +6,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,20 +17,22 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/internal/auth"
+	"kvstore.dev/kvstore/internal/backend"
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/wire"
 )
 
-// Backend is what the handlers need from the storage layer: writes go
-// through Propose (a single-node committer or a replication layer), reads go
-// to the local store.
+// Backend is what the handlers need: writes, read barriers and the cluster
+// endpoints go through the write path (backend.WritePath: a single-node
+// committer or the Raft node, never told apart here), reads go to the
+// local store. backend.Node is one.
 type Backend interface {
-	Propose(ctx context.Context, cmds ...store.Command) ([]store.Result, error)
+	backend.WritePath
 	Get(key string, now time.Time, withValue bool) (store.KeyValue, error)
 	List(opts store.ListOptions) (store.ListResult, error)
 	Subscribe(prefix string, since uint64, resume bool) ([]store.Event, *store.Subscription, error)
 	Status() store.Status
 	WriteSnapshot(w io.Writer) (int64, error)
-	Ready() error
 }
 
 // Observer receives one call per request, for metrics.
@@ -141,19 +142,19 @@ type route struct {
 
 func (s *Server) routeTable() []route {
 	return []route{
-		{method: "GET", path: "/api/v1/kv/{key...}", query: []string{"consistency"}, h: s.getKey},
-		{method: "PUT", path: "/api/v1/kv/{key...}", query: []string{"ttl"}, h: s.putKey},
-		{method: "DELETE", path: "/api/v1/kv/{key...}", h: s.deleteKey},
-		{method: "GET", path: "/api/v1/kv", query: []string{"prefix", "limit", "after", "keys_only", "consistency"}, h: s.list},
-		{method: "DELETE", path: "/api/v1/kv", query: []string{"prefix"}, h: s.deletePrefix},
-		{method: "GET", path: "/api/v1/watch", query: []string{"prefix", "since"}, h: s.watch},
-		{method: "GET", path: "/api/v1/status", h: s.status},
-		{method: "GET", path: "/api/v1/snapshot", h: s.snapshot},
-		{method: "GET", path: "/api/v1/cluster", h: s.clusterStatus},
-		{method: "POST", path: "/api/v1/cluster/members", h: s.addMember},
-		{method: "DELETE", path: "/api/v1/cluster/members/{id}", h: s.removeMember},
-		{method: "GET", path: "/healthz", public: true, h: s.healthz},
-		{method: "GET", path: "/readyz", public: true, h: s.readyz},
+		{method: "GET", path: wire.PathKV + "/{key...}", query: []string{"consistency"}, h: s.getKey},
+		{method: "PUT", path: wire.PathKV + "/{key...}", query: []string{"ttl"}, h: s.putKey},
+		{method: "DELETE", path: wire.PathKV + "/{key...}", h: s.deleteKey},
+		{method: "GET", path: wire.PathKV, query: []string{"prefix", "limit", "after", "keys_only", "consistency"}, h: s.list},
+		{method: "DELETE", path: wire.PathKV, query: []string{"prefix"}, h: s.deletePrefix},
+		{method: "GET", path: wire.PathWatch, query: []string{"prefix", "since"}, h: s.watch},
+		{method: "GET", path: wire.PathStatus, h: s.status},
+		{method: "GET", path: wire.PathSnapshot, h: s.snapshot},
+		{method: "GET", path: wire.PathCluster, h: s.clusterStatus},
+		{method: "POST", path: wire.PathMembers, h: s.addMember},
+		{method: "DELETE", path: wire.PathMembers + "/{id}", h: s.removeMember},
+		{method: "GET", path: wire.PathHealthz, public: true, h: s.healthz},
+		{method: "GET", path: wire.PathReadyz, public: true, h: s.readyz},
 	}
 }
 
@@ -195,7 +196,7 @@ func (s *Server) routes() http.Handler {
 // to a cleaned path ("a/../b", "a//b", "a/./b") with invalid_key: a key is
 // never silently rewritten.
 func (s *Server) refuseUncleanKeys(next http.Handler) http.Handler {
-	const prefix = "/api/v1/kv/"
+	const prefix = wire.PathKV + "/"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.EscapedPath()
 		if strings.HasPrefix(p, prefix) && r.Method != http.MethodConnect {

@@ -36,7 +36,7 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 // over a store holding about 2 MiB.
 func newSnapshotServer(t *testing.T, lim SnapshotLimits) (*httptest.Server, *store.Store) {
 	t.Helper()
-	b := mustBackend(t, store.Options{})
+	b, _ := mustBackend(t, store.Options{})
 	cmds := make([]store.Command, 128)
 	for i := range cmds {
 		cmds[i] = store.Command{Op: store.OpPut, Key: "big/" + strings.Repeat("k", i+1), Value: make([]byte, 16<<10)}

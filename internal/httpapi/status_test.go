@@ -56,3 +56,27 @@ func TestStatusByRole(t *testing.T) {
 		})
 	}
 }
+
+// TestSingleNodeCluster: a single node answers the cluster endpoints
+// through the same write path as a cluster: not enabled, itself the
+// leader at its applied index, and membership changes not_clustered.
+func TestSingleNodeCluster(t *testing.T) {
+	ts := newTestServer(t)
+	ts.do(t, req{method: "PUT", path: "/api/v1/kv/a", token: adminToken, body: "v"})
+	var st map[string]any
+	if err := json.NewDecoder(ts.do(t, req{method: "GET", path: "/api/v1/cluster", token: adminToken}).Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := st["self"].(map[string]any)
+	if st["enabled"] != false || self["state"] != "Leader" || self["applied_index"] != float64(ts.store.AppliedIndex()) || ts.store.AppliedIndex() == 0 {
+		t.Errorf("GET /api/v1/cluster = %v, want enabled false and self Leader at applied index %d", st, ts.store.AppliedIndex())
+	}
+	for _, r := range []req{
+		{method: "POST", path: "/api/v1/cluster/members", token: adminToken, body: `{"id":"n1","address":"h:1"}`},
+		{method: "DELETE", path: "/api/v1/cluster/members/n1", token: adminToken},
+	} {
+		if p := readProblem(t, ts.do(t, r)); p.Code != "not_clustered" {
+			t.Errorf("%s %s: code %q, want not_clustered", r.method, r.path, p.Code)
+		}
+	}
+}

@@ -10,16 +10,8 @@ import (
 
 	"kvstore.dev/kvstore/internal/auth"
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/wire"
 )
-
-// watchEvent is the JSON data of one Server-Sent Event.
-type watchEvent struct {
-	Type        store.EventType `json:"type"`
-	Key         string          `json:"key"`
-	Revision    uint64          `json:"revision"`
-	Value       []byte          `json:"value,omitempty"`
-	ContentType string          `json:"content_type,omitempty"`
-}
 
 // watch streams changes under a prefix as Server-Sent Events. It resumes
 // after the revision in Last-Event-ID (sent by a reconnecting EventSource) or
@@ -124,6 +116,6 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, p *auth.Principal
 }
 
 func sseEvent(e store.Event) []byte {
-	data, _ := json.Marshal(watchEvent{Type: e.Type, Key: e.Key, Revision: e.Revision, Value: e.Value, ContentType: e.ContentType})
+	data, _ := json.Marshal(wire.WatchEvent{Type: string(e.Type), Key: e.Key, Revision: e.Revision, Value: e.Value, ContentType: e.ContentType})
 	return fmt.Appendf(nil, "id: %d\ndata: %s\n\n", e.Revision, data)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/wire"
 )
 
 // sseReader reads Server-Sent Events from a watch response.
@@ -19,7 +20,7 @@ type sseReader struct {
 
 type sse struct {
 	id   string
-	data watchEvent
+	data wire.WatchEvent
 }
 
 // next returns the next event, skipping comments; ok is false at EOF.
@@ -72,8 +73,8 @@ func TestWatchStreamsAndResumes(t *testing.T) {
 	ts.do(t, req{method: "DELETE", path: "/api/v1/kv/app/a", token: adminToken})
 
 	want := []sse{
-		{"2", watchEvent{Type: "put", Key: "app/a", Revision: 2, Value: []byte("one"), ContentType: "application/octet-stream"}},
-		{"3", watchEvent{Type: "delete", Key: "app/a", Revision: 3}},
+		{"2", wire.WatchEvent{Type: "put", Key: "app/a", Revision: 2, Value: []byte("one"), ContentType: "application/octet-stream"}},
+		{"3", wire.WatchEvent{Type: "delete", Key: "app/a", Revision: 3}},
 	}
 	for i, w := range want {
 		got, ok := r.next(t)

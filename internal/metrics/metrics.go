@@ -112,7 +112,7 @@ func (m *Metrics) ObserveFlush(s store.FlushStats) {
 }
 
 // ObserveAppend records one WAL group commit; pass it as
-// store.CommitterOptions.OnAppend.
+// single.Options.OnAppend.
 func (m *Metrics) ObserveAppend(entries int, d time.Duration) {
 	m.walBatch.Observe(float64(entries))
 	m.walCommit.Observe(d.Seconds())

@@ -8,50 +8,23 @@ import (
 	"path/filepath"
 	"time"
 
+	"kvstore.dev/kvstore/internal/backend"
 	"kvstore.dev/kvstore/internal/cluster"
 	"kvstore.dev/kvstore/internal/config"
-	"kvstore.dev/kvstore/internal/httpapi"
 	"kvstore.dev/kvstore/internal/metrics"
+	"kvstore.dev/kvstore/internal/single"
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/internal/wal"
+	"kvstore.dev/kvstore/wire"
 )
 
-type httpapiBackend = httpapi.Backend
-
-// backendAPI is what Run needs of a backend beyond httpapi.Backend.
-type backendAPI interface {
-	Propose(ctx context.Context, cmds ...store.Command) ([]store.Result, error)
-	sweeps() bool
-	// handOff gives up leadership before shutdown (cluster mode).
-	handOff(ctx context.Context) error
-}
-
-// singleBackend joins the store's reads with the committer's writes.
-type singleBackend struct {
-	*store.Store
-	*store.Committer
-}
-
-// Ready reports whether the store is open and the committer takes writes.
-func (b singleBackend) Ready() error {
-	if err := b.Committer.Healthy(); err != nil {
-		return err
-	}
-	return b.Store.Ready()
-}
-
-func (b singleBackend) sweeps() bool { return true }
-
-func (b singleBackend) handOff(context.Context) error { return nil }
-
-// clusterBackend joins the store's reads with the Raft node's writes, read
-// barriers and membership.
-type clusterBackend struct {
-	*store.Store
+// raftPath is the Raft node as a backend.WritePath.
+type raftPath struct {
 	node *cluster.Node
 	m    *metrics.Metrics
 }
 
-func (b clusterBackend) Propose(ctx context.Context, cmds ...store.Command) ([]store.Result, error) {
+func (b raftPath) Propose(ctx context.Context, cmds ...store.Command) ([]store.Result, error) {
 	start := time.Now()
 	res, err := b.node.Propose(ctx, cmds...)
 	if err == nil {
@@ -60,46 +33,63 @@ func (b clusterBackend) Propose(ctx context.Context, cmds ...store.Command) ([]s
 	return res, err
 }
 
-// Ready: the store is open and this node knows a leader (so a request it
-// takes can be served).
-func (b clusterBackend) Ready() error {
+// Ready: this node knows a leader (so a request it takes can be served).
+func (b raftPath) Ready() error {
 	if !b.node.HasLeader() {
 		return fmt.Errorf("no leader known: %w", store.ErrNoQuorum)
 	}
-	return b.Store.Ready()
+	return nil
 }
 
-// handOff: a leader hands its leadership to another voter (cluster.Node.HandOff).
-func (b clusterBackend) handOff(ctx context.Context) error { return b.node.HandOff(ctx) }
+// HandOff: a leader hands its leadership to another voter (cluster.Node.HandOff).
+func (b raftPath) HandOff(ctx context.Context) error { return b.node.HandOff(ctx) }
 
-// sweeps: only the leader expires keys.
-func (b clusterBackend) sweeps() bool { return b.node.IsLeader() }
+// Sweeps: only the leader expires keys.
+func (b raftPath) Sweeps() bool { return b.node.IsLeader() }
 
-func (b clusterBackend) ReadBarrier(ctx context.Context, level string) (time.Duration, error) {
+func (b raftPath) ReadBarrier(ctx context.Context, level string) (time.Duration, error) {
 	return b.node.ReadBarrier(ctx, level)
 }
 
-func (b clusterBackend) ClusterStatus(ctx context.Context) (any, error) {
+// ClusterStatus converts cluster.Status to the wire type.
+// TODO(merge): cluster.Node.Status returns wire.ClusterStatus after the
+// peer-client change; then this is one line.
+func (b raftPath) ClusterStatus(ctx context.Context) (wire.ClusterStatus, error) {
 	st, err := b.node.Status(ctx)
-	return st, err
+	out := wire.ClusterStatus{Enabled: true, Self: wire.NodeStatus(st.Self), LeaderID: st.LeaderID, Leader: st.Leader}
+	for _, m := range st.Members {
+		wm := wire.Member{ID: m.ID, Address: m.Address, Suffrage: m.Suffrage, Leader: m.Leader, Error: m.Error}
+		if m.Status != nil {
+			ns := wire.NodeStatus(*m.Status)
+			wm.Status = &ns
+		}
+		out.Members = append(out.Members, wm)
+	}
+	return out, err
 }
 
-func (b clusterBackend) AddMember(ctx context.Context, id, address string, voter bool) error {
-	return b.node.AddMember(ctx, cluster.MemberRequest{ID: id, Address: address, Voter: voter})
+// AddMember: TODO(merge): cluster.Node.AddMember takes wire.AddMemberRequest.
+func (b raftPath) AddMember(ctx context.Context, req wire.AddMemberRequest) error {
+	return b.node.AddMember(ctx, cluster.MemberRequest{ID: req.ID, Address: req.Address, Voter: req.IsVoter()})
 }
 
-func (b clusterBackend) RemoveMember(ctx context.Context, id string) error {
+func (b raftPath) RemoveMember(ctx context.Context, id string) error {
 	return b.node.RemoveMember(ctx, id)
 }
 
-// openBackend starts the write path: a WAL and committer on a single node,
-// or a Raft node in cluster mode. The returned close function stops the
-// write path and then closes st; when openBackend fails, st stays open and
-// the caller closes it.
-func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) (interface {
-	backendAPI
-	httpapiBackend
-}, func() error, error) {
+func (b raftPath) Close() error { return b.node.Close() }
+
+// flushPolicy is the store section's flush policy; its zero fields take
+// the write path's defaults (store.DefaultFlushPolicy).
+func flushPolicy(s config.StoreTuning) store.FlushPolicy {
+	return store.FlushPolicy{Interval: s.FlushInterval.D(), MaxKeys: s.FlushMaxKeys, MaxBytes: s.FlushMaxBytes}
+}
+
+// openBackend starts the write path, a WAL and committer on a single node
+// or a Raft node in cluster mode, and joins it with st. Closing the
+// returned node stops the write path and then closes st; when openBackend
+// fails, st stays open and the caller closes it.
+func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) (backend.Node, error) {
 	if cfg.Cluster.Enabled {
 		c := cfg.Cluster
 		node, err := cluster.Start(ctx, cluster.Config{
@@ -107,25 +97,23 @@ func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *met
 			PeerListen: c.PeerListen, PeerAdvertise: c.PeerAdvertise,
 			Bootstrap: c.BootstrapNode == c.NodeID, Join: c.Join, JoinAsNonvoter: c.JoinAs == "nonvoter", PeerToken: c.PeerToken,
 			HeartbeatTimeout: c.HeartbeatTimeout.D(), ElectionTimeout: c.ElectionTimeout.D(), LeaderLeaseTimeout: c.LeaderLeaseTimeout.D(),
-			SnapshotThreshold: c.SnapshotThreshold, Logger: log.With("component", "cluster"), OnSnapshot: m.ObserveSnapshot,
+			SnapshotThreshold: c.SnapshotThreshold, Flush: flushPolicy(cfg.Store),
+			Logger: log.With("component", "cluster"), OnSnapshot: m.ObserveSnapshot,
 		}, st)
 		if err != nil {
-			return nil, nil, err
+			return backend.Node{}, err
 		}
 		m.ObserveCluster(node)
 		log.Info("cluster mode", "node", c.NodeID, "peer", c.PeerAdvertise, "bootstrap", c.BootstrapNode == c.NodeID, "join", c.Join)
-		return clusterBackend{st, node, m}, func() error { return errors.Join(node.Close(), st.Close()) }, nil
+		return backend.Node{Store: st, WritePath: raftPath{node, m}}, nil
 	}
-	wal, err := store.OpenWAL(filepath.Join(cfg.DataDir, store.WALDir))
+	w, err := wal.Open(filepath.Join(cfg.DataDir, store.WALDir))
 	if err != nil {
-		return nil, nil, err
+		return backend.Node{}, err
 	}
-	committer, err := store.NewCommitter(st, wal, store.CommitterOptions{MaxBatch: cfg.Store.MaxBatch, Logger: log, OnAppend: m.ObserveAppend})
+	committer, err := single.New(st, w, single.Options{MaxBatch: cfg.Store.MaxBatch, Flush: flushPolicy(cfg.Store), Logger: log, OnAppend: m.ObserveAppend})
 	if err != nil {
-		return nil, nil, errors.Join(err, wal.Close())
+		return backend.Node{}, errors.Join(err, w.Close())
 	}
-	return singleBackend{st, committer}, func() error {
-		committer.Close()
-		return errors.Join(st.Close(), wal.Close())
-	}, nil
+	return backend.Node{Store: st, WritePath: committer}, nil
 }

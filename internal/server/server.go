@@ -1,5 +1,6 @@
 // Package server assembles a running kvstore node from its configuration:
-// the store and its committer, the TTL sweeper, the API and debug listeners,
+// the store and its write path (internal/single's committer over a WAL, or
+// a Raft node: backend.go), the TTL sweeper, the API and debug listeners,
 // and an orderly shutdown (hand off Raft leadership, stop accepting, drain
 // requests, end watches, commit what is queued, close the database).
 package server
@@ -72,7 +73,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		return err
 	}
 	m = metrics.New(st.Status)
-	be, closeStore, err := openBackend(ctx, cfg, st, m, log)
+	be, err := openBackend(ctx, cfg, st, m, log)
 	if err != nil {
 		return errors.Join(err, st.Close())
 	}
@@ -109,7 +110,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	apiSrv.RegisterOnShutdown(api.BeginShutdown)
 	apiLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen: %w", err), closeStore())
+		return errors.Join(fmt.Errorf("listen: %w", err), be.Close())
 	}
 	apiLn = netutil.LimitListener(apiLn, cfg.HTTP.MaxConnections)
 	servers := []*http.Server{apiSrv}
@@ -119,7 +120,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		debugLn, err := net.Listen("tcp", cfg.DebugListen)
 		if err != nil {
 			apiLn.Close()
-			return errors.Join(fmt.Errorf("debug_listen: %w", err), closeStore())
+			return errors.Join(fmt.Errorf("debug_listen: %w", err), be.Close())
 		}
 		debugAddr = debugLn.Addr()
 		debugLn = netutil.LimitListener(debugLn, cfg.HTTP.MaxConnections)
@@ -137,7 +138,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		(&store.Sweeper{Store: st, Proposer: be, Interval: cfg.TTL.SweepInterval.D(), Logger: log, Active: be.sweeps}).Run(sweepCtx)
+		(&store.Sweeper{Store: st, Proposer: be, Interval: cfg.TTL.SweepInterval.D(), Logger: log, Active: be.Sweeps}).Run(sweepCtx)
 	})
 	serveErr := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -161,10 +162,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	// A leader first hands its leadership to another voter, while this
 	// node still takes requests: writes arriving meanwhile wait a moment
 	// and then go to the new leader, so clients see no election timeout.
+	// (A single node's HandOff returns at once.)
 	api.BeginShutdown() // /readyz fails from now on
-	if d := cfg.Cluster.HandoffTimeout.D(); cfg.Cluster.Enabled && d > 0 {
+	if d := cfg.Cluster.HandoffTimeout.D(); d > 0 {
 		hctx, hcancel := context.WithTimeout(context.Background(), d)
-		if err := be.handOff(hctx); err != nil {
+		if err := be.HandOff(hctx); err != nil {
 			log.Warn("leadership hand-off failed; stopping as leader", "err", err)
 		}
 		hcancel()
@@ -179,7 +181,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	}
 	stopSweep()
 	wg.Wait()
-	if err := closeStore(); err != nil {
+	if err := be.Close(); err != nil {
 		return errors.Join(runErr, err)
 	}
 	log.Info("stopped cleanly")

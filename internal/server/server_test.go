@@ -26,7 +26,7 @@ type running struct {
 }
 
 // start runs the server on loopback :0 ports with cfg adjusted by edit.
-func start(t *testing.T, edit func(*config.Config)) *running {
+func start(t testing.TB, edit func(*config.Config)) *running {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen, cfg.DebugListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
@@ -58,7 +58,7 @@ func start(t *testing.T, edit func(*config.Config)) *running {
 }
 
 // stop cancels Run and waits for it; later calls do nothing.
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	t.Helper()
 	r.stopOnce.Do(func() {
 		r.cancel()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -57,11 +58,20 @@ type Command struct {
 	// (HTTP "If-Match: *").
 	IfExists bool
 	// Now is the write path's clock, Unix nanoseconds, stamped by whoever
-	// puts the command in the log (a Stamper: the Committer, or the
+	// puts the command in the log (a Stamper: internal/single's Committer, or the
 	// cluster's leader), never by the proposer. Keys whose expiry is at or
 	// before Now are treated as absent. A command without one (Now <= 0)
 	// is refused at apply with ErrNoClock.
 	Now int64
+}
+
+// Proposer is how writers submit commands: the single node's committer
+// (internal/single) or the Raft node (internal/cluster). Propose returns
+// one Result per command, after the commands are durably applied, or an
+// error when none of them was applied (or, for a replicated proposer, when
+// the outcome is unknown).
+type Proposer interface {
+	Propose(ctx context.Context, cmds ...Command) ([]Result, error)
 }
 
 // Entry is a command at a position of the (local or replicated) log.

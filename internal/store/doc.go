@@ -1,5 +1,9 @@
-// Package store is kvstore's storage engine: keys, values and their metadata
-// in a bbolt file, in front of it a write-ahead log.
+// Package store is kvstore's state machine: keys, values and their
+// metadata in a bbolt file, the in-memory layer in front of it, snapshots,
+// watches, verification, offline restore and the TTL sweeper. It holds no
+// log: a write path in front of it does (internal/single with its WAL on
+// one node, internal/cluster with Raft's log), and both implement
+// internal/backend's contract.
 //
 // Every mutation is a [Command] (put, delete, delete-prefix, expire) applied by
 // one deterministic function to log-indexed entries ([Store.ApplyBuffered]).
@@ -13,12 +17,11 @@
 // sorted transaction together with the applied index, so bbolt's random-key
 // page writes are paid per flush, not per write.
 //
-// On a single node a [Committer] stands in for the replication layer: it
-// numbers proposed commands, appends everything queued while the previous
-// append was being fsynced to the [WAL] with one write and one fdatasync
-// (group commit), applies the batch and answers the writers; a background
-// flusher calls Flush and truncates the WAL behind it. On start it replays
-// the WAL entries after the store's applied index.
+// Whichever write path feeds it, one [Flusher] calls Flush as a
+// [FlushPolicy] says (an interval, a number of keys, a number of bytes) and
+// holds writers back while the unflushed layer is past HoldFactor times
+// those limits; the log in front keeps every entry until a flush has made
+// it durable ([Store.DurableIndex]).
 //
 // Reads ([Store.Get], [Store.List]) consult the in-memory layers, then a
 // bbolt read transaction, and copy every byte they return. Changes are

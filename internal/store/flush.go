@@ -1,8 +1,11 @@
 package store
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -104,3 +107,177 @@ func (s *Store) Flush() error {
 // empty; packing them fuller keeps the file (and the pages mapped in memory)
 // smaller.
 const fillPercent = 0.9
+
+// FlushPolicy says when a [Flusher] writes the buffered state to bbolt:
+// once Interval has passed since the last flush, or sooner once MaxKeys
+// keys or MaxBytes bytes wait. Past HoldFactor times either limit, writers
+// wait for a flush (Flusher.WaitForRoom). A zero field takes
+// DefaultFlushPolicy's.
+type FlushPolicy struct {
+	Interval time.Duration
+	MaxKeys  int
+	MaxBytes int64
+}
+
+// HoldFactor is how far past a flush limit the buffer may grow before
+// writers wait for a flush.
+const HoldFactor = 4
+
+// DefaultFlushPolicy is the default of each write path. Both logs (the
+// single node's WAL, Raft's log) hold every unflushed entry until a flush,
+// so a flush may come late without risk; the difference is what a late one
+// costs. The WAL is truncated behind flushes and replayed on start, so the
+// single node flushes every 100 ms or 10 000 keys and keeps its WAL and
+// its restart short. Raft keeps its log until a snapshot anyway and a
+// flush rewrites every page its keys touch, so larger, rarer flushes cost
+// less per key there (docs/benchmarks.md): every 5 s, 50 000 keys or
+// 64 MiB.
+func DefaultFlushPolicy(clustered bool) FlushPolicy {
+	if clustered {
+		return FlushPolicy{Interval: 5 * time.Second, MaxKeys: 50_000, MaxBytes: 64 << 20}
+	}
+	return FlushPolicy{Interval: 100 * time.Millisecond, MaxKeys: 10_000, MaxBytes: 64 << 20}
+}
+
+// WithDefaults returns p with each zero field taken from def.
+func (p FlushPolicy) WithDefaults(def FlushPolicy) FlushPolicy {
+	if p.Interval <= 0 {
+		p.Interval = def.Interval
+	}
+	if p.MaxKeys <= 0 {
+		p.MaxKeys = def.MaxKeys
+	}
+	if p.MaxBytes <= 0 {
+		p.MaxBytes = def.MaxBytes
+	}
+	return p
+}
+
+// over reports whether keys and bytes call for a flush now (factor 1) or
+// hold writers back (factor HoldFactor).
+func (p FlushPolicy) over(keys int, bytes int64, factor int) bool {
+	return keys >= factor*p.MaxKeys || bytes >= int64(factor)*p.MaxBytes
+}
+
+// Flusher is the one background flusher of a store, whichever write path
+// feeds it: it calls Flush as its FlushPolicy says, and holds writers back
+// (WaitForRoom) while the buffer is past the hard cap. Safe for concurrent
+// use; Close stops it.
+type Flusher struct {
+	st     *Store
+	policy FlushPolicy
+	log    *slog.Logger
+	after  func() // after each successful flush, from the flusher's goroutine
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	mu      sync.Mutex
+	err     error         // the last flush's, nil once one succeeds
+	flushed chan struct{} // closed and replaced after every flush attempt
+}
+
+// StartFlusher starts flushing st by policy (zero fields: the single
+// node's defaults). after, if set, runs after each successful flush (the
+// committer truncates its WAL there).
+func StartFlusher(st *Store, policy FlushPolicy, log *slog.Logger, after func()) *Flusher {
+	if log == nil {
+		log = slog.Default()
+	}
+	f := &Flusher{
+		st: st, policy: policy.WithDefaults(DefaultFlushPolicy(false)), log: log, after: after,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		flushed: make(chan struct{}),
+	}
+	go f.loop()
+	return f
+}
+
+// Applied tells the flusher that entries were applied: past a limit it
+// flushes now rather than at the next interval. It never blocks.
+func (f *Flusher) Applied() {
+	if keys, bytes := f.st.Buffered(); f.policy.over(keys, bytes, 1) {
+		f.signal()
+	}
+}
+
+func (f *Flusher) signal() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// WaitForRoom returns at once while the buffer is below HoldFactor times
+// the policy's limits. Past them it asks for a flush and waits for it; it
+// returns the flush's error (for example ErrNoSpace) if the buffer is still
+// past the cap after a failed one, ErrClosed once the flusher stops, or
+// ctx's error.
+func (f *Flusher) WaitForRoom(ctx context.Context) error {
+	for {
+		keys, bytes := f.st.Buffered()
+		if !f.policy.over(keys, bytes, HoldFactor) {
+			return nil
+		}
+		f.mu.Lock()
+		flushed := f.flushed
+		f.mu.Unlock()
+		f.signal()
+		select {
+		case <-flushed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.stop:
+			return ErrClosed
+		}
+		f.mu.Lock()
+		err := f.err
+		f.mu.Unlock()
+		if keys, bytes := f.st.Buffered(); err != nil && f.policy.over(keys, bytes, HoldFactor) {
+			return err
+		}
+	}
+}
+
+// Close stops the flusher and waits for a flush in progress. It does not
+// flush: Store.Close does.
+func (f *Flusher) Close() {
+	f.once.Do(func() { close(f.stop) })
+	<-f.done
+}
+
+func (f *Flusher) loop() {
+	defer close(f.done)
+	t := time.NewTimer(f.policy.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+		case <-f.kick:
+		}
+		f.flush()
+		t.Reset(f.policy.Interval)
+	}
+}
+
+func (f *Flusher) flush() {
+	err := f.st.Flush()
+	if err == nil && f.after != nil {
+		f.after()
+	}
+	f.mu.Lock()
+	switch {
+	case err != nil && f.err == nil:
+		f.log.Error("flush failed; writes wait for it", "err", err)
+	case err == nil && f.err != nil:
+		f.log.Info("flush recovered")
+	}
+	f.err = err
+	close(f.flushed)
+	f.flushed = make(chan struct{})
+	f.mu.Unlock()
+}

@@ -58,26 +58,3 @@ func propose(t *testing.T, p Proposer, c Command) Result {
 	}
 	return res[0]
 }
-
-// mustCommitter starts a committer (with wal, which may be nil) closed at
-// cleanup, before the store.
-func mustCommitter(t *testing.T, s *Store, wal *WAL, opts CommitterOptions) *Committer {
-	t.Helper()
-	c, err := NewCommitter(s, wal, opts)
-	if err != nil {
-		t.Fatalf("NewCommitter: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
-// mustOpenWAL opens the WAL in dir, closed at cleanup.
-func mustOpenWAL(t *testing.T, dir string) *WAL {
-	t.Helper()
-	w, err := OpenWAL(dir + "/" + WALDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
-}

@@ -14,6 +14,10 @@ import (
 // DBFile is the database file's name inside a data directory.
 const DBFile = "kv.db"
 
+// WALDir is the directory inside a data directory where a single node
+// keeps its write-ahead log (internal/wal).
+const WALDir = "wal"
+
 // RaftDir is the directory inside a data directory where a cluster member
 // keeps its Raft log and snapshots (internal/cluster); its presence marks
 // the data directory as a cluster member's.

@@ -1,4 +1,9 @@
-package store
+// Package wal is the single-node write-ahead log: the durable, sequential
+// part of a write on a server without Raft. internal/single's committer
+// appends every batch of store commands to it with one write and one
+// fdatasync, and truncates it behind the store's flushes; on start it
+// replays the entries the store's file does not hold yet.
+package wal
 
 import (
 	"bufio"
@@ -13,12 +18,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
-)
 
-// WALDir is the write-ahead log's directory inside a data directory.
-const WALDir = "wal"
+	"kvstore.dev/kvstore/internal/store"
+)
 
 // segmentBytes is the size past which the log starts a new segment file.
 // A variable so tests can make segments small.
@@ -33,15 +38,15 @@ const recordHeaderBytes = 16
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// WAL is the single-node write-ahead log: append-only segment files of
+// Log is the single-node write-ahead log: append-only segment files of
 // records [length u32][crc32c u32][index u64][encoded command], each file
 // named by the first index it holds. One Append is one write and one
 // fdatasync, however many entries it carries: the durable, sequential part
 // of a write, while the random-key writes to the store's bbolt file are
 // amortized by background flushes. A crash can tear only the last append,
 // which was never acknowledged; opening the log cuts a torn tail off.
-// A WAL is safe for concurrent use.
-type WAL struct {
+// A Log is safe for concurrent use.
+type Log struct {
 	dir string
 
 	mu       sync.Mutex
@@ -54,9 +59,9 @@ type WAL struct {
 	lastAppendFirst uint64
 }
 
-// OpenWAL opens the log in dir, creating it if needed, and cuts off a torn
+// Open opens the log in dir, creating it if needed, and cuts off a torn
 // tail left by a crash.
-func OpenWAL(dir string) (*WAL, error) {
+func Open(dir string) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
@@ -64,7 +69,7 @@ func OpenWAL(dir string) (*WAL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	w := &WAL{dir: dir}
+	w := &Log{dir: dir}
 	for _, e := range names {
 		first, ok := strings.CutSuffix(e.Name(), ".wal")
 		if !ok {
@@ -112,7 +117,7 @@ func OpenWAL(dir string) (*WAL, error) {
 	return w, nil
 }
 
-func (w *WAL) segPath(first uint64) string {
+func (w *Log) segPath(first uint64) string {
 	return filepath.Join(w.dir, fmt.Sprintf("%020d.wal", first))
 }
 
@@ -153,7 +158,7 @@ func scanSegment(f *os.File, fn func(index uint64, payload []byte) error) (end i
 
 // Append writes entries durably (one write, one fdatasync) or returns an
 // error. Their indexes must continue the log without a gap.
-func (w *WAL) Append(entries []Entry) error {
+func (w *Log) Append(entries []store.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -198,7 +203,7 @@ func (w *WAL) Append(entries []Entry) error {
 
 // startSegment closes the current segment and creates the next, whose first
 // entry is first; w.mu must be held.
-func (w *WAL) startSegment(first uint64) error {
+func (w *Log) startSegment(first uint64) error {
 	if w.f != nil {
 		if err := w.f.Close(); err != nil {
 			return fmt.Errorf("wal: %w", err)
@@ -222,11 +227,11 @@ func (w *WAL) startSegment(first uint64) error {
 
 // Replay calls fn with the entries after index after, in order, in batches
 // of up to batch entries.
-func (w *WAL) Replay(after uint64, batch int, fn func([]Entry) error) error {
+func (w *Log) Replay(after uint64, batch int, fn func([]store.Entry) error) error {
 	w.mu.Lock()
 	segs := slices.Clone(w.segments)
 	w.mu.Unlock()
-	var pending []Entry
+	var pending []store.Entry
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
@@ -247,11 +252,11 @@ func (w *WAL) Replay(after uint64, batch int, fn func([]Entry) error) error {
 			if index <= after {
 				return nil
 			}
-			var cmd Command
+			var cmd store.Command
 			if err := cmd.UnmarshalBinary(payload); err != nil {
 				return fmt.Errorf("wal entry %d: %w", index, err)
 			}
-			pending = append(pending, Entry{Index: index, Command: cmd})
+			pending = append(pending, store.Entry{Index: index, Command: cmd})
 			if len(pending) >= batch {
 				return flush()
 			}
@@ -268,7 +273,7 @@ func (w *WAL) Replay(after uint64, batch int, fn func([]Entry) error) error {
 // TruncateThrough forgets the entries up to and including index, by
 // removing the segment files that hold nothing after it. The segment being
 // appended to is kept.
-func (w *WAL) TruncateThrough(index uint64) error {
+func (w *Log) TruncateThrough(index uint64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	keep := 0
@@ -287,7 +292,7 @@ func (w *WAL) TruncateThrough(index uint64) error {
 
 // TruncateAfter forgets the entries after index. Only the latest Append can
 // be taken back this way (the store refused it).
-func (w *WAL) TruncateAfter(index uint64) error {
+func (w *Log) TruncateAfter(index uint64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if index >= w.last {
@@ -310,7 +315,7 @@ func (w *WAL) TruncateAfter(index uint64) error {
 }
 
 // Close closes the log.
-func (w *WAL) Close() error {
+func (w *Log) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.f == nil {
@@ -319,4 +324,22 @@ func (w *WAL) Close() error {
 	err := w.f.Close()
 	w.f = nil
 	return err
+}
+
+// classify wraps disk-full errors with store.ErrNoSpace, as the store
+// does its own.
+func classify(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) {
+		return fmt.Errorf("%w: %w", store.ErrNoSpace, err)
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

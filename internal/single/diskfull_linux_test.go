@@ -1,4 +1,4 @@
-package store
+package single
 
 import (
 	"context"
@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/internal/wal"
 )
 
 // mountTinyFS mounts a tmpfs of size bytes on a temp dir, to fill a real
@@ -36,18 +39,18 @@ func TestDiskFull(t *testing.T) {
 	if err := os.WriteFile(ballast, make([]byte, 512<<10), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	open := func() (*Store, *Committer, *WAL) {
-		s, err := Open(filepath.Join(dir, DBFile), Options{})
+	open := func() (*store.Store, *Committer, *wal.Log) {
+		s, err := store.Open(filepath.Join(dir, store.DBFile), store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := OpenWAL(filepath.Join(dir, WALDir))
+		w, err := wal.Open(filepath.Join(dir, store.WALDir))
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := NewCommitter(s, w, CommitterOptions{FlushKeys: 4, MaxBufferedKeys: 16})
+		c, err := New(s, w, Options{Flush: store.FlushPolicy{MaxKeys: 4}}) // writers wait past 16 keys
 		if err != nil {
-			t.Fatalf("NewCommitter on a full disk: %v", err)
+			t.Fatalf("single.New on a full disk: %v", err)
 		}
 		t.Cleanup(func() { c.Close(); s.Close(); w.Close() })
 		return s, c, w
@@ -67,11 +70,11 @@ func TestDiskFull(t *testing.T) {
 		}
 		acked++
 	}
-	if !errors.Is(fullErr, ErrNoSpace) {
+	if !errors.Is(fullErr, store.ErrNoSpace) {
 		t.Fatalf("after %d writes: err = %v, want ErrNoSpace", acked, fullErr)
 	}
 	t.Logf("disk full after %d acknowledged 16 KiB writes: %v", acked, fullErr)
-	check := func(s *Store, n int) {
+	check := func(s *store.Store, n int) {
 		t.Helper()
 		for i := range n {
 			if _, err := s.Get(fmt.Sprintf("k%04d", i), t0, false); err != nil {
@@ -83,7 +86,7 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	check(s, acked)
-	if _, err := c.Propose(context.Background(), put("more", value)); !errors.Is(err, ErrNoSpace) {
+	if _, err := c.Propose(context.Background(), put("more", value)); !errors.Is(err, store.ErrNoSpace) {
 		t.Errorf("another write on the full disk: err = %v, want ErrNoSpace", err)
 	}
 	check(s, acked)
