@@ -1,8 +1,8 @@
-// Package dockertest holds what the tests that run the project's own
-// containers on the real Docker engine share: the check that an engine
-// answers, one Docker suite at a time, and building the images offline
-// with hack/images.sh.
-package dockertest
+// What the tests that run the project's own containers on the real Docker
+// engine share: the check that an engine answers, one Docker suite at a
+// time, and building the images offline with hack/images.sh.
+
+package harness
 
 import (
 	"context"
@@ -10,22 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// Root is the repository's root directory.
-func Root() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-// Require fails (with CI set) or skips loudly (elsewhere) when no Docker
-// engine answers. what names the test in the -short skip message.
-func Require(t testing.TB, what string) {
+// RequireDocker fails (with CI set) or skips loudly (elsewhere) when no
+// Docker engine answers, and otherwise waits for the machine's Docker lock
+// (held until t ends). what names the test in the -short skip message.
+func RequireDocker(t testing.TB, what string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip(what + " skipped with -short")
