@@ -6,13 +6,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"kvstore.dev/kvstore/test/harness"
+	"kvstore.dev/kvstore/wire"
 )
 
 const (
@@ -54,7 +56,7 @@ func randHex(n int) string {
 type node struct {
 	id        string // Raft node id, and its alias on the peer network
 	container string
-	url       string // the API as published on loopback
+	api       *harness.Client // the API as published on loopback, with the admin token
 }
 
 // testCluster is a set of server containers on a peer and a client network.
@@ -110,35 +112,38 @@ func startCluster(t *testing.T, size int) *testCluster {
 		out := mustDocker(t, "port", n.container, "8080/tcp")
 		for line := range strings.Lines(out) {
 			if line = strings.TrimSpace(line); strings.HasPrefix(line, "127.0.0.1:") {
-				n.url = "http://" + line
+				n.api = &harness.Client{URL: "http://" + line, Token: c.token, HC: c.hc}
 				break
 			}
 		}
-		if n.url == "" {
+		if n.api == nil {
 			t.Fatalf("docker port %s 8080/tcp: no 127.0.0.1 binding in %q", n.container, out)
 		}
 	}
-	took := waitFor(t, 90*time.Second, "every node sees three voters and one leader", func() (bool, string) {
+	took := harness.Eventually(t, "every node sees three voters and one leader", 90*time.Second, func() error {
 		leaders := map[string]bool{}
 		for _, n := range c.nodes {
 			st, err := c.status(n)
 			if err != nil {
-				return false, fmt.Sprintf("%s: %v", n.id, err)
+				return fmt.Errorf("%s: %v", n.id, err)
 			}
 			if st.LeaderID == "" || len(st.Members) != size {
-				return false, fmt.Sprintf("%s: leader %q, %d members", n.id, st.LeaderID, len(st.Members))
+				return fmt.Errorf("%s: leader %q, %d members", n.id, st.LeaderID, len(st.Members))
 			}
 			for _, m := range st.Members {
-				if m.Suffrage != "Voter" || m.Status == nil {
-					return false, fmt.Sprintf("%s sees %s as %s (%s)", n.id, m.ID, m.Suffrage, m.Error)
+				if m.Suffrage != wire.SuffrageVoter || m.Status == nil {
+					return fmt.Errorf("%s sees %s as %s (%s)", n.id, m.ID, m.Suffrage, m.Error)
 				}
 			}
 			leaders[st.LeaderID] = true
 			if code, err := c.readyz(n); code != 200 {
-				return false, fmt.Sprintf("%s: /readyz %d %v", n.id, code, err)
+				return fmt.Errorf("%s: /readyz %d %v", n.id, code, err)
 			}
 		}
-		return len(leaders) == 1, fmt.Sprintf("leaders seen: %v", leaders)
+		if len(leaders) != 1 {
+			return fmt.Errorf("leaders seen: %v", leaders)
+		}
+		return nil
 	})
 	t.Logf("cluster of %d containers formed in %s (networks %s, %s)", size, took.Round(time.Millisecond), c.peerNet, c.clientNet)
 	return c
@@ -149,7 +154,7 @@ func startCluster(t *testing.T, size int) *testCluster {
 func (c *testCluster) cleanup() {
 	if c.t.Failed() {
 		for _, n := range c.nodes {
-			if n.url != "" {
+			if n.api != nil {
 				st, err := c.status(n)
 				b, _ := json.Marshal(st)
 				c.t.Logf("GET /api/v1/cluster on %s: %s %v", n.id, b, err)
@@ -170,94 +175,21 @@ func (c *testCluster) cleanup() {
 	}
 }
 
-// reply is what one HTTP request got: a status, or an error (timeout).
-type reply struct {
-	status int
-	header http.Header
-	body   string
-	code   string // the problem's "code"
-	took   time.Duration
-	err    error
+func (c *testCluster) put(n *node, key, value string, timeout time.Duration) harness.Reply {
+	return n.api.WithTimeout(timeout).Put(key, []byte(value))
 }
 
-func (r reply) ok() bool { return r.err == nil && r.status/100 == 2 }
-
-func (r reply) String() string {
-	if r.err != nil {
-		return fmt.Sprintf("error after %s: %v", r.took.Round(time.Millisecond), r.err)
-	}
-	return fmt.Sprintf("%d %s after %s", r.status, r.code, r.took.Round(time.Millisecond))
-}
-
-func (c *testCluster) do(n *node, method, path, body string, timeout time.Duration) reply {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, _ := http.NewRequestWithContext(ctx, method, n.url+path, rd)
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	start := time.Now()
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return reply{err: err, took: time.Since(start)}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header, body: string(b), took: time.Since(start), err: err}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
-		var p struct{ Code string }
-		_ = json.Unmarshal(b, &p)
-		r.code = p.Code
-	}
-	return r
-}
-
-func (c *testCluster) put(n *node, key, value string, timeout time.Duration) reply {
-	return c.do(n, http.MethodPut, "/api/v1/kv/"+key, value, timeout)
-}
-
-func (c *testCluster) get(n *node, key, consistency string, timeout time.Duration) reply {
-	return c.do(n, http.MethodGet, "/api/v1/kv/"+key+"?consistency="+consistency, "", timeout)
+func (c *testCluster) get(n *node, key, consistency string, timeout time.Duration) harness.Reply {
+	return n.api.WithTimeout(timeout).Get(key, consistency)
 }
 
 func (c *testCluster) readyz(n *node) (int, error) {
-	r := c.do(n, http.MethodGet, "/readyz", "", 3*time.Second)
-	return r.status, r.err
+	r := n.api.WithTimeout(3*time.Second).Do(http.MethodGet, wire.PathReadyz, nil)
+	return r.Status, r.Err
 }
 
-// clusterStatus is GET /api/v1/cluster.
-type clusterStatus struct {
-	Self     selfStatus `json:"self"`
-	LeaderID string     `json:"leader_id"`
-	Leader   string     `json:"leader"`
-	Members  []struct {
-		ID       string      `json:"id"`
-		Address  string      `json:"address"`
-		Suffrage string      `json:"suffrage"`
-		Leader   bool        `json:"leader"`
-		Status   *selfStatus `json:"status"`
-		Error    string      `json:"error"`
-	} `json:"members"`
-}
-
-type selfStatus struct {
-	ID            string `json:"id"`
-	State         string `json:"state"`
-	Term          uint64 `json:"term"`
-	CommitIndex   uint64 `json:"commit_index"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	LastContactMS int64  `json:"last_contact_ms"`
-}
-
-func (c *testCluster) status(n *node) (clusterStatus, error) {
-	var st clusterStatus
-	r := c.do(n, http.MethodGet, "/api/v1/cluster", "", 5*time.Second)
-	if r.err != nil || r.status != 200 {
-		return st, fmt.Errorf("GET /api/v1/cluster: %v %s", r, r.body)
-	}
-	return st, json.Unmarshal([]byte(r.body), &st)
+func (c *testCluster) status(n *node) (wire.ClusterStatus, error) {
+	return n.api.WithTimeout(5 * time.Second).ClusterStatus()
 }
 
 func (c *testCluster) byID(id string) *node {
@@ -267,30 +199,4 @@ func (c *testCluster) byID(id string) *node {
 		}
 	}
 	return nil
-}
-
-// poll calls cond until it holds or timeout passes, pacing itself; it
-// returns how long that took, whether cond held, and cond's last detail.
-func poll(timeout time.Duration, cond func() (bool, string)) (time.Duration, bool, string) {
-	start := time.Now()
-	for {
-		ok, detail := cond()
-		if ok {
-			return time.Since(start), true, detail
-		}
-		if time.Since(start) > timeout {
-			return time.Since(start), false, detail
-		}
-		time.Sleep(100 * time.Millisecond) // pacing between polls
-	}
-}
-
-// waitFor is poll that fails the test on timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	took, ok, detail := poll(timeout, cond)
-	if !ok {
-		t.Fatalf("not true after %s: %s (last: %s)", timeout, what, detail)
-	}
-	return took
 }

@@ -1,7 +1,10 @@
-// Package cluster holds the tests that run a replicated kvstore (cluster
-// mode, internal/cluster) as containers on the real Docker engine, where
-// faults are injected the way they happen to a deployment: a network that
-// stops carrying a replica's traffic, not a process told to misbehave.
+// Package cluster holds the end-to-end tests of a replicated kvstore
+// (cluster mode, internal/cluster): clusters of server processes on
+// loopback (test/harness) that are killed with -9, frozen with SIGSTOP,
+// stopped with SIGTERM, scaled down and up and restarted, and clusters of
+// containers on the real Docker engine, where faults are injected the way
+// they happen to a deployment: a network that stops carrying a replica's
+// traffic, not a process told to misbehave.
 //
 // TestPartitionLeaderCutOff starts three containers of the server image
 // (kvstore/kvstore:local, built offline by hack/images.sh) and cuts the
@@ -38,8 +41,8 @@
 //
 // Run with
 //
-//	go test -count=1 -run TestPartition -v ./deploy/cluster/
+//	go test -count=1 -run TestPartition -v ./test/e2e/cluster/
 //
 // Without a Docker engine the test is skipped, or fails when CI is set,
-// like the compose end-to-end test (deploy/compose); -short skips it.
+// like the compose end-to-end test (test/e2e/compose); -short skips it.
 package cluster

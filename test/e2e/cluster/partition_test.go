@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"kvstore.dev/kvstore/internal/dockertest"
+	"kvstore.dev/kvstore/test/harness"
+	"kvstore.dev/kvstore/wire"
 )
 
 // ledger records what the cluster answered to writes: acknowledged writes
@@ -22,13 +23,13 @@ type ledger struct {
 	unknown []string
 }
 
-func (l *ledger) record(key, value string, r reply) {
+func (l *ledger) record(key, value string, r harness.Reply) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case r.ok():
+	case r.OK():
 		l.acked[key] = value
-	case r.status == 503 && r.code == "no_quorum":
+	case r.Status == 503 && r.Code() == wire.CodeNoQuorum:
 		l.refused = append(l.refused, key)
 	default:
 		l.unknown = append(l.unknown, key)
@@ -42,8 +43,8 @@ func (l *ledger) record(key, value string, r reply) {
 // connected again the old leader must rejoin and every acknowledged write
 // must read back linearizably on all three nodes.
 func TestPartitionLeaderCutOff(t *testing.T) {
-	dockertest.Require(t, "Docker partition test")
-	dockertest.BuildImages(t)
+	harness.RequireDocker(t, "Docker partition test")
+	harness.BuildImages(t)
 	begin := time.Now()
 	c := startCluster(t, 3)
 	run := randHex(3)
@@ -69,8 +70,8 @@ func TestPartitionLeaderCutOff(t *testing.T) {
 	for i := range 30 {
 		key, value := fmt.Sprintf("part/a/%02d", i), fmt.Sprintf("a-%s-%d", run, i)
 		r := c.put(c.nodes[i%3], key, value, 10*time.Second)
-		if !r.ok() {
-			t.Fatalf("PUT %s through %s on a healthy cluster: %v %s", key, c.nodes[i%3].id, r, r.body)
+		if !r.OK() {
+			t.Fatalf("PUT %s through %s on a healthy cluster: %v %s", key, c.nodes[i%3].id, r, r.Body)
 		}
 		led.record(key, value, r)
 	}
@@ -113,10 +114,10 @@ func TestPartitionLeaderCutOff(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			attempts = append(attempts, fmt.Sprintf("%s via %s: %v (answered %s after the cut)", key, n.id, r, at.Round(time.Millisecond)))
-			if r.ok() && (failover == 0 || at < failover) {
+			if r.OK() && (failover == 0 || at < failover) {
 				failover = at
 			}
-			if r.ok() {
+			if r.OK() {
 				once.Do(func() { close(acked) })
 			}
 		})
@@ -140,17 +141,20 @@ func TestPartitionLeaderCutOff(t *testing.T) {
 		t.Errorf("failover took %s, want a new leader serving writes within 10s", failover)
 	}
 	var newLeader string
-	waitFor(t, 10*time.Second, "the majority agrees on a new leader", func() (bool, string) {
+	harness.Eventually(t, "the majority agrees on a new leader", 10*time.Second, func() error {
 		ids := map[string]bool{}
 		for _, n := range majority {
 			st, err := c.status(n)
 			if err != nil {
-				return false, err.Error()
+				return err
 			}
 			ids[st.LeaderID] = true
 			newLeader = st.LeaderID
 		}
-		return len(ids) == 1 && newLeader != iso.id && newLeader != "", fmt.Sprintf("leaders %v", ids)
+		if len(ids) != 1 || newLeader == iso.id || newLeader == "" {
+			return fmt.Errorf("leaders %v", ids)
+		}
+		return nil
 	})
 	t.Logf("new leader: %s", newLeader)
 
@@ -160,13 +164,13 @@ func TestPartitionLeaderCutOff(t *testing.T) {
 		key, value := fmt.Sprintf("part/b/%02d", i), fmt.Sprintf("b-%s-%d", run, i)
 		r := c.put(n, key, value, 10*time.Second)
 		led.record(key, value, r)
-		if !r.ok() {
-			t.Errorf("PUT %s through %s on the majority: %v %s", key, n.id, r, r.body)
+		if !r.OK() {
+			t.Errorf("PUT %s through %s on the majority: %v %s", key, n.id, r, r.Body)
 		}
 	}
 	for _, n := range majority {
-		if r := c.get(n, probeKey, "linearizable", 10*time.Second); !r.ok() || r.body != probeValue {
-			t.Errorf("linearizable GET %s on %s during the partition: %v %q", probeKey, n.id, r, r.body)
+		if r := c.get(n, probeKey, "linearizable", 10*time.Second); !r.OK() || string(r.Body) != probeValue {
+			t.Errorf("linearizable GET %s on %s during the partition: %v %q", probeKey, n.id, r, r.Body)
 		}
 	}
 	probes.Wait()
@@ -174,35 +178,35 @@ func TestPartitionLeaderCutOff(t *testing.T) {
 	// Heal: the old leader must rejoin as a follower of the new leader.
 	healed := time.Now()
 	mustDocker(t, "network", "connect", "--alias", iso.id, c.peerNet, iso.container)
-	rejoin := waitFor(t, 30*time.Second, iso.id+" rejoins as a follower of "+newLeader, func() (bool, string) {
+	rejoin := harness.Eventually(t, iso.id+" rejoins as a follower of "+newLeader, 30*time.Second, func() error {
 		st, err := c.status(iso)
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
-		if st.Self.State != "Follower" || st.LeaderID != newLeader {
-			return false, fmt.Sprintf("%s is %s, leader %q", iso.id, st.Self.State, st.LeaderID)
+		if st.Self.State != wire.StateFollower || st.LeaderID != newLeader {
+			return fmt.Errorf("%s is %s, leader %q", iso.id, st.Self.State, st.LeaderID)
 		}
 		if code, err := c.readyz(iso); code != 200 {
-			return false, fmt.Sprintf("/readyz %d %v", code, err)
+			return fmt.Errorf("/readyz %d %v", code, err)
 		}
 		lst, err := c.status(c.byID(newLeader))
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
 		for _, m := range lst.Members {
 			if m.ID == iso.id && (m.Status == nil || m.Status.AppliedIndex < lst.Self.CommitIndex) {
-				return false, fmt.Sprintf("leader sees %s: %+v %s", iso.id, m.Status, m.Error)
+				return fmt.Errorf("leader sees %s: %+v %s", iso.id, m.Status, m.Error)
 			}
 		}
-		return true, ""
+		return nil
 	})
 	t.Logf("HEAL: %s rejoined and caught up %s after the network came back (partition lasted %s)",
 		iso.id, rejoin.Round(time.Millisecond), healed.Sub(cut).Round(time.Millisecond))
 	key, value := "part/c/after-heal", "c-"+run
 	r := c.put(iso, key, value, 10*time.Second)
 	led.record(key, value, r)
-	if !r.ok() {
-		t.Errorf("PUT %s through the healed %s: %v %s", key, iso.id, r, r.body)
+	if !r.OK() {
+		t.Errorf("PUT %s through the healed %s: %v %s", key, iso.id, r, r.Body)
 	}
 
 	// Convergence: every acknowledged write, linearizably, on every node;
@@ -215,16 +219,16 @@ func TestPartitionLeaderCutOff(t *testing.T) {
 	for _, n := range c.nodes {
 		var lost []string
 		for _, k := range keys {
-			if r := c.get(n, k, "linearizable", 10*time.Second); !r.ok() || r.body != led.acked[k] {
-				lost = append(lost, fmt.Sprintf("%s: %v %q, want %q", k, r, r.body, led.acked[k]))
+			if r := c.get(n, k, "linearizable", 10*time.Second); !r.OK() || string(r.Body) != led.acked[k] {
+				lost = append(lost, fmt.Sprintf("%s: %v %q, want %q", k, r, r.Body, led.acked[k]))
 			}
 		}
 		if len(lost) > 0 {
 			t.Errorf("LOST acknowledged writes on %s (%d of %d):\n\t%s", n.id, len(lost), len(keys), strings.Join(lost, "\n\t"))
 		}
 		for _, k := range led.refused {
-			if r := c.get(n, k, "linearizable", 10*time.Second); r.status != 404 {
-				t.Errorf("write %s was refused with 503 no_quorum, yet %s answers %v %q", k, n.id, r, r.body)
+			if r := c.get(n, k, "linearizable", 10*time.Second); r.Status != 404 {
+				t.Errorf("write %s was refused with 503 no_quorum, yet %s answers %v %q", k, n.id, r, r.Body)
 			}
 		}
 	}
@@ -249,13 +253,13 @@ var (
 
 // checkAnswered reports a request that got no answer within answerBound or
 // an answer outside allowed.
-func checkAnswered(t *testing.T, what string, r reply, allowed map[string]bool) {
-	got := fmt.Sprintf("%d %s", r.status, r.code)
-	if r.ok() {
+func checkAnswered(t *testing.T, what string, r harness.Reply, allowed map[string]bool) {
+	got := fmt.Sprintf("%d %s", r.Status, r.Code())
+	if r.OK() {
 		got = "2xx"
 	}
-	if r.err != nil || r.took > answerBound || !allowed[got] {
-		t.Errorf("%s: %v %.200s; want one of %v within %s", what, r, r.body, slices.Sorted(maps.Keys(allowed)), answerBound)
+	if r.Err != nil || r.Took > answerBound || !allowed[got] {
+		t.Errorf("%s: %v %.200s; want one of %v within %s", what, r, r.Body, slices.Sorted(maps.Keys(allowed)), answerBound)
 	}
 }
 
@@ -270,8 +274,8 @@ func probeInFlight(t *testing.T, c *testCluster, n *node, probeKey, probeValue s
 			r := c.get(n, probeKey, "linearizable", answerBound+5*time.Second)
 			t.Logf("majority: linearizable GET %s through %s at the cut: %v", probeKey, n.id, r)
 			checkAnswered(t, "linearizable GET "+probeKey+" through "+n.id+" at the cut", r, readAnswer)
-			if r.ok() && r.body != probeValue {
-				t.Errorf("linearizable GET %s through %s: %q, want %q", probeKey, n.id, r.body, probeValue)
+			if r.OK() && string(r.Body) != probeValue {
+				t.Errorf("linearizable GET %s through %s: %q, want %q", probeKey, n.id, r.Body, probeValue)
 			}
 		})
 	}
@@ -288,22 +292,23 @@ func probeMinority(t *testing.T, c *testCluster, iso *node, led *ledger, run str
 	r := c.put(iso, key, "m-"+run, answerBound+5*time.Second)
 	led.record(key, "m-"+run, r)
 	t.Logf("minority: PUT %s right after the cut: %v", key, r)
-	if r.ok() {
-		t.Errorf("minority: the isolated %s ACKNOWLEDGED PUT %s: %v %s", iso.id, key, r, r.body)
+	if r.OK() {
+		t.Errorf("minority: the isolated %s ACKNOWLEDGED PUT %s: %v %s", iso.id, key, r, r.Body)
 	}
 	checkAnswered(t, "minority: PUT "+key+" on the isolated "+iso.id, r, writeAnswer)
 
-	stepDown, ok, detail := poll(15*time.Second, func() (bool, string) {
+	stepDown, err := harness.Poll(15*time.Second, func() error {
 		st, err := c.status(iso)
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
-		code, _ := c.readyz(iso)
-		return st.Self.State != "Leader" && st.LeaderID == "" && code == 503,
-			fmt.Sprintf("state %s, leader %q, /readyz %d", st.Self.State, st.LeaderID, code)
+		if code, _ := c.readyz(iso); st.Self.State == wire.StateLeader || st.LeaderID != "" || code != 503 {
+			return fmt.Errorf("state %s, leader %q, /readyz %d", st.Self.State, st.LeaderID, code)
+		}
+		return nil
 	})
-	if !ok {
-		t.Errorf("minority: %s still believes in a leader 15s after the cut: %s", iso.id, detail)
+	if err != nil {
+		t.Errorf("minority: %s still believes in a leader 15s after the cut: %v", iso.id, err)
 		return
 	}
 	t.Logf("minority: %s stepped down, knows no leader and is not ready %s after the cut (%s)",
@@ -319,7 +324,7 @@ func probeMinority(t *testing.T, c *testCluster, iso *node, led *ledger, run str
 		led.record(key, "m-"+run, r)
 		t.Logf("minority: PUT %s: %v", key, r)
 		checkAnswered(t, "minority: PUT "+key+" on "+iso.id, r, map[string]bool{"503 no_quorum": true})
-		if r.status == 503 && r.header.Get("Retry-After") == "" {
+		if r.Status == 503 && r.Header.Get("Retry-After") == "" {
 			t.Errorf("minority: PUT %s on %s: 503 without Retry-After", key, iso.id)
 		}
 	})
@@ -332,9 +337,9 @@ func probeMinority(t *testing.T, c *testCluster, iso *node, led *ledger, run str
 	}
 	wg.Go(func() {
 		r := c.get(iso, probeKey, "stale", 5*time.Second)
-		t.Logf("minority: GET %s?consistency=stale: %v, X-KV-Last-Contact %q", probeKey, r, r.header.Get("X-KV-Last-Contact"))
-		if !r.ok() || r.body != probeValue || r.header.Get("X-KV-Last-Contact") == "" {
-			t.Errorf("minority: stale GET on %s: %v %q, want 200 %q with X-KV-Last-Contact", iso.id, r, r.body, probeValue)
+		t.Logf("minority: GET %s?consistency=stale: %v, X-KV-Last-Contact %q", probeKey, r, r.Header.Get("X-KV-Last-Contact"))
+		if !r.OK() || string(r.Body) != probeValue || r.Header.Get("X-KV-Last-Contact") == "" {
+			t.Errorf("minority: stale GET on %s: %v %q, want 200 %q with X-KV-Last-Contact", iso.id, r, r.Body, probeValue)
 		}
 	})
 	wg.Wait()

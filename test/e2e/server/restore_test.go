@@ -1,15 +1,17 @@
-package main
+package server
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 // writeStore leaves a closed kv.db in dir with one key, applied at index.
@@ -33,6 +35,7 @@ func writeStore(t *testing.T, dir string, index uint64) string {
 // raft/ fails (with --force too) and leaves kv.db as it was, and a cluster
 // node whose store is ahead of its Raft log does not start.
 func TestClusterMemberRestoreRefused(t *testing.T) {
+	bin := harness.Binary(t, "server")
 	snapDir := t.TempDir()
 	snap := writeStore(t, snapDir, 900)
 	tests := map[string]struct {
@@ -64,14 +67,15 @@ func TestClusterMemberRestoreRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			getenv := func(k string) string {
-				return map[string]string{"KVSTORE_PEER_TOKEN": "peer-token-0123456789", "KVSTORE_ADMIN_TOKEN": "admin-token-0123456789"}[k]
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			err := run(ctx, tc.args(dir), getenv, io.Discard, io.Discard)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("run: %v, want an error saying %q", err, tc.want)
+			cmd := exec.CommandContext(ctx, bin, tc.args(dir)...)
+			cmd.Env = []string{"KVSTORE_PEER_TOKEN=peer-token-0123456789", "KVSTORE_ADMIN_TOKEN=admin-token-0123456789"}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if err == nil || !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("kvstore %s: %v, want an error saying %q; stderr:\n%s", strings.Join(tc.args(dir), " "), err, tc.want, &stderr)
 			}
 			st, err := store.Open(db, store.Options{})
 			if err != nil {

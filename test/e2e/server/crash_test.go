@@ -3,7 +3,7 @@
 // stopped with SIGTERM) mid-stream and restarted on the same data directory,
 // and every key must then hold its last acknowledged value, or a value whose
 // write was still in flight when the process died.
-package main
+package server
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"kvstore.dev/kvstore/test/harness"
 )
 
 var crashSeed = flag.Uint64("crash.seed", 0, "seed of the black-box crash tests' random choices (0: time-based)")
@@ -31,9 +33,9 @@ const (
 // mid-stream, several rounds on one data directory, and checks after each
 // restart that no acknowledged write was lost.
 func TestCrashDurability(t *testing.T) {
-	bin := buildServer(t)
+	bin := harness.Binary(t, "server")
 	dataDir := t.TempDir()
-	token := newToken(t)
+	token := harness.Token()
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w := newWorkload(crashWriters, seed)
@@ -46,27 +48,27 @@ func TestCrashDurability(t *testing.T) {
 		// ... plus up to 2ms, so that the kill lands anywhere in the server's
 		// commit cycle, not always just after an acknowledgement.
 		jitter := time.Duration(rng.IntN(2000)) * time.Microsecond
-		st := w.drive(t, newKVClient(t, p), p, target, jitter, func() { p.kill(t) })
+		st := w.drive(t, p.Client(t), p, target, jitter, func() { p.Kill(t) })
 		t.Logf("round %d: SIGKILL after %d acknowledged writes (target %d); %d writes in flight; %d keys so far",
 			round, st.acked, target, st.inFlight, w.numKeys())
 		if t.Failed() {
 			t.FailNow()
 		}
 		p = startServer(t, bin, dataDir, token)
-		w.verify(t, newKVClient(t, p), fmt.Sprintf("after SIGKILL in round %d", round))
+		w.verify(t, p.Client(t), fmt.Sprintf("after SIGKILL in round %d", round))
 	}
 }
 
 // TestGracefulShutdown checks that SIGTERM, even with writes in flight, makes
 // the server exit 0 promptly and keep every acknowledged write.
 func TestGracefulShutdown(t *testing.T) {
-	bin := buildServer(t)
+	bin := harness.Binary(t, "server")
 	dataDir := t.TempDir()
-	token := newToken(t)
+	token := harness.Token()
 	seed := testSeed(t)
 
 	p := startServer(t, bin, dataDir, token)
-	c := newKVClient(t, p)
+	c := p.Client(t)
 	// Writes that all finish before the signal: each must survive as is.
 	want := make(map[string][]byte)
 	for i := range 40 {
@@ -82,14 +84,14 @@ func TestGracefulShutdown(t *testing.T) {
 	// Then SIGTERM while writers are mid-stream, so that the drain is exercised.
 	w := newWorkload(4, seed)
 	w.round = 1
-	st := w.drive(t, c, p, 100, 0, func() { p.terminate(t) })
+	st := w.drive(t, c, p, 100, 0, func() { p.Terminate(t) })
 	t.Logf("SIGTERM after %d acknowledged writes; %d writes without an answer", st.acked, st.inFlight)
 	if t.Failed() {
 		t.FailNow()
 	}
 
 	p = startServer(t, bin, dataDir, token)
-	c = newKVClient(t, p)
+	c = p.Client(t)
 	for key, v := range want {
 		mustGet(t, c, key, v)
 	}
@@ -99,20 +101,20 @@ func TestGracefulShutdown(t *testing.T) {
 // TestRestartKeepsData checks that values, key existence and revisions
 // survive restarts, however the server was stopped while idle.
 func TestRestartKeepsData(t *testing.T) {
-	bin := buildServer(t)
+	bin := harness.Binary(t, "server")
 	tests := map[string]struct {
-		stop func(t *testing.T, p *serverProc)
+		stop func(t *testing.T, p *harness.Process)
 	}{
-		"SIGTERM":         {stop: func(t *testing.T, p *serverProc) { p.terminate(t) }},
-		"SIGKILL at rest": {stop: func(t *testing.T, p *serverProc) { p.kill(t) }},
+		"SIGTERM":         {stop: func(t *testing.T, p *harness.Process) { p.Terminate(t) }},
+		"SIGKILL at rest": {stop: func(t *testing.T, p *harness.Process) { p.Kill(t) }},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			dataDir := t.TempDir()
-			token := newToken(t)
+			token := harness.Token()
 
 			p := startServer(t, bin, dataDir, token)
-			c := newKVClient(t, p)
+			c := p.Client(t)
 			mustPut(t, c, "a", []byte("a1"), http.StatusCreated)
 			mustPut(t, c, "b", []byte("b1"), http.StatusCreated)
 			aRev := mustPut(t, c, "a", []byte("a2"), http.StatusOK)
@@ -121,7 +123,7 @@ func TestRestartKeepsData(t *testing.T) {
 			tc.stop(t, p)
 
 			p = startServer(t, bin, dataDir, token)
-			c = newKVClient(t, p)
+			c = p.Client(t)
 			mustGet(t, c, "a", []byte("a2"))
 			mustGet(t, c, "b", []byte("b1"))
 			mustGet(t, c, "dir/sub/c", []byte("c1"))
@@ -135,7 +137,7 @@ func TestRestartKeepsData(t *testing.T) {
 			tc.stop(t, p)
 
 			p = startServer(t, bin, dataDir, token)
-			c = newKVClient(t, p)
+			c = p.Client(t)
 			mustGet(t, c, "a", []byte("a3"))
 			mustGet(t, c, "d", []byte("d1"))
 		})
@@ -155,36 +157,36 @@ func testSeed(t *testing.T) uint64 {
 
 // mustPut writes key and fails the test unless the answer is wantStatus and
 // meets the contract. It returns the new revision.
-func mustPut(t *testing.T, c *kvClient, key string, value []byte, wantStatus int) int64 {
+func mustPut(t *testing.T, c *harness.Client, key string, value []byte, wantStatus int) int64 {
 	t.Helper()
-	res, err := c.put(key, value)
+	res, err := put(c, key, value)
 	if err != nil {
 		t.Fatalf("PUT %s: %v", key, err)
 	}
 	if res.status != http.StatusOK && res.status != http.StatusCreated {
 		t.Fatalf("PUT %s: status %d, want %d: %s", key, res.status, wantStatus, res.body)
 	}
-	reportProblems(t, "PUT "+key, checkPutContract(key, wantStatus == http.StatusOK, 0, res))
+	harness.ReportProblems(t, "PUT "+key, checkPutContract(key, wantStatus == http.StatusOK, 0, res))
 	return int64(res.meta.Revision)
 }
 
 // mustGet reads key and fails the test unless it holds want; nil want means
 // the key must not exist.
-func mustGet(t *testing.T, c *kvClient, key string, want []byte) {
+func mustGet(t *testing.T, c *harness.Client, key string, want []byte) {
 	t.Helper()
-	res, err := c.get(key)
-	if err != nil {
-		t.Fatalf("GET %s: %v", key, err)
+	res := c.Get(key, "")
+	if res.Err != nil {
+		t.Fatalf("GET %s: %v", key, res.Err)
 	}
 	switch {
-	case want == nil && res.status == http.StatusNotFound:
-		reportProblems(t, "GET "+key, checkNotFound(key, res))
+	case want == nil && res.Status == http.StatusNotFound:
+		harness.ReportProblems(t, "GET "+key, checkNotFound(key, res))
 	case want == nil:
-		t.Errorf("GET %s: status %d body %s, want 404", key, res.status, describe(res.body))
-	case res.status != http.StatusOK:
-		t.Errorf("GET %s: status %d body %q, want 200", key, res.status, res.body)
-	case !bytes.Equal(res.body, want):
-		t.Errorf("GET %s: value mismatch (-want +got):\n-%q\n+%q", key, want, res.body)
+		t.Errorf("GET %s: status %d body %s, want 404", key, res.Status, describe(res.Body))
+	case res.Status != http.StatusOK:
+		t.Errorf("GET %s: status %d body %q, want 200", key, res.Status, res.Body)
+	case !bytes.Equal(res.Body, want):
+		t.Errorf("GET %s: value mismatch (-want +got):\n-%q\n+%q", key, want, res.Body)
 	}
 }
 
@@ -247,7 +249,7 @@ type driveStats struct {
 // acknowledged and jitter has passed, then calls stopServer with the writers
 // still going, and returns once they have all finished. Contract violations
 // are test errors.
-func (w *workload) drive(t *testing.T, c *kvClient, p *serverProc, ackTarget int, jitter time.Duration, stopServer func()) driveStats {
+func (w *workload) drive(t *testing.T, c *harness.Client, p *harness.Process, ackTarget int, jitter time.Duration, stopServer func()) driveStats {
 	t.Helper()
 	stop := make(chan struct{})
 	reached := make(chan struct{})
@@ -281,7 +283,7 @@ func (w *workload) drive(t *testing.T, c *kvClient, p *serverProc, ackTarget int
 		// Connections the client dialed but never used count as busy in
 		// net/http's Shutdown for 5s; close them so that a graceful stop is
 		// not held up by this client's pooling.
-		c.closeIdle()
+		c.CloseIdle()
 		stopServer()
 		<-writersDone
 	}
@@ -296,8 +298,8 @@ func (w *workload) drive(t *testing.T, c *kvClient, p *serverProc, ackTarget int
 			// Not a wait for a condition: a random offset of the stop.
 			time.Sleep(jitter)
 		}
-	case <-p.done:
-		failure = fmt.Sprintf("%s exited while writers were running: %v", p.name, p.waitErr)
+	case <-p.Done():
+		failure = fmt.Sprintf("%s exited while writers were running: %v", p.Name, p.WaitErr())
 	case <-writersDone:
 		failure = "all writers stopped before the server was stopped"
 	case <-timer.C:
@@ -309,7 +311,7 @@ func (w *workload) drive(t *testing.T, c *kvClient, p *serverProc, ackTarget int
 	for _, ps := range problems {
 		all = append(all, ps...)
 	}
-	reportProblems(t, fmt.Sprintf("round %d writes", w.round), all)
+	harness.ReportProblems(t, fmt.Sprintf("round %d writes", w.round), all)
 	if failure != "" {
 		t.Fatal(failure)
 	}
@@ -329,7 +331,7 @@ func (w *workload) drive(t *testing.T, c *kvClient, p *serverProc, ackTarget int
 // write is writer i's loop: it overwrites its keys or creates new ones until
 // stop is closed or a request fails, and returns the contract violations it
 // saw.
-func (w *workload) write(i int, c *kvClient, stop <-chan struct{}, onAck func()) []string {
+func (w *workload) write(i int, c *harness.Client, stop <-chan struct{}, onAck func()) []string {
 	var problems []string
 	for {
 		select {
@@ -344,7 +346,7 @@ func (w *workload) write(i int, c *kvClient, stop <-chan struct{}, onAck func())
 			existed = existed || op.acked
 		}
 		k.ops = append(k.ops, writeOp{value: value})
-		res, err := c.put(k.key, value)
+		res, err := put(c, k.key, value)
 		if err != nil {
 			// Outcome unknown; the server is most likely gone.
 			return problems
@@ -467,7 +469,7 @@ func (k *keyState) candidates() []candidate {
 // verify reads every key and fails the test, listing the keys, if any does
 // not hold one of its candidates. It then takes what was read as the truth
 // for the next round.
-func (w *workload) verify(t *testing.T, c *kvClient, when string) {
+func (w *workload) verify(t *testing.T, c *harness.Client, when string) {
 	t.Helper()
 	start := time.Now()
 	var bad, badKeys, problems []string
@@ -475,18 +477,18 @@ func (w *workload) verify(t *testing.T, c *kvClient, when string) {
 	for _, ks := range w.keys {
 		for _, k := range ks {
 			n++
-			res, err := c.get(k.key)
-			if err != nil {
-				t.Fatalf("%s: GET %s: %v", when, k.key, err)
+			res := c.Get(k.key, "")
+			if res.Err != nil {
+				t.Fatalf("%s: GET %s: %v", when, k.key, res.Err)
 			}
 			var got candidate
-			switch res.status {
+			switch res.Status {
 			case http.StatusOK:
-				got = candidate{present: true, value: res.body}
+				got = candidate{present: true, value: res.Body}
 			case http.StatusNotFound:
 				problems = append(problems, checkNotFound(k.key, res)...)
 			default:
-				t.Fatalf("%s: GET %s: status %d, want 200 or 404: %q", when, k.key, res.status, res.body)
+				t.Fatalf("%s: GET %s: status %d, want 200 or 404: %q", when, k.key, res.Status, res.Body)
 			}
 			cs := k.candidates()
 			ok := false
@@ -517,7 +519,7 @@ func (w *workload) verify(t *testing.T, c *kvClient, when string) {
 			k.present, k.value, k.ops = got.present, got.value, nil
 		}
 	}
-	reportProblems(t, when+": reads", problems)
+	harness.ReportProblems(t, when+": reads", problems)
 	if len(bad) > 0 {
 		const maxShown = 40
 		more := ""
