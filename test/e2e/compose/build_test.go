@@ -13,7 +13,7 @@ import (
 // pulled from a registry where it was never published; every service that
 // runs the server image can build it.
 func TestServerImageBuildsFromRepository(t *testing.T) {
-	raw, err := os.ReadFile("compose.yaml")
+	raw, err := os.ReadFile(filepath.Join(composeDir, "compose.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestServerImageBuildsFromRepository(t *testing.T) {
 			continue
 		}
 		for _, f := range []string{svc.Build.Dockerfile, "go.mod"} {
-			if _, err := os.Stat(filepath.Join(svc.Build.Context, f)); err != nil {
+			if _, err := os.Stat(filepath.Join(composeDir, svc.Build.Context, f)); err != nil {
 				t.Errorf("%s: build context %q: %v", name, svc.Build.Context, err)
 			}
 		}

@@ -2,7 +2,8 @@
 // checks it the way a user would, over HTTPS through nginx with the
 // generated CA: the API, auth, the redirect, the console, watch through the
 // proxy, restarts and re-creation without data loss, the bridge network, and
-// the TLS versions refused. The images are built offline by hack/images.sh.
+// the TLS versions refused. The compose files are deploy/compose's; the
+// images are built offline by hack/images.sh.
 package compose_test
 
 import (
@@ -11,7 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -22,9 +23,12 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/internal/certs"
-	"kvstore.dev/kvstore/internal/consoletest"
-	"kvstore.dev/kvstore/internal/dockertest"
+	"kvstore.dev/kvstore/test/e2e/console"
+	"kvstore.dev/kvstore/test/harness"
 )
+
+// composeDir holds the compose files under test.
+var composeDir = filepath.Join(harness.Root(), "deploy", "compose")
 
 // Host ports the stack is published on for the test (loopback only).
 const (
@@ -34,7 +38,7 @@ const (
 )
 
 type stack struct {
-	dir   string // deploy/compose
+	dir   string // composeDir
 	env   []string
 	token string
 	ca    *x509.CertPool
@@ -74,10 +78,9 @@ func run(t *testing.T, name string, args ...string) string {
 // up builds the images, starts the stack and waits until nginx answers.
 func up(t *testing.T) *stack {
 	t.Helper()
-	dockertest.Require(t, "compose end-to-end test")
-	dockertest.BuildImages(t)
-	dir, _ := os.Getwd()
-	s := &stack{dir: dir, env: append(os.Environ(),
+	harness.RequireDocker(t, "compose end-to-end test")
+	harness.BuildImages(t)
+	s := &stack{dir: composeDir, env: append(os.Environ(),
 		"KVSTORE_IMAGE=kvstore/kvstore:local",
 		"KVSTORE_NGINX_IMAGE=kvstore-local/nginx:bookworm",
 		"KVSTORE_BIND_ADDRESS=127.0.0.1",
@@ -311,7 +314,7 @@ func TestComposeStack(t *testing.T) {
 	})
 
 	t.Run("console in a browser through nginx", func(t *testing.T) {
-		chromium := consoletest.RequireChromium(t)
+		chromium := console.RequireChromium(t)
 		certPEM := run(t, "docker", "exec", "kvstore-nginx", "cat", "/etc/nginx/certs/server.crt")
 		cert, err := certs.ParseCert([]byte(certPEM))
 		if err != nil {
@@ -319,9 +322,9 @@ func TestComposeStack(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		err = consoletest.Run(ctx, t, s.base, s.token, consoletest.Options{
+		err = console.Run(ctx, t, s.base, s.token, console.Options{
 			ChromiumPath:      chromium,
-			TrustedSPKIHashes: []string{consoletest.SPKIHash(cert)},
+			TrustedSPKIHashes: []string{console.SPKIHash(cert)},
 			HTTPClient:        s.https,
 			Name:              "compose-nginx",
 		})
@@ -353,21 +356,17 @@ func TestComposeStack(t *testing.T) {
 // are re-established after the app restarts).
 func waitAPI(t *testing.T, s *stack) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequest("GET", s.base+"/readyz", nil)
-		resp, err := s.https.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+	harness.Eventually(t, "the API is reachable through nginx", 30*time.Second, func() error {
+		resp, err := s.https.Get(s.base + "/readyz")
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("API not reachable through nginx: %v", errors.Join(err))
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("GET /readyz: %s", resp.Status)
 		}
-		time.Sleep(200 * time.Millisecond) // poll interval
-	}
+		return nil
+	})
 }
 
 // assetsOf returns the local script and stylesheet URLs an HTML page loads.

@@ -1,36 +1,31 @@
-package web_test
+package console_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"kvstore.dev/kvstore/internal/consoletest"
+	"kvstore.dev/kvstore/test/e2e/console"
+	"kvstore.dev/kvstore/test/harness"
 	"kvstore.dev/kvstore/web"
 )
+
+func TestMain(m *testing.M) { harness.Main(m) }
 
 const (
 	// browserFlowTimeout bounds one whole browser flow, browser start included.
 	browserFlowTimeout = 60 * time.Second
-	// serverStartTimeout bounds the start of the kvstore binary.
-	serverStartTimeout = 15 * time.Second
 )
 
 // TestConsoleInBrowser runs the real server binary, serves the console in
@@ -42,7 +37,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the browser test in -short mode")
 	}
-	chromium := consoletest.RequireChromium(t)
+	chromium := console.RequireChromium(t)
 	upstream, tokens := startServer(t)
 
 	tests := []struct {
@@ -61,7 +56,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			proxy := newConsoleProxy(upstream)
 			ts := httptest.NewUnstartedServer(proxy)
-			opts := consoletest.Options{
+			opts := console.Options{
 				ChromiumPath: chromium,
 				Name:         tt.name,
 				CutWatch:     proxy.cutWatches,
@@ -75,7 +70,7 @@ func TestConsoleInBrowser(t *testing.T) {
 				addr := ts.Listener.Addr().String()
 				base = "https://example.com"
 				opts.HostResolverRules = "MAP example.com " + addr
-				opts.TrustedSPKIHashes = []string{consoletest.SPKIHash(ts.Certificate())}
+				opts.TrustedSPKIHashes = []string{console.SPKIHash(ts.Certificate())}
 				tr := ts.Client().Transport.(*http.Transport).Clone()
 				tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
 					return (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -90,7 +85,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), browserFlowTimeout)
 			defer cancel()
 			start := time.Now()
-			if err := consoletest.Run(ctx, t, base, tt.token, opts); err != nil {
+			if err := console.Run(ctx, t, base, tt.token, opts); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("the console flow took %v", time.Since(start).Round(time.Millisecond))
@@ -186,140 +181,20 @@ func (p *consoleProxy) resumedFrom() []string {
 // serverTokens are the tokens startServer configures.
 type serverTokens struct{ admin, readwrite string }
 
-// startServer builds cmd/server, runs it on a free loopback port with a
-// fresh data directory and its tokens, and waits for /readyz. The server
-// gets SIGTERM (then SIGKILL) when the test ends.
+// startServer runs the server binary with a fresh data directory and its
+// tokens, and waits for /readyz. When the test ends the server gets
+// SIGTERM and must exit 0 within 10s.
 func startServer(t *testing.T) (*url.URL, serverTokens) {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "kvstore")
-	build := exec.Command("go", "build", "-o", bin, "kvstore.dev/kvstore/cmd/server")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/server: %v\n%s", err, out)
-	}
 	tokens := serverTokens{admin: "console-test-" + rand.Text(), readwrite: "console-rw-" + rand.Text()}
 	config := filepath.Join(dir, "config.yaml")
 	yaml := fmt.Sprintf("auth: {tokens: [{name: rw, token: %q, role: readwrite}]}\n", tokens.readwrite)
 	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config", config, "--listen", "127.0.0.1:0", "--debug-listen", "off",
-		"--data-dir", filepath.Join(dir, "data"), "--log-format", "text")
-	cmd.Env = append(os.Environ(), "KVSTORE_ADMIN_TOKEN="+tokens.admin)
-	logs := &serverLog{addr: make(chan string, 1)}
-	cmd.Stdout = logs
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatalf("server stderr: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting the server: %v", err)
-	}
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		logs.scan(stderr)
-	}()
-	t.Cleanup(func() {
-		stopServer(t, cmd)
-		<-copied
-		if t.Failed() {
-			t.Logf("server log (tail):\n%s", logs.tail())
-		}
-	})
-
-	var addr string
-	select {
-	case addr = <-logs.addr:
-	case <-time.After(serverStartTimeout):
-		t.Fatalf("the server did not log its address within %v; log:\n%s", serverStartTimeout, logs.tail())
-	}
-	base := &url.URL{Scheme: "http", Host: addr}
-	if err := waitReady(base.String()+"/readyz", serverStartTimeout); err != nil {
-		t.Fatalf("%v; log:\n%s", err, logs.tail())
-	}
-	return base, tokens
-}
-
-func stopServer(t *testing.T, cmd *exec.Cmd) {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("the server exited badly after SIGTERM: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Errorf("the server did not stop within 10s of SIGTERM; killed it")
-	}
-}
-
-// waitReady polls url until it answers 200 or the timeout passes.
-func waitReady(u string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		res, err := client.Get(u)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, res.Body)
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = errors.New(res.Status)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("GET %s not ready after %v: %w", u, timeout, err)
-		}
-		<-tick.C
-	}
-}
-
-// serverLog keeps the server's log and reports the API address it logs
-// ("msg=listening listener=api addr=127.0.0.1:PORT").
-type serverLog struct {
-	addr chan string
-	mu   sync.Mutex
-	buf  []string
-}
-
-var listeningRE = regexp.MustCompile(`msg=listening listener=api addr=(\S+)`)
-
-func (l *serverLog) scan(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
-		l.add(line)
-		if m := listeningRE.FindStringSubmatch(line); m != nil {
-			select {
-			case l.addr <- m[1]:
-			default:
-			}
-		}
-	}
-}
-
-func (l *serverLog) Write(p []byte) (int, error) {
-	l.add(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (l *serverLog) add(line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, line)
-	if len(l.buf) > 200 {
-		l.buf = l.buf[len(l.buf)-200:]
-	}
-}
-
-func (l *serverLog) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.buf, "\n")
+	p := harness.StartProcess(t, harness.ProcessOptions{Name: "server", Token: tokens.admin,
+		Args: []string{"--config", config, "--debug-listen", "off"}})
+	t.Cleanup(func() { p.Terminate(t) })
+	return &url.URL{Scheme: "http", Host: p.Addr}, tokens
 }

@@ -1,4 +1,4 @@
-package consoletest
+package console
 
 // The steps that work on keys: create, open, edit, conflict, delete,
 // errors and paging.

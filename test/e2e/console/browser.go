@@ -1,4 +1,4 @@
-package consoletest
+package console
 
 import (
 	"cmp"
@@ -17,6 +17,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"kvstore.dev/kvstore/test/harness"
 )
 
 const (
@@ -52,7 +54,7 @@ func newRunner(ctx context.Context, t testing.TB, baseURL, token string, opts Op
 	base := strings.TrimSuffix(baseURL, "/")
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("consoletest: base URL %q is not an http(s) URL", baseURL)
+		return nil, fmt.Errorf("console: base URL %q is not an http(s) URL", baseURL)
 	}
 	exe := opts.ChromiumPath
 	if exe == "" {
@@ -63,7 +65,7 @@ func newRunner(ctx context.Context, t testing.TB, baseURL, token string, opts Op
 		prefix = "demo/run-" + strings.ToLower(rand.Text()[:10]) + "/"
 	}
 	if !strings.HasSuffix(prefix, "/") {
-		return nil, fmt.Errorf("consoletest: key prefix %q must end in \"/\"", prefix)
+		return nil, fmt.Errorf("console: key prefix %q must end in \"/\"", prefix)
 	}
 	artifacts, err := artifactsDir(t, opts.ArtifactsDir)
 	if err != nil {
@@ -95,12 +97,12 @@ func newRunner(ctx context.Context, t testing.TB, baseURL, token string, opts Op
 	start := time.Now()
 	if err := chromedp.Do(tabCtx); err != nil { // starts the browser and opens the tab
 		r.close()
-		return nil, fmt.Errorf("consoletest: starting %s: %w\nchromium output (tail):\n%s", exe, err, r.output.tail(4<<10))
+		return nil, fmt.Errorf("console: starting %s: %w\nchromium output (tail):\n%s", exe, err, r.output.tail(4<<10))
 	}
-	t.Logf("consoletest: chromium started in %v (%s)", time.Since(start).Round(time.Millisecond), exe)
+	t.Logf("console: chromium started in %v (%s)", time.Since(start).Round(time.Millisecond), exe)
 	if err := chromedp.Listen(tabCtx, r.mon.handle); err != nil {
 		r.close()
-		return nil, fmt.Errorf("consoletest: listening to the tab: %w", err)
+		return nil, fmt.Errorf("console: listening to the tab: %w", err)
 	}
 	r.acceptDialogs()
 	return r, nil
@@ -167,23 +169,23 @@ func (r *runner) screenshot(name string) error {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		return fmt.Errorf("saving the screenshot: %w", err)
 	}
-	r.t.Logf("consoletest: screenshot saved to %s", path)
+	r.t.Logf("console: screenshot saved to %s", path)
 	return nil
 }
 
 func artifactsDir(t testing.TB, dir string) (string, error) {
 	if dir == "" {
-		dir = os.Getenv(ArtifactsEnv)
+		dir = os.Getenv(harness.ArtifactsEnv)
 	}
 	if dir == "" {
 		return t.TempDir(), nil
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", fmt.Errorf("consoletest: artifacts directory: %w", err)
+		return "", fmt.Errorf("console: artifacts directory: %w", err)
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return "", fmt.Errorf("consoletest: artifacts directory: %w", err)
+		return "", fmt.Errorf("console: artifacts directory: %w", err)
 	}
 	return abs, nil
 }

@@ -1,4 +1,4 @@
-package consoletest
+package console
 
 import (
 	"context"
@@ -43,9 +43,9 @@ func (r *runner) run() error {
 	for i, s := range steps {
 		start := time.Now()
 		if err := s.run(); err != nil {
-			return r.failure(fmt.Errorf("consoletest: step %d/%d %q: %w", i+1, len(steps), s.name, err))
+			return r.failure(fmt.Errorf("console: step %d/%d %q: %w", i+1, len(steps), s.name, err))
 		}
-		r.t.Logf("consoletest: %2d/%d %-42s ok (%v)", i+1, len(steps), s.name, time.Since(start).Round(time.Millisecond))
+		r.t.Logf("console: %2d/%d %-42s ok (%v)", i+1, len(steps), s.name, time.Since(start).Round(time.Millisecond))
 	}
 	return r.mon.err()
 }
@@ -73,7 +73,7 @@ func (r *runner) cleanup() {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), stepTimeout)
 	defer cancel()
 	if err := r.api.deletePrefix(ctx, r.prefix); err != nil {
-		r.t.Logf("consoletest: cleaning up the keys under %s: %v", r.prefix, err)
+		r.t.Logf("console: cleaning up the keys under %s: %v", r.prefix, err)
 	}
 }
 
@@ -119,7 +119,7 @@ func (r *runner) signIn() error {
 	if version == "" {
 		return errors.New("the server version is not shown")
 	}
-	r.t.Logf("consoletest: signed in; the console shows server version %s", version)
+	r.t.Logf("console: signed in; the console shows server version %s", version)
 	return r.checkTokenStorage(true)
 }
 

@@ -1,16 +1,16 @@
-// Package consoletest drives kvstore's web console (package web) in a real
+// Package console drives kvstore's web console (package web) in a real
 // browser, Debian's chromium through chromedp, through one whole flow: sign
 // in with a token, create a key with a TTL, list it, open it, edit it, see
 // changes made by others arrive live, get a 412 for a concurrent edit,
 // delete it after a confirmation dialog, show a problem+json error, and
 // sign out. The direct API calls it makes to check each step go to the same
 // base URL, so the flow works against the server with the console mounted,
-// a test proxy (web/browser_test.go) or nginx over HTTPS (the compose e2e
+// a test proxy (browser_test.go here) or nginx over HTTPS (the compose e2e
 // test).
 //
 // The browser is never downloaded: chromium must be installed
 // (hack/install-chromium.sh); RequireChromium finds it or skips the test.
-package consoletest
+package console
 
 import (
 	"context"
@@ -22,10 +22,6 @@ import (
 	"os/exec"
 	"testing"
 )
-
-// ArtifactsEnv names the directory where Run saves its screenshots; when it
-// is unset they go to a t.TempDir().
-const ArtifactsEnv = "KVSTORE_TEST_ARTIFACTS"
 
 // Options configure Run. The zero value suits a plain-HTTP console on
 // loopback.

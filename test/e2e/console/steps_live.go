@@ -1,4 +1,4 @@
-package consoletest
+package console
 
 // The steps about the watch stream: live changes, resumption after a
 // disconnect, and 410 compacted.
@@ -46,7 +46,7 @@ func (r *runner) liveChanges() error {
 // and checks that the change arrives once the console has reconnected.
 func (r *runner) resume() error {
 	if r.cutWatch == nil {
-		r.t.Logf("consoletest: no Options.CutWatch; not testing the watch's reconnection")
+		r.t.Logf("console: no Options.CutWatch; not testing the watch's reconnection")
 		return nil
 	}
 	key := r.key("while-away")
@@ -76,7 +76,7 @@ func (r *runner) resume() error {
 // it reloads the list (showing a key written meanwhile) and watches again.
 func (r *runner) compacted() error {
 	if r.compact == nil {
-		r.t.Logf("consoletest: no Options.CompactWatch; not testing 410 compacted")
+		r.t.Logf("console: no Options.CompactWatch; not testing 410 compacted")
 		return nil
 	}
 	key := r.key("after-compaction")
