@@ -53,7 +53,7 @@ func exclusive(t testing.TB) {
 		t.Fatalf("docker test lock: %v", err)
 	}
 	if waited := time.Since(start); waited > time.Second {
-		t.Logf("dockertest: waited %s for another Docker suite", waited.Round(time.Second))
+		t.Logf("harness: waited %s for another Docker suite", waited.Round(time.Second))
 	}
 	t.Cleanup(func() {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
