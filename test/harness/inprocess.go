@@ -18,12 +18,13 @@ type InProcess struct {
 }
 
 // StartInProcess runs server.Run with cfg, after Validate, and returns once
-// the API listens. An empty cfg.DataDir is a new t.TempDir(). The server is
+// the API listens. cfg.DataDir, when empty or config.Default's, becomes a
+// new t.TempDir(). The server is
 // stopped when the test ends, which fails if Run returns an error or does
 // not return within 20s; a failed test prints the server's log.
 func StartInProcess(t testing.TB, cfg config.Config) *InProcess {
 	t.Helper()
-	if cfg.DataDir == "" {
+	if cfg.DataDir == "" || cfg.DataDir == config.Default().DataDir {
 		cfg.DataDir = t.TempDir()
 	}
 	if err := cfg.Validate(); err != nil {
