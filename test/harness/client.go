@@ -76,11 +76,16 @@ func (r Reply) String() string {
 
 // Do sends one request; header holds name, value pairs.
 func (c *Client) Do(method, path string, body []byte, header ...string) Reply {
+	return c.DoContext(context.Background(), method, path, body, header...)
+}
+
+// DoContext is Do with a context.
+func (c *Client) DoContext(ctx context.Context, method, path string, body []byte, header ...string) Reply {
 	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {

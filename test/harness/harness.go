@@ -24,19 +24,20 @@ const ArtifactsEnv = "KVSTORE_TEST_ARTIFACTS"
 const PollInterval = 25 * time.Millisecond
 
 // binaries are the binaries Binary knows: the environment variable that
-// names a prebuilt one (the Makefile's test target sets them) and the
-// package to build otherwise.
-var binaries = map[string]struct{ env, pkg string }{
-	"server":   {"KVSTORE_SERVER_BIN", "./cmd/server"},
-	"operator": {"KVSTORE_OPERATOR_BIN", "./cmd/operator"},
+// names a prebuilt one (the Makefile's test target sets them), and the
+// build, once per test process, of the package otherwise.
+var binaries = map[string]struct {
+	env   string
+	build func() (string, error)
+}{
+	"server":   {"KVSTORE_SERVER_BIN", sync.OnceValues(func() (string, error) { return build("server", "./cmd/server") })},
+	"operator": {"KVSTORE_OPERATOR_BIN", sync.OnceValues(func() (string, error) { return build("operator", "./cmd/operator") })},
 }
 
-var built struct {
+// buildDir is where Binary builds; Main removes it.
+var buildDir struct {
 	sync.Mutex
-	dir  string
-	once map[string]*sync.Once
-	path map[string]string
-	err  map[string]error
+	path string
 }
 
 // Root is the repository's root directory.
@@ -65,42 +66,25 @@ func Binary(t testing.TB, name string) string {
 		}
 		return p
 	}
-	built.Lock()
-	if built.once == nil {
-		built.once, built.path, built.err = map[string]*sync.Once{}, map[string]string{}, map[string]error{}
-	}
-	once, ok := built.once[name]
-	if !ok {
-		once = new(sync.Once)
-		built.once[name] = once
-	}
-	built.Unlock()
-	once.Do(func() {
-		path, err := build(name, b.pkg)
-		built.Lock()
-		built.path[name], built.err[name] = path, err
-		built.Unlock()
-	})
-	built.Lock()
-	defer built.Unlock()
-	if err := built.err[name]; err != nil {
+	p, err := b.build()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return built.path[name]
+	return p
 }
 
 func build(name, pkg string) (string, error) {
-	built.Lock()
-	if built.dir == "" {
+	buildDir.Lock()
+	if buildDir.path == "" {
 		dir, err := os.MkdirTemp("", "kvstore-harness-")
 		if err != nil {
-			built.Unlock()
+			buildDir.Unlock()
 			return "", err
 		}
-		built.dir = dir
+		buildDir.path = dir
 	}
-	bin := filepath.Join(built.dir, name)
-	built.Unlock()
+	bin := filepath.Join(buildDir.path, name)
+	buildDir.Unlock()
 	// "go test" puts $GOROOT/bin first in the PATH of the test binary.
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
@@ -118,11 +102,11 @@ func build(name, pkg string) (string, error) {
 // an end-to-end package's TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
-	built.Lock()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
+	buildDir.Lock()
+	if buildDir.path != "" {
+		os.RemoveAll(buildDir.path)
 	}
-	built.Unlock()
+	buildDir.Unlock()
 	os.Exit(code)
 }
 

@@ -4,59 +4,38 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
+
+	"kvstore.dev/kvstore/test/harness"
+	"kvstore.dev/kvstore/wire"
 )
 
 // apiClient makes the flow's own calls to the API, to check what the
 // console did and to change keys behind its back.
-type apiClient struct {
-	base  string
-	token string
-	hc    *http.Client
+type apiClient struct{ c *harness.Client }
+
+func newAPIClient(base, token string, hc *http.Client) *apiClient {
+	return &apiClient{&harness.Client{URL: base, Token: token, HC: hc, Timeout: stepTimeout}}
 }
 
-// keyURL percent-encodes each segment of key, as the console does.
-func (a *apiClient) keyURL(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
+// do sends one request; an error means no answer, or a body cut short.
+func (a *apiClient) do(ctx context.Context, method, path string, body []byte, header ...string) (harness.Reply, error) {
+	r := a.c.DoContext(ctx, method, path, body, header...)
+	if r.Err != nil {
+		return r, fmt.Errorf("%s %s: %w", method, path, r.Err)
 	}
-	return a.base + "/api/v1/kv/" + strings.Join(segs, "/")
+	return r, nil
 }
 
-func (a *apiClient) do(ctx context.Context, method, u string, body io.Reader, header http.Header) (*http.Response, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("building %s %s: %w", method, u, err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	res, err := a.hc.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", method, u, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: reading the body: %w", method, u, err)
-	}
-	return res, b, nil
-}
-
-// get reads key; a missing key is status 404 and no error.
+// get reads key (each segment percent-encoded, as the console does); a
+// missing key is status 404 and no error.
 func (a *apiClient) get(ctx context.Context, key string) (int, string, http.Header, error) {
-	res, body, err := a.do(ctx, http.MethodGet, a.keyURL(key), nil, nil)
+	r, err := a.do(ctx, http.MethodGet, wire.KeyPath(key), nil)
 	if err != nil {
 		return 0, "", nil, err
 	}
-	return res.StatusCode, string(body), res.Header, nil
+	return r.Status, string(r.Body), r.Header, nil
 }
 
 // wantValue checks that key holds value.
@@ -90,26 +69,24 @@ func (a *apiClient) put(ctx context.Context, key, value string) error {
 
 // putTyped writes value (any bytes) with a content type.
 func (a *apiClient) putTyped(ctx context.Context, key, value, contentType string) error {
-	h := http.Header{"Content-Type": {contentType}}
-	res, body, err := a.do(ctx, http.MethodPut, a.keyURL(key), strings.NewReader(value), h)
+	r, err := a.do(ctx, http.MethodPut, wire.KeyPath(key), []byte(value), "Content-Type", contentType)
 	if err != nil {
 		return err
 	}
-	if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusCreated {
-		return fmt.Errorf("PUT %s: %s %s", key, res.Status, body)
+	if r.Status != http.StatusOK && r.Status != http.StatusCreated {
+		return fmt.Errorf("PUT %s: %d %s", key, r.Status, r.Body)
 	}
 	return nil
 }
 
 // deletePrefix removes every key under prefix.
 func (a *apiClient) deletePrefix(ctx context.Context, prefix string) error {
-	u := a.base + "/api/v1/kv?" + url.Values{"prefix": {prefix}}.Encode()
-	res, body, err := a.do(ctx, http.MethodDelete, u, nil, nil)
+	r, err := a.do(ctx, http.MethodDelete, wire.PathKV+"?"+url.Values{"prefix": {prefix}}.Encode(), nil)
 	if err != nil {
 		return err
 	}
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("DELETE ?prefix=%s: %s %s", prefix, res.Status, body)
+	if r.Status != http.StatusOK {
+		return fmt.Errorf("DELETE ?prefix=%s: %d %s", prefix, r.Status, r.Body)
 	}
 	return nil
 }
@@ -117,18 +94,18 @@ func (a *apiClient) deletePrefix(ctx context.Context, prefix string) error {
 // keyCount is the number of keys GET /api/v1/status reports; ok is false
 // when the token is not an admin's, which is not told the count.
 func (a *apiClient) keyCount(ctx context.Context) (n int64, ok bool, err error) {
-	res, body, err := a.do(ctx, http.MethodGet, a.base+"/api/v1/status", nil, nil)
+	r, err := a.do(ctx, http.MethodGet, wire.PathStatus, nil)
 	if err != nil {
 		return 0, false, err
 	}
-	if res.StatusCode != http.StatusOK {
-		return 0, false, fmt.Errorf("GET /api/v1/status: %s %s", res.Status, body)
+	if r.Status != http.StatusOK {
+		return 0, false, fmt.Errorf("GET %s: %d %s", wire.PathStatus, r.Status, r.Body)
 	}
 	var st struct {
 		Keys *int64 `json:"keys"`
 	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return 0, false, fmt.Errorf("GET /api/v1/status: %w", err)
+	if err := json.Unmarshal(r.Body, &st); err != nil {
+		return 0, false, fmt.Errorf("GET %s: %w", wire.PathStatus, err)
 	}
 	if st.Keys == nil {
 		return 0, false, nil

@@ -83,7 +83,7 @@ func newRunner(ctx context.Context, t testing.TB, baseURL, token string, opts Op
 		prefix:    prefix,
 		artifacts: artifacts,
 		name:      cmp.Or(opts.Name, "console"),
-		api:       &apiClient{base: base, token: token, hc: hc},
+		api:       newAPIClient(base, token, hc),
 		cutWatch:  opts.CutWatch,
 		compact:   opts.CompactWatch,
 		mon:       newMonitor(u, token),
