@@ -1,13 +1,11 @@
 package harness
 
 import (
-	"errors"
 	"net/http"
 	"syscall"
 	"testing"
 	"time"
 
-	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/wire"
 )
 
@@ -56,30 +54,5 @@ func TestCluster(t *testing.T) {
 	})
 	if st.LeaderID != leader.ID {
 		t.Errorf("a follower names leader %q, want %q", st.LeaderID, leader.ID)
-	}
-}
-
-// TestInProcess runs server.Run in the test process.
-func TestInProcess(t *testing.T) {
-	cfg := config.Default()
-	cfg.Listen, cfg.DebugListen = "127.0.0.1:0", ""
-	cfg.Log.Level = "warn"
-	s := StartInProcess(t, cfg)
-	c := NewClient(t, s.URL, "")
-	if r := c.Do(http.MethodGet, wire.PathHealthz, nil); r.Status != http.StatusOK {
-		t.Fatalf("GET /healthz: %v", r)
-	}
-}
-
-func TestEventually(t *testing.T) {
-	n := 0
-	Eventually(t, "the third call", time.Second, func() error {
-		if n++; n < 3 {
-			return errors.New("not yet")
-		}
-		return nil
-	})
-	if _, err := Poll(3*PollInterval, func() error { return errors.New("never") }); err == nil {
-		t.Error("Poll of a condition that never holds returned nil")
 	}
 }

@@ -59,8 +59,7 @@ type Process struct {
 	logPath string
 
 	mu   sync.Mutex
-	cur  *run
-	runs []*run // every run, cur last
+	runs []*run // every run, the current one last
 }
 
 // run is one execution of the binary.
@@ -145,7 +144,7 @@ func (p *Process) Start(t testing.TB, extra ...string) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur != nil && !exited(p.cur) {
+	if n := len(p.runs); n > 0 && !exited(p.runs[n-1]) {
 		t.Fatalf("%s: Start while it runs", p.Name)
 	}
 	args := append([]string{
@@ -163,7 +162,6 @@ func (p *Process) Start(t testing.TB, extra ...string) {
 		}
 	}
 	r.cmd.Env = append(append(env, "KVSTORE_ADMIN_TOKEN="+p.Token), p.Env...)
-	var out io.Writer = r.output
 	if err := os.MkdirAll(filepath.Dir(p.logPath), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +170,7 @@ func (p *Process) Start(t testing.TB, extra ...string) {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(f, "--- %s %s %s\n", time.Now().Format(time.RFC3339Nano), p.Bin, strings.Join(r.cmd.Args[1:], " "))
-	out = io.MultiWriter(r.output, f)
+	out := io.MultiWriter(r.output, f)
 	r.cmd.Stdout, r.cmd.Stderr = out, out
 	// Don't hang in Wait if the server leaves a child holding the pipes.
 	r.cmd.WaitDelay = 2 * time.Second
@@ -185,7 +183,6 @@ func (p *Process) Start(t testing.TB, extra ...string) {
 		f.Close()
 		close(r.done)
 	}()
-	p.cur = r
 	p.runs = append(p.runs, r)
 }
 
@@ -202,7 +199,10 @@ func (p *Process) Restart(t testing.TB, timeout time.Duration, extra ...string) 
 func (p *Process) run() *run {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cur
+	if len(p.runs) == 0 {
+		return nil
+	}
+	return p.runs[len(p.runs)-1]
 }
 
 // Fatalf fails the test with a message and the tail of the current run's
