@@ -80,14 +80,14 @@ func TestClusterMembershipUnderLoad(t *testing.T) {
 	}
 
 	// The writers go on until enough writes spanned the changes.
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); <-time.After(50 * time.Millisecond) {
+	_, _ = harness.Poll(30*time.Second, func() error {
 		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 50 {
-			break
+		defer mu.Unlock()
+		if len(acked) < 50 {
+			return fmt.Errorf("%d acknowledged", len(acked))
 		}
-	}
+		return nil
+	})
 	close(stop)
 	wg.Wait()
 	mu.Lock()

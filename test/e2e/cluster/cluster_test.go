@@ -69,17 +69,14 @@ func TestClusterKillLeaderUnderLoad(t *testing.T) {
 		}()
 	}
 	waitAcks := func(n int) {
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
+		harness.Eventually(t, fmt.Sprintf("%d acknowledged writes", n), 20*time.Second, func() error {
 			mu.Lock()
-			got := len(acked)
-			mu.Unlock()
-			if got >= n {
-				return
+			defer mu.Unlock()
+			if len(acked) < n {
+				return fmt.Errorf("%d", len(acked))
 			}
-			<-time.After(10 * time.Millisecond)
-		}
-		t.Fatalf("fewer than %d acknowledged writes after 20s", n)
+			return nil
+		})
 	}
 	waitAcks(300)
 	leader.Kill(t)

@@ -53,17 +53,26 @@ func composeCmd() []string {
 	return []string{"docker-compose"}
 }
 
-func (s *stack) compose(t *testing.T, args ...string) string {
-	t.Helper()
+// composeRun runs compose on the stack's project.
+func (s *stack) composeRun(args ...string) (string, error) {
 	c := composeCmd()
 	full := append(append(c[1:], "-p", project, "-f", filepath.Join(s.dir, "compose.yaml")), args...)
 	cmd := exec.Command(c[0], full...)
 	cmd.Env = s.env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", c[0], strings.Join(full, " "), err, out)
+		return string(out), fmt.Errorf("%s %s: %v\n%s", c[0], strings.Join(full, " "), err, out)
 	}
-	return string(out)
+	return string(out), nil
+}
+
+func (s *stack) compose(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := s.composeRun(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -92,17 +101,11 @@ func up(t *testing.T) *stack {
 	s.compose(t, "down", "-v", "--remove-orphans")
 	t.Cleanup(func() {
 		if t.Failed() {
-			c := composeCmd()
-			cmd := exec.Command(c[0], append(c[1:], "-p", project, "-f", filepath.Join(s.dir, "compose.yaml"), "logs", "--no-color", "--tail", "80")...)
-			cmd.Env = s.env
-			out, _ := cmd.CombinedOutput()
+			out, _ := s.composeRun("logs", "--no-color", "--tail", "80")
 			t.Logf("compose logs:\n%s", out)
 		}
-		c := composeCmd()
-		cmd := exec.Command(c[0], append(c[1:], "-p", project, "-f", filepath.Join(s.dir, "compose.yaml"), "down", "-v", "--remove-orphans")...)
-		cmd.Env = s.env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("compose down: %v\n%s", err, out)
+		if _, err := s.composeRun("down", "-v", "--remove-orphans"); err != nil {
+			t.Errorf("compose down: %v", err)
 		}
 	})
 	s.start(t)
