@@ -265,14 +265,6 @@ func (p *Process) WaitErr() error { return p.run().waitErr }
 // Output is everything the current run wrote to stdout and stderr.
 func (p *Process) Output() string { return p.run().output.String() }
 
-// OutputTail is the end of Output, for messages; it marks the output as
-// shown, so that the cleanup does not print it again.
-func (p *Process) OutputTail() string {
-	r := p.run()
-	r.shown = true
-	return tail(r.output.String())
-}
-
 func exited(r *run) bool {
 	select {
 	case <-r.done:

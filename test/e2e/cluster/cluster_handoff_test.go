@@ -97,7 +97,7 @@ func TestClusterLeaderHandOffOnSIGTERM(t *testing.T) {
 
 	line, ok := findHandOff(leader.Output())
 	if !ok {
-		t.Fatalf("%s stopped without logging a leadership hand-off; output (tail):\n%s", leader.ID, leader.OutputTail())
+		leader.Fatalf(t, "%s stopped without logging a leadership hand-off", leader.ID)
 	}
 	to := cl.Node(line.To)
 	if to == nil || to == leader {

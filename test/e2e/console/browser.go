@@ -175,10 +175,7 @@ func (r *runner) screenshot(name string) error {
 
 func artifactsDir(t testing.TB, dir string) (string, error) {
 	if dir == "" {
-		dir = os.Getenv(harness.ArtifactsEnv)
-	}
-	if dir == "" {
-		return t.TempDir(), nil
+		dir = harness.ArtifactsDir(t)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
