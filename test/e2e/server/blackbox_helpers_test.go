@@ -17,13 +17,6 @@ import (
 
 func TestMain(m *testing.M) { harness.Main(m) }
 
-// startServer runs the server binary on dataDir with the admin token and
-// returns once it is ready.
-func startServer(t *testing.T, bin, dataDir, token string) *harness.Process {
-	t.Helper()
-	return harness.StartProcess(t, harness.ProcessOptions{Bin: bin, DataDir: dataDir, Token: token})
-}
-
 // putResult is what a PUT answered. An error from put instead means the
 // outcome of the write is unknown.
 type putResult struct {

@@ -33,14 +33,12 @@ const (
 // mid-stream, several rounds on one data directory, and checks after each
 // restart that no acknowledged write was lost.
 func TestCrashDurability(t *testing.T) {
-	bin := harness.Binary(t, "server")
-	dataDir := t.TempDir()
-	token := harness.Token()
+	o := harness.ProcessOptions{DataDir: t.TempDir(), Token: harness.Token()}
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w := newWorkload(crashWriters, seed)
 
-	p := startServer(t, bin, dataDir, token)
+	p := harness.StartProcess(t, o)
 	for round := 1; round <= crashRounds; round++ {
 		w.round = round
 		// Kill after a random number of acknowledged writes: some hundreds.
@@ -54,7 +52,7 @@ func TestCrashDurability(t *testing.T) {
 		if t.Failed() {
 			t.FailNow()
 		}
-		p = startServer(t, bin, dataDir, token)
+		p = harness.StartProcess(t, o)
 		w.verify(t, p.Client(t), fmt.Sprintf("after SIGKILL in round %d", round))
 	}
 }
@@ -62,12 +60,10 @@ func TestCrashDurability(t *testing.T) {
 // TestGracefulShutdown checks that SIGTERM, even with writes in flight, makes
 // the server exit 0 promptly and keep every acknowledged write.
 func TestGracefulShutdown(t *testing.T) {
-	bin := harness.Binary(t, "server")
-	dataDir := t.TempDir()
-	token := harness.Token()
+	o := harness.ProcessOptions{DataDir: t.TempDir(), Token: harness.Token()}
 	seed := testSeed(t)
 
-	p := startServer(t, bin, dataDir, token)
+	p := harness.StartProcess(t, o)
 	c := p.Client(t)
 	// Writes that all finish before the signal: each must survive as is.
 	want := make(map[string][]byte)
@@ -90,7 +86,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.FailNow()
 	}
 
-	p = startServer(t, bin, dataDir, token)
+	p = harness.StartProcess(t, o)
 	c = p.Client(t)
 	for key, v := range want {
 		mustGet(t, c, key, v)
@@ -110,10 +106,9 @@ func TestRestartKeepsData(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			dataDir := t.TempDir()
-			token := harness.Token()
+			o := harness.ProcessOptions{Bin: bin, DataDir: t.TempDir(), Token: harness.Token()}
 
-			p := startServer(t, bin, dataDir, token)
+			p := harness.StartProcess(t, o)
 			c := p.Client(t)
 			mustPut(t, c, "a", []byte("a1"), http.StatusCreated)
 			mustPut(t, c, "b", []byte("b1"), http.StatusCreated)
@@ -122,7 +117,7 @@ func TestRestartKeepsData(t *testing.T) {
 			mustPut(t, c, "bin", []byte{0, 1, 2, 0xfe, 0xff, '\n'}, http.StatusCreated)
 			tc.stop(t, p)
 
-			p = startServer(t, bin, dataDir, token)
+			p = harness.StartProcess(t, o)
 			c = p.Client(t)
 			mustGet(t, c, "a", []byte("a2"))
 			mustGet(t, c, "b", []byte("b1"))
@@ -136,7 +131,7 @@ func TestRestartKeepsData(t *testing.T) {
 			mustPut(t, c, "d", []byte("d1"), http.StatusCreated)
 			tc.stop(t, p)
 
-			p = startServer(t, bin, dataDir, token)
+			p = harness.StartProcess(t, o)
 			c = p.Client(t)
 			mustGet(t, c, "a", []byte("a3"))
 			mustGet(t, c, "d", []byte("d1"))
