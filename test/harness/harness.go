@@ -35,10 +35,7 @@ var binaries = map[string]struct {
 }
 
 // buildDir is where Binary builds; Main removes it.
-var buildDir struct {
-	sync.Mutex
-	path string
-}
+var buildDir = sync.OnceValues(func() (string, error) { return os.MkdirTemp("", "kvstore-harness-") })
 
 // Root is the repository's root directory.
 func Root() string {
@@ -74,17 +71,11 @@ func Binary(t testing.TB, name string) string {
 }
 
 func build(name, pkg string) (string, error) {
-	buildDir.Lock()
-	if buildDir.path == "" {
-		dir, err := os.MkdirTemp("", "kvstore-harness-")
-		if err != nil {
-			buildDir.Unlock()
-			return "", err
-		}
-		buildDir.path = dir
+	dir, err := buildDir()
+	if err != nil {
+		return "", err
 	}
-	bin := filepath.Join(buildDir.path, name)
-	buildDir.Unlock()
+	bin := filepath.Join(dir, name)
 	// "go test" puts $GOROOT/bin first in the PATH of the test binary.
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
@@ -102,11 +93,9 @@ func build(name, pkg string) (string, error) {
 // an end-to-end package's TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
-	buildDir.Lock()
-	if buildDir.path != "" {
-		os.RemoveAll(buildDir.path)
+	if dir, err := buildDir(); err == nil {
+		os.RemoveAll(dir)
 	}
-	buildDir.Unlock()
 	os.Exit(code)
 }
 

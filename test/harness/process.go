@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,10 +72,8 @@ type run struct {
 	shown   bool          // a failure message already quoted the output
 }
 
-var processSeq struct {
-	sync.Mutex
-	n int
-}
+// processSeq numbers the processes that have no name.
+var processSeq atomic.Int64
 
 // NewProcess fills in o's defaults and registers the cleanup, without
 // starting anything; Start (or Restart) runs the binary.
@@ -84,10 +83,7 @@ func NewProcess(t testing.TB, o ProcessOptions) *Process {
 		o.Bin = Binary(t, "server")
 	}
 	if o.Name == "" {
-		processSeq.Lock()
-		processSeq.n++
-		o.Name = fmt.Sprintf("server #%d", processSeq.n)
-		processSeq.Unlock()
+		o.Name = fmt.Sprintf("server #%d", processSeq.Add(1))
 	}
 	if o.DataDir == "" {
 		o.DataDir = t.TempDir()
