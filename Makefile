@@ -101,7 +101,8 @@ test-deps: ## Install what the tests need: Debian's chromium; kube-apiserver, et
 	hack/install-helm.sh >/dev/null
 
 .PHONY: test
-test: lint test-deps verify-generated ## Install what the tests need, then run every test (unit, envtest, black-box, browser, compose, fuzz seeds).
+test: lint test-deps verify-generated build build-operator ## Install what the tests need, build the binaries once, then run every test (unit, envtest, test/e2e, fuzz seeds).
+	KVSTORE_SERVER_BIN=$(BIN)/kvstore KVSTORE_OPERATOR_BIN=$(BIN)/kvstore-operator \
 	KUBEBUILDER_ASSETS="$$(hack/envtest-bins.sh)" HELM="$$(hack/install-helm.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) $(GO) test -race -count=1 -timeout 30m ./...
 	cd bench && $(GO) test -count=1 ./...
 	cd hack/envtest && KUBEBUILDER_ASSETS="$$(../envtest-bins.sh)" $(GO) test -count=1 .

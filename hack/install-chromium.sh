@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-chromium.sh makes sure Debian's chromium (and fonts, so that
 # screenshots show text) is installed for the web console's browser tests
-# (web/browser_test.go, internal/consoletest). It does nothing when chromium
+# (test/e2e/console). It does nothing when chromium
 # is already on the PATH, so `make test` runs it every time. The tests drive
 # this system chromium; nothing ever downloads a browser of its own.
 #

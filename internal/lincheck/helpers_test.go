@@ -1,23 +1,18 @@
 package lincheck
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"kvstore.dev/kvstore/internal/config"
-	"kvstore.dev/kvstore/internal/server"
-	"kvstore.dev/kvstore/internal/testlog"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 const testToken = "lincheck-admin-token-0123456789"
@@ -27,43 +22,11 @@ const testToken = "lincheck-admin-token-0123456789"
 func startServer(t *testing.T) string {
 	t.Helper()
 	cfg := config.Default()
-	cfg.Listen, cfg.DebugListen, cfg.DataDir = "127.0.0.1:0", "", t.TempDir()
+	cfg.Listen, cfg.DebugListen = "127.0.0.1:0", ""
 	cfg.Console.Enabled = false
 	cfg.Log.Level = "warn"
 	cfg.Auth.Tokens = []config.Token{{Name: "lincheck", Token: testToken, Role: "admin"}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	logs := &testlog.Buffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan string, 1)
-	go func() {
-		done <- server.Run(ctx, cfg, server.NewLogger(cfg.Log, logs), func(api, _ net.Addr) { ready <- api.String() })
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("server.Run: %v\n%s", err, logs)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server.Run returned %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("server did not stop")
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs)
-		}
-	})
-	return "http://" + addr
+	return harness.StartInProcess(t, cfg).URL
 }
 
 // startProxy serves a reverse proxy to upstream, its handler wrapped by
@@ -89,16 +52,7 @@ func startProxy(t *testing.T, upstream string, wrap func(http.Handler) http.Hand
 func passthrough(next http.Handler) http.Handler { return next }
 
 // deadEndpoint returns the base URL of a loopback port nobody listens on.
-func deadEndpoint(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
+func deadEndpoint(t *testing.T) string { return "http://" + harness.FreeAddr(t) }
 
 // staleReads answers every key GET from the first answer it got for that
 // key, forever: a replica that stopped applying the log but still serves
@@ -167,9 +121,4 @@ func flakyWrites(next http.Handler) http.Handler {
 }
 
 // artifactDir is where a test keeps what lincheck saves.
-func artifactDir(t *testing.T) string {
-	if dir := os.Getenv(ArtifactsEnv); dir != "" {
-		return dir
-	}
-	return t.TempDir()
-}
+func artifactDir(t *testing.T) string { return harness.ArtifactsDir(t) }
