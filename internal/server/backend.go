@@ -13,6 +13,7 @@ import (
 	"kvstore.dev/kvstore/internal/httpapi"
 	"kvstore.dev/kvstore/internal/metrics"
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/wire"
 )
 
 type httpapiBackend = httpapi.Backend
@@ -85,7 +86,7 @@ func (b clusterBackend) ClusterStatus(ctx context.Context) (any, error) {
 }
 
 func (b clusterBackend) AddMember(ctx context.Context, id, address string, voter bool) error {
-	return b.node.AddMember(ctx, cluster.MemberRequest{ID: id, Address: address, Voter: voter})
+	return b.node.AddMember(ctx, wire.AddMemberRequest{ID: id, Address: address, Voter: &voter})
 }
 
 func (b clusterBackend) RemoveMember(ctx context.Context, id string) error {
