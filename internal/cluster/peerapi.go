@@ -62,7 +62,7 @@ func (n *Node) peerHandler() http.Handler {
 		defer cancel()
 		writePeer(w, peerOK, n.addMember(ctx, m))
 	})
-	mux.HandleFunc("DELETE "+wire.PeerMemberPath("{id}"), func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("DELETE "+wire.PeerPathMembers+"/{id}", func(w http.ResponseWriter, r *http.Request) {
 		writePeer(w, peerOK, n.removeLocal(r.PathValue("id")))
 	})
 	mux.HandleFunc("GET "+wire.PeerPathStatus, func(w http.ResponseWriter, r *http.Request) {
@@ -142,7 +142,7 @@ func (c *peerClient) addMember(ctx context.Context, addr string, m wire.AddMembe
 	return c.call(ctx, c.timeout+time.Second, addr, http.MethodPost, wire.PeerPathMembers, body, nil)
 }
 
-// addLocal adds m on the leader, or passes it on to the leader. A server
+// addLocal adds m as the leader (errNotLeader on any other node). A server
 // asking for itself with JoinKept that is still a member is left as it is;
 // one asking with JoinEmpty whose id is a voter has lost the state that
 // voter had: its stale entry is removed (and committed) before it is added

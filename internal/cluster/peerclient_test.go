@@ -256,3 +256,28 @@ func TestStatusFanOut(t *testing.T) {
 		t.Errorf("the answering member was asked %d times, want 1", n)
 	}
 }
+
+// TestPeerRoutes: the peer API serves wire's paths, and answers a request
+// it refuses before touching Raft with a problem body.
+func TestPeerRoutes(t *testing.T) {
+	h := (&Node{}).peerHandler()
+	for name, tc := range map[string]struct {
+		method, path string
+		body         string
+		wantStatus   int
+		wantCode     string
+	}{
+		"remove a bad id": {http.MethodDelete, wire.PeerMemberPath("-bad"), "", http.StatusBadRequest, wire.CodeInvalidArgument},
+		"add a bad body":  {http.MethodPost, wire.PeerPathMembers, "{", http.StatusBadRequest, wire.CodeInvalidArgument},
+		"a bad proposal":  {http.MethodPost, wire.PeerPathPropose, "", http.StatusInternalServerError, wire.CodeInternal},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body)))
+			p := wire.ReadProblem(rec.Result())
+			if rec.Code != tc.wantStatus || p.Code != tc.wantCode {
+				t.Errorf("%s %s: %d %+v, want %d %s", tc.method, tc.path, rec.Code, p, tc.wantStatus, tc.wantCode)
+			}
+		})
+	}
+}
