@@ -117,8 +117,8 @@ type readIndexResponse struct {
 // readIndex asks the leader for a read index. An attempt is bounded (a
 // heartbeat round takes milliseconds); a leader that does not answer in
 // time counts as unreachable, and the caller follows the next one. Reads
-// change nothing, so retrying them is safe; an error answer other than
-// not_leader is store.ErrNoQuorum.
+// change nothing, so retrying them is safe: any other error is
+// store.ErrNoQuorum, retried like one.
 func (c *peerClient) readIndex(ctx context.Context, leader string) (uint64, error) {
 	var out readIndexResponse
 	err := c.call(ctx, readIndexTimeout, leader, http.MethodGet, wire.PeerPathReadIndex, nil, &out)
