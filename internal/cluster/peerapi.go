@@ -57,10 +57,9 @@ func (n *Node) peerHandler() http.Handler {
 			writePeer(w, nil, errNotLeader)
 			return
 		}
-		// A joining server may ask any member: a follower passes it on.
 		ctx, cancel := context.WithTimeout(r.Context(), n.cfg.ApplyTimeout)
 		defer cancel()
-		writePeer(w, peerOK, n.addMember(ctx, m))
+		writePeer(w, peerOK, n.passOn(ctx, m))
 	})
 	mux.HandleFunc("DELETE "+wire.PeerPathMembers+"/{id}", func(w http.ResponseWriter, r *http.Request) {
 		writePeer(w, peerOK, n.removeLocal(r.PathValue("id")))
@@ -119,6 +118,27 @@ func (n *Node) addMember(ctx context.Context, m wire.AddMemberRequest) error {
 	}
 	return n.peers.viaLeader(ctx, func() error { return n.addLocal(m) },
 		func(addr string) error { return n.peers.addMember(ctx, addr, m) })
+}
+
+// passOn adds m for the server that asked this node: here as the leader,
+// else passed on once to the leader (a joining server may ask any member).
+// It is not retried here: the asking server tries again, or asks another
+// member (Node.join).
+func (n *Node) passOn(ctx context.Context, m wire.AddMemberRequest) error {
+	if err := validateMember(m); err != nil {
+		return err
+	}
+	if n.raft.State() == raft.Leader {
+		return n.addLocal(m)
+	}
+	addr, err := n.peers.waitLeader(ctx)
+	if err != nil {
+		return err
+	}
+	if addr == n.cfg.PeerAdvertise {
+		return errNotLeader
+	}
+	return n.peers.addMember(ctx, addr, m)
 }
 
 // RemoveMember removes a server from the cluster (through the leader). An
