@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"kvstore.dev/kvstore/internal/store"
 )
@@ -39,22 +38,23 @@ type forwardRes struct {
 	err     error
 }
 
-// startForwarders starts the workers that send batched proposals.
-func (n *Node) startForwarders() {
-	n.forwardCh = make(chan *forwardReq, forwardMaxBatch)
+// startForwarders starts the workers that send batched proposals; they
+// end with stop.
+func (c *peerClient) startForwarders() {
+	c.forwardCh = make(chan *forwardReq, forwardMaxBatch)
 	for range forwardWorkers {
-		go n.forwardLoop()
+		go c.forwardLoop()
 	}
 }
 
 // forwardBatched queues cmds for the leader and waits for their results.
-func (n *Node) forwardBatched(ctx context.Context, leader string, cmds []store.Command) ([]store.Result, error) {
+func (c *peerClient) forwardBatched(ctx context.Context, leader string, cmds []store.Command) ([]store.Result, error) {
 	req := &forwardReq{ctx: ctx, leader: leader, cmds: cmds, done: make(chan forwardRes, 1)}
 	select {
-	case n.forwardCh <- req:
+	case c.forwardCh <- req:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("forward: %w before sending: %w", ctx.Err(), store.ErrNoQuorum)
-	case <-n.stop:
+	case <-c.stop:
 		return nil, store.ErrClosed
 	}
 	select {
@@ -65,12 +65,12 @@ func (n *Node) forwardBatched(ctx context.Context, leader string, cmds []store.C
 	}
 }
 
-func (n *Node) forwardLoop() {
+func (c *peerClient) forwardLoop() {
 	for {
 		var first *forwardReq
 		select {
-		case first = <-n.forwardCh:
-		case <-n.stop:
+		case first = <-c.forwardCh:
+		case <-c.stop:
 			return
 		}
 		batch := []*forwardReq{first}
@@ -78,10 +78,10 @@ func (n *Node) forwardLoop() {
 	drain:
 		for count < forwardMaxBatch && size < forwardMaxBytes {
 			select {
-			case r := <-n.forwardCh:
+			case r := <-c.forwardCh:
 				if r.leader != first.leader {
 					// Sent on its own: the leader changed meanwhile.
-					go n.sendBatch([]*forwardReq{r})
+					go c.sendBatch([]*forwardReq{r})
 					continue
 				}
 				batch = append(batch, r)
@@ -91,12 +91,12 @@ func (n *Node) forwardLoop() {
 				break drain
 			}
 		}
-		n.sendBatch(batch)
+		c.sendBatch(batch)
 	}
 }
 
 // sendBatch forwards a batch as one proposal and splits the results.
-func (n *Node) sendBatch(batch []*forwardReq) {
+func (c *peerClient) sendBatch(batch []*forwardReq) {
 	var cmds []store.Command
 	live := batch[:0]
 	for _, r := range batch {
@@ -112,10 +112,8 @@ func (n *Node) sendBatch(batch []*forwardReq) {
 	}
 	data, err := encodeCommands(cmds)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout+2*time.Second)
 		var results []store.Result
-		results, err = n.forward(ctx, live[0].leader, data)
-		cancel()
+		results, err = c.forward(live[0].leader, data)
 		if err == nil && len(results) != len(cmds) {
 			err = fmt.Errorf("forward: the leader answered %d results for %d commands: %w", len(results), len(cmds), store.ErrOutcomeUnknown)
 		}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"kvstore.dev/kvstore/internal/errcode"
+	"kvstore.dev/kvstore/wire"
 )
 
 // Limits of a member's id and address. An id names a server in the Raft
@@ -15,17 +16,6 @@ import (
 const (
 	maxMemberID   = 253 // a DNS name's length
 	maxMemberHost = 253
-)
-
-// Join states a server reports when it asks to be added (MemberRequest.Join).
-const (
-	// JoinEmpty: the asking server has no Raft state. Any entry under its
-	// id belongs to an earlier incarnation that has forgotten its log and
-	// its votes; the leader removes it before adding the server again.
-	JoinEmpty = "empty"
-	// JoinKept: the asking server restarted with its Raft state. If it is
-	// still a member nothing changes; if it was removed, it is added again.
-	JoinKept = "kept"
 )
 
 // ValidateMemberID reports whether id may name a cluster member: 1 to 253
@@ -86,7 +76,7 @@ func ValidateMemberAddress(addr string) error {
 }
 
 // validateMember checks a membership request's fields.
-func validateMember(m MemberRequest) error {
+func validateMember(m wire.AddMemberRequest) error {
 	if err := ValidateMemberID(m.ID); err != nil {
 		return err
 	}
@@ -94,9 +84,9 @@ func validateMember(m MemberRequest) error {
 		return err
 	}
 	switch m.Join {
-	case "", JoinEmpty, JoinKept:
+	case "", wire.JoinEmpty, wire.JoinKept:
 	default:
-		return fmt.Errorf("join: %q: want %q or %q: %w", truncateID(m.Join), JoinEmpty, JoinKept, errcode.ErrInvalidArgument)
+		return fmt.Errorf("join: %q: want %q or %q: %w", truncateID(m.Join), wire.JoinEmpty, wire.JoinKept, errcode.ErrInvalidArgument)
 	}
 	return nil
 }

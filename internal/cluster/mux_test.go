@@ -33,9 +33,10 @@ func (c *fakeClock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// startTestMux serves a peer mux on loopback with a peer HTTP server that
-// answers every request with 200, logging into the returned buffer.
-func startTestMux(t *testing.T, opts muxOptions) (*peerMux, *testlog.Buffer) {
+// startTestMux serves a peer mux on loopback with a peer HTTP server of h
+// (nil: one that answers every request with 200 "ok"), logging into the
+// returned buffer.
+func startTestMux(t *testing.T, opts muxOptions, h http.Handler) (*peerMux, *testlog.Buffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,7 +44,10 @@ func startTestMux(t *testing.T, opts muxOptions) (*peerMux, *testlog.Buffer) {
 	}
 	logs := &testlog.Buffer{}
 	m := startPeerMux(ln, muxTestToken, ln.Addr(), slog.New(slog.NewTextHandler(logs, nil)), opts)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	if h == nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	}
+	srv := &http.Server{Handler: h}
 	go func() { _ = srv.Serve(httpListener{m}) }()
 	t.Cleanup(func() {
 		m.close() // first: Serve returns only once the mux's Accept fails
@@ -109,7 +113,7 @@ func waitUntil(t *testing.T, what string, cond func() error) {
 func TestPeerMuxCapsUnauthenticated(t *testing.T) {
 	const limit, extra = 4, 3
 	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
-	m, logs := startTestMux(t, muxOptions{maxUnauthenticated: limit, preambleTimeout: time.Hour, logEvery: 10 * time.Second, now: clock.now})
+	m, logs := startTestMux(t, muxOptions{maxUnauthenticated: limit, preambleTimeout: time.Hour, logEvery: 10 * time.Second, now: clock.now}, nil)
 	addr := m.ln.Addr().String()
 
 	peer, err := dial(addr, kindHTTP, sha256.Sum256([]byte(muxTestToken)), 5*time.Second)
@@ -171,7 +175,7 @@ func TestPeerMuxCapsUnauthenticated(t *testing.T) {
 func TestPeerMuxRateLimitsWrongTokenLog(t *testing.T) {
 	const n = 5
 	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
-	m, logs := startTestMux(t, muxOptions{maxUnauthenticated: 64, preambleTimeout: time.Hour, logEvery: 10 * time.Second, now: clock.now})
+	m, logs := startTestMux(t, muxOptions{maxUnauthenticated: 64, preambleTimeout: time.Hour, logEvery: 10 * time.Second, now: clock.now}, nil)
 	addr := m.ln.Addr().String()
 	wrong := func() {
 		t.Helper()

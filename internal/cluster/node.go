@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/wire"
 )
 
 // Node is one member of a replicated store. Its methods are safe for
@@ -30,12 +31,10 @@ type Node struct {
 	logs      *raftboltdb.BoltStore
 	mux       *peerMux
 	peer      *http.Server
-	forwardCh chan *forwardReq // proposals a follower forwards, batched (batch.go)
-	pacer     *pacer           // puts the leader's proposals in its log (pacer.go)
-	flusher   *store.Flusher   // flushes the store by cfg.Flush; the pacer waits on it
-	client    *http.Client     // to other nodes' peer HTTP API
-	transport *http.Transport  // client's; its idle connections are dropped when the leader changes
-	digest    [sha256.Size]byte
+	pacer     *pacer          // puts the leader's proposals in its log (pacer.go)
+	flusher   *store.Flusher  // flushes the store by cfg.Flush; the pacer waits on it
+	peers     *peerClient     // to other nodes' peer HTTP API (peerclient.go)
+	transport *http.Transport // peers'; its idle connections are dropped when the leader changes
 
 	// readyTerm is the term in which this node, as leader, has applied
 	// everything committed before it (a barrier, run by the first read of
@@ -88,20 +87,14 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	}
 	f := newFSM(st, store.NewStamper(cfg.Clock))
 	f.onSnapshot = cfg.OnSnapshot
-	n := &Node{cfg: cfg, st: st, fsm: f, logs: logs, digest: sha256.Sum256([]byte(cfg.PeerToken)),
-		stop: make(chan struct{}), done: make(chan struct{})}
+	n := &Node{cfg: cfg, st: st, fsm: f, logs: logs, stop: make(chan struct{}), done: make(chan struct{})}
 	n.mux = newPeerMux(ln, cfg.PeerToken, advertiseAddr(cfg.PeerAdvertise), cfg.Logger)
 	transport := raft.NewNetworkTransportWithLogger(raftLayer{n.mux}, 3, 10*time.Second, hlog)
-	n.transport = &http.Transport{
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dial(addr, kindHTTP, n.digest, 2*time.Second)
-		},
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     30 * time.Second,
-		// A forwarded write is answered once applied: within ApplyTimeout.
-		ResponseHeaderTimeout: cfg.ApplyTimeout + 2*time.Second,
-	}
-	n.client = &http.Client{Transport: n.transport}
+	n.peers = newPeerClient(sha256.Sum256([]byte(cfg.PeerToken)), cfg.PeerAdvertise, func() string {
+		addr, _ := n.raft.LeaderWithID()
+		return string(addr)
+	}, cfg.ApplyTimeout, n.stop)
+	n.transport = n.peers.transport
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -147,7 +140,6 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
-	n.startForwarders()
 	n.flusher = store.StartFlusher(st, cfg.Flush, cfg.Logger, nil)
 	f.flusher = n.flusher
 	n.pacer = newPacer(n.stop, cfg.ApplyTimeout, f.clock, r.Apply)
@@ -199,7 +191,7 @@ func (n *Node) rejoin() {
 		case <-ctx.Done():
 		}
 	}()
-	if err := n.join(ctx, true, JoinKept); err != nil && ctx.Err() == nil {
+	if err := n.join(ctx, true, wire.JoinKept); err != nil && ctx.Err() == nil {
 		n.cfg.Logger.Warn("asking to be re-admitted", "err", err)
 	}
 }
@@ -218,7 +210,7 @@ func (n *Node) rejoin() {
 // a commit.
 func (n *Node) bootstrapOrJoin(ctx context.Context) error {
 	if len(n.cfg.Join) > 0 {
-		err := n.join(ctx, !n.cfg.Bootstrap, JoinEmpty)
+		err := n.join(ctx, !n.cfg.Bootstrap, wire.JoinEmpty)
 		if err == nil {
 			n.mux.raftOpen.Store(true)
 			return nil

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,93 +13,83 @@ import (
 
 	"kvstore.dev/kvstore/internal/errcode"
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/wire"
 )
 
 // peerHandler is the peer HTTP API. Only connections that presented the
 // peer token reach it (see peerMux).
 func (n *Node) peerHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /peer/v1/propose", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST "+wire.PeerPathPropose, func(w http.ResponseWriter, r *http.Request) {
 		data, err := io.ReadAll(io.LimitReader(r.Body, 1<<30)) // the sender bounds batches; one value may be 256 MiB
 		if err != nil {
-			writePeerError(w, err)
+			writePeer(w, nil, err)
 			return
 		}
 		if _, err := decodeCommands(data); err != nil {
-			writePeerError(w, fmt.Errorf("bad proposal: %w", err))
+			writePeer(w, nil, fmt.Errorf("bad proposal: %w", err))
 			return
 		}
 		if n.raft.State() != raft.Leader {
-			writePeerError(w, errNotLeader)
+			writePeer(w, nil, errNotLeader)
 			return
 		}
 		res, err := n.pacer.propose(r.Context(), data)
-		if err != nil {
-			writePeerError(w, err)
-			return
-		}
-		writePeerJSON(w, map[string]any{"results": toWire(res)})
+		writePeer(w, proposeResponse{toWire(res)}, err)
 	})
-	mux.HandleFunc("GET /peer/v1/read-index", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+wire.PeerPathReadIndex, func(w http.ResponseWriter, r *http.Request) {
 		if n.raft.State() != raft.Leader {
-			writePeerError(w, errNotLeader)
+			writePeer(w, nil, errNotLeader)
 			return
 		}
 		idx, err := n.localReadIndex()
-		if err != nil {
-			writePeerError(w, err)
-			return
-		}
-		writePeerJSON(w, map[string]uint64{"index": idx})
+		writePeer(w, readIndexResponse{idx}, err)
 	})
-	mux.HandleFunc("POST /peer/v1/members", func(w http.ResponseWriter, r *http.Request) {
-		var m MemberRequest
+	mux.HandleFunc("POST "+wire.PeerPathMembers, func(w http.ResponseWriter, r *http.Request) {
+		var m wire.AddMemberRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&m); err != nil {
-			writePeerError(w, fmt.Errorf("body: %v: %w", err, errcode.ErrInvalidArgument))
+			writePeer(w, nil, fmt.Errorf("body: %v: %w", err, errcode.ErrInvalidArgument))
 			return
 		}
-		if err := n.addLocal(m); err != nil {
-			writePeerError(w, err)
+		if m.Join != "" && m.ID == n.cfg.NodeID {
+			// A server asked itself (a Service that reaches any pod): let
+			// it ask another one.
+			writePeer(w, nil, errNotLeader)
 			return
 		}
-		writePeerJSON(w, map[string]string{"status": "ok"})
+		ctx, cancel := context.WithTimeout(r.Context(), n.cfg.ApplyTimeout)
+		defer cancel()
+		writePeer(w, peerOK, n.passOn(ctx, m))
 	})
-	mux.HandleFunc("DELETE /peer/v1/members/{id}", func(w http.ResponseWriter, r *http.Request) {
-		if err := n.removeLocal(r.PathValue("id")); err != nil {
-			writePeerError(w, err)
-			return
-		}
-		writePeerJSON(w, map[string]string{"status": "ok"})
+	mux.HandleFunc("DELETE "+wire.PeerPathMembers+"/{id}", func(w http.ResponseWriter, r *http.Request) {
+		writePeer(w, peerOK, n.removeLocal(r.PathValue("id")))
 	})
-	mux.HandleFunc("GET /peer/v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writePeerJSON(w, n.selfStatus())
+	mux.HandleFunc("GET "+wire.PeerPathStatus, func(w http.ResponseWriter, r *http.Request) {
+		writePeer(w, n.selfStatus(), nil)
 	})
 	return mux
 }
 
-func writePeerJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
+// peerOK answers a membership change that was made.
+var peerOK = map[string]string{"status": "ok"}
+
+// writePeer answers v as JSON, or err as a wire.Problem with the status and
+// code of errcode's table (the client API's, with not_leader for the peer
+// API) and err's text as the detail: peers are trusted, and a node that
+// relays the answer to a client hides an internal error's text itself.
+func writePeer(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		p := wire.Problem{Title: "Internal server error", Status: http.StatusInternalServerError, Code: wire.CodeInternal, Detail: err.Error()}
+		if e, ok := errcode.Lookup(err); ok {
+			p.Title, p.Status, p.Code = e.Title, e.Status, e.Code
+		}
+		w.Header().Set("Content-Type", wire.ContentTypeProblem)
+		w.WriteHeader(p.Status)
+		v = p
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+	}
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writePeerError(w http.ResponseWriter, err error) {
-	code, pe := errorToWire(err)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(pe)
-}
-
-// MemberRequest asks the leader to add a server.
-type MemberRequest struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
-	// Voter adds the server with a vote; otherwise it joins as a non-voter
-	// that replicates without counting for the quorum (promote it later by
-	// adding it again as a voter).
-	Voter bool `json:"voter"`
-	// Join is set when a server asks for itself: JoinEmpty or JoinKept.
-	// Empty for an administrator's add or promotion.
-	Join string `json:"join,omitempty"`
 }
 
 // ErrNotMember is a removal of an ID not in the configuration.
@@ -110,25 +99,46 @@ var ErrNotMember = errcode.ErrNotMember
 // JoinAsNonvoter (it forwards to its leader). join says whether this node
 // has Raft state (JoinKept) or none (JoinEmpty).
 func (n *Node) askJoin(ctx context.Context, peer, join string) error {
-	return n.peerCall(ctx, peer, http.MethodPost, "/peer/v1/members",
-		MemberRequest{ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, Voter: !n.cfg.JoinAsNonvoter, Join: join})
+	voter := !n.cfg.JoinAsNonvoter
+	return n.peers.addMember(ctx, peer, wire.AddMemberRequest{ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, Voter: &voter, Join: join})
 }
 
 // AddMember adds a server to the cluster (through the leader). The id and
 // address are validated first (errors wrap errcode.ErrInvalidArgument).
-func (n *Node) AddMember(ctx context.Context, m MemberRequest) error {
+func (n *Node) AddMember(ctx context.Context, m wire.AddMemberRequest) error {
 	m.Join = "" // only a server asking for itself says what state it has
+	return n.addMember(ctx, m)
+}
+
+// addMember adds m on the leader: here when this node leads, else through
+// the peer API (viaLeader).
+func (n *Node) addMember(ctx context.Context, m wire.AddMemberRequest) error {
+	if err := validateMember(m); err != nil {
+		return err
+	}
+	return n.peers.viaLeader(ctx, func() error { return n.addLocal(m) },
+		func(addr string) error { return n.peers.addMember(ctx, addr, m) })
+}
+
+// passOn adds m for the server that asked this node: here as the leader,
+// else passed on once to the leader (a joining server may ask any member).
+// It is not retried here: the asking server tries again, or asks another
+// member (Node.join).
+func (n *Node) passOn(ctx context.Context, m wire.AddMemberRequest) error {
 	if err := validateMember(m); err != nil {
 		return err
 	}
 	if n.raft.State() == raft.Leader {
 		return n.addLocal(m)
 	}
-	addr, err := n.waitLeader(ctx)
+	addr, err := n.peers.waitLeader(ctx)
 	if err != nil {
 		return err
 	}
-	return n.peerCall(ctx, addr, http.MethodPost, "/peer/v1/members", m)
+	if addr == n.cfg.PeerAdvertise {
+		return errNotLeader
+	}
+	return n.peers.addMember(ctx, addr, m)
 }
 
 // RemoveMember removes a server from the cluster (through the leader). An
@@ -137,42 +147,29 @@ func (n *Node) RemoveMember(ctx context.Context, id string) error {
 	if err := ValidateMemberID(id); err != nil {
 		return err
 	}
-	if n.raft.State() == raft.Leader {
-		return n.removeLocal(id)
-	}
-	addr, err := n.waitLeader(ctx)
+	return n.peers.viaLeader(ctx, func() error { return n.removeLocal(id) }, func(addr string) error {
+		return n.peers.call(ctx, n.cfg.ApplyTimeout+time.Second, addr, http.MethodDelete, wire.PeerMemberPath(id), nil, nil)
+	})
+}
+
+// addMember asks the peer at addr to add m. A membership change is a log
+// entry: an answer lost after sending is store.ErrOutcomeUnknown.
+func (c *peerClient) addMember(ctx context.Context, addr string, m wire.AddMemberRequest) error {
+	body, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	return n.peerCall(ctx, addr, http.MethodDelete, "/peer/v1/members/"+id, nil)
+	return c.call(ctx, c.timeout+time.Second, addr, http.MethodPost, wire.PeerPathMembers, body, nil)
 }
 
-// addLocal adds m on the leader, or passes it on to the leader. A server
+// addLocal adds m as the leader (errNotLeader on any other node). A server
 // asking for itself with JoinKept that is still a member is left as it is;
 // one asking with JoinEmpty whose id is a voter has lost the state that
 // voter had: its stale entry is removed (and committed) before it is added
 // again, so its forgotten votes can never count (docs/api.md, Membership).
-func (n *Node) addLocal(m MemberRequest) error {
-	if err := validateMember(m); err != nil {
-		return err
-	}
-	if m.Join != "" && m.ID == n.cfg.NodeID {
-		// A server asked itself (a Service that reaches any pod): let it
-		// ask another one.
-		return errNotLeader
-	}
+func (n *Node) addLocal(m wire.AddMemberRequest) error {
 	if n.raft.State() != raft.Leader {
-		// A joining node may ask any member: pass it on.
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
-		defer cancel()
-		addr, err := n.waitLeader(ctx)
-		if err != nil {
-			return err
-		}
-		if addr == n.cfg.PeerAdvertise {
-			return errNotLeader
-		}
-		return n.peerCall(ctx, addr, http.MethodPost, "/peer/v1/members", m)
+		return errNotLeader
 	}
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
@@ -183,9 +180,9 @@ func (n *Node) addLocal(m MemberRequest) error {
 			continue
 		}
 		switch {
-		case m.Join == JoinKept:
+		case m.Join == wire.JoinKept:
 			return nil // still a member, with its state: nothing to change
-		case m.Join == JoinEmpty && s.Suffrage == raft.Voter:
+		case m.Join == wire.JoinEmpty && s.Suffrage == raft.Voter:
 			if m.ID == n.cfg.NodeID {
 				return fmt.Errorf("add %s: the leader has this id: %w", m.ID, errcode.ErrInvalidArgument)
 			}
@@ -197,7 +194,7 @@ func (n *Node) addLocal(m MemberRequest) error {
 		}
 	}
 	var f raft.IndexFuture
-	if m.Voter {
+	if m.IsVoter() {
 		f = n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Address), 0, n.cfg.ApplyTimeout)
 	} else {
 		f = n.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Address), 0, n.cfg.ApplyTimeout)
@@ -205,7 +202,7 @@ func (n *Node) addLocal(m MemberRequest) error {
 	if err := f.Error(); err != nil {
 		return fmt.Errorf("add %s: %w", m.ID, mapMembershipErr(err))
 	}
-	n.cfg.Logger.Info("member added", "id", m.ID, "address", m.Address, "voter", m.Voter, "join", m.Join)
+	n.cfg.Logger.Info("member added", "id", m.ID, "address", m.Address, "voter", m.IsVoter(), "join", m.Join)
 	return nil
 }
 
@@ -242,53 +239,4 @@ func mapMembershipErr(err error) error {
 		return fmt.Errorf("%v: %w", err, store.ErrNoQuorum)
 	}
 	return err
-}
-
-// peerCall sends a JSON request to a peer's API and maps its error.
-func (n *Node) peerCall(ctx context.Context, peer, method, path string, body any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout+time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+peer+path, rd)
-	if err != nil {
-		return err
-	}
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w: %w", method, peer, err, store.ErrNoQuorum)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		return nil
-	}
-	var pe peerError
-	if err := json.NewDecoder(resp.Body).Decode(&pe); err != nil {
-		return fmt.Errorf("%s %s: %s: %w", method, peer, resp.Status, store.ErrOutcomeUnknown)
-	}
-	return membershipErrorFromWire(pe)
-}
-
-// membershipErrorFromWire turns a peer's answer to a membership call back
-// into the error the leader raised: the same sentinel (errcode's table), so
-// the client gets the leader's status and code from any node. The peer-only
-// not_leader stays errNotLeader; a code outside the table (a 500 on the
-// leader) stays an internal error.
-func membershipErrorFromWire(pe peerError) error {
-	switch pe.Code {
-	case "not_leader":
-		return errNotLeader
-	case "closed":
-		return fmt.Errorf("leader: %s: %w", pe.Message, store.ErrNoQuorum)
-	}
-	if err := errcode.FromCode(pe.Code, pe.Message); err != nil {
-		return err
-	}
-	return fmt.Errorf("leader: %s", pe.Message) // internal there, internal here
 }

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/wire"
 )
 
 // Read consistency levels (the ?consistency= query parameter).
@@ -70,14 +70,14 @@ func (n *Node) lastContact() time.Duration {
 // heartbeat round) that it still leads.
 func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 	var idx uint64
-	err := n.viaLeader(ctx, func() (err error) {
+	err := n.peers.viaLeader(ctx, func() (err error) {
 		if n.raft.State() != raft.Leader {
 			return errNotLeader
 		}
 		idx, err = n.localReadIndex()
 		return err
 	}, func(addr string) (err error) {
-		idx, err = n.remoteReadIndex(ctx, addr)
+		idx, err = n.peers.readIndex(ctx, addr)
 		return err
 	})
 	return idx, err
@@ -109,37 +109,23 @@ func (n *Node) localReadIndex() (uint64, error) {
 	return idx, nil
 }
 
-// remoteReadIndex asks the leader for a read index. An attempt is bounded
-// (a heartbeat round takes milliseconds); a leader that does not answer in
+// readIndexResponse answers GET /peer/v1/read-index.
+type readIndexResponse struct {
+	Index uint64 `json:"index"`
+}
+
+// readIndex asks the leader for a read index. An attempt is bounded (a
+// heartbeat round takes milliseconds); a leader that does not answer in
 // time counts as unreachable, and the caller follows the next one. Reads
-// change nothing, so retrying them is safe.
-func (n *Node) remoteReadIndex(ctx context.Context, leader string) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, readIndexTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+leader+"/peer/v1/read-index", nil)
-	if err != nil {
-		return 0, err
+// change nothing, so retrying them is safe: any other error is
+// store.ErrNoQuorum, retried like one.
+func (c *peerClient) readIndex(ctx context.Context, leader string) (uint64, error) {
+	var out readIndexResponse
+	err := c.call(ctx, readIndexTimeout, leader, http.MethodGet, wire.PeerPathReadIndex, nil, &out)
+	if err != nil && !retryable(err) {
+		err = fmt.Errorf("read index from the leader %s: %v: %w", leader, err, store.ErrNoQuorum)
 	}
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("read index from the leader %s: %w: %w", leader, err, errUnreachable)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var pe peerError
-		_ = json.NewDecoder(resp.Body).Decode(&pe)
-		if pe.Code == "not_leader" {
-			return 0, errNotLeader
-		}
-		return 0, fmt.Errorf("read index from the leader %s: %s %s: %w", leader, resp.Status, pe.Message, store.ErrNoQuorum)
-	}
-	var out struct {
-		Index uint64 `json:"index"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return 0, fmt.Errorf("read index: %w: %w", err, store.ErrNoQuorum)
-	}
-	return out.Index, nil
+	return out.Index, err
 }
 
 // waitApplied waits until this node's state machine has applied the log

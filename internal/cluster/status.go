@@ -2,107 +2,68 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"kvstore.dev/kvstore/wire"
 )
 
-// SelfStatus is one node's own view.
-type SelfStatus struct {
-	ID           string `json:"id"`
-	Address      string `json:"address"`
-	State        string `json:"state"` // Leader, Follower, Candidate, Shutdown
-	Term         uint64 `json:"term"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-	// LastContactMS is how long ago this node heard from the leader (0 on
-	// the leader, -1 never).
-	LastContactMS int64 `json:"last_contact_ms"`
-}
-
-// Member is a server in the Raft configuration, with its own status when it
-// answered.
-type Member struct {
-	ID       string      `json:"id"`
-	Address  string      `json:"address"`
-	Suffrage string      `json:"suffrage"` // Voter, Nonvoter, Staging
-	Leader   bool        `json:"leader"`
-	Status   *SelfStatus `json:"status,omitempty"`
-	Error    string      `json:"error,omitempty"` // why Status is missing
-}
-
-// Status is the cluster as this node sees it.
-type Status struct {
-	Self     SelfStatus `json:"self"`
-	LeaderID string     `json:"leader_id"`
-	Leader   string     `json:"leader"`
-	Members  []Member   `json:"members"`
-}
-
-func (n *Node) selfStatus() SelfStatus {
+// selfStatus is this node's own view: GET /peer/v1/status.
+func (n *Node) selfStatus() wire.NodeStatus {
 	lc := n.lastContact()
 	ms := lc.Milliseconds()
 	if lc < 0 {
 		ms = -1
 	}
-	return SelfStatus{
+	return wire.NodeStatus{
 		ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, State: n.raft.State().String(), Term: n.raft.CurrentTerm(),
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(), LastContactMS: ms,
 	}
 }
 
-// Status returns this node's view of the cluster, with each member's own
-// status fetched from it (a member that does not answer within a second
-// carries the error instead).
-func (n *Node) Status(ctx context.Context) (Status, error) {
+// Status returns this node's view of the cluster (Enabled true), with each
+// member's own status fetched from it (a member that does not answer
+// within a second carries the error instead).
+func (n *Node) Status(ctx context.Context) (wire.ClusterStatus, error) {
 	addr, id := n.raft.LeaderWithID()
-	st := Status{Self: n.selfStatus(), LeaderID: string(id), Leader: string(addr)}
+	st := wire.ClusterStatus{Enabled: true, Self: n.selfStatus(), LeaderID: string(id), Leader: string(addr)}
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return st, err
 	}
 	servers := cf.Configuration().Servers
-	st.Members = make([]Member, len(servers))
-	var wg sync.WaitGroup
-	for i, s := range servers {
-		st.Members[i] = Member{ID: string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String(), Leader: s.ID == id}
-		if string(s.ID) == n.cfg.NodeID {
-			self := st.Self
-			st.Members[i].Status = &self
-			continue
-		}
-		wg.Add(1)
-		go func(m *Member) {
-			defer wg.Done()
-			ss, err := n.peerStatus(ctx, m.Address)
-			if err != nil {
-				m.Error = err.Error()
-				return
-			}
-			m.Status = &ss
-		}(&st.Members[i])
+	st.Members = make([]wire.Member, 0, len(servers))
+	for _, s := range servers {
+		st.Members = append(st.Members, wire.Member{ID: string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String(), Leader: s.ID == id})
 	}
-	wg.Wait()
+	n.peers.statuses(ctx, st.Members, st.Self)
 	return st, nil
 }
 
-func (n *Node) peerStatus(ctx context.Context, addr string) (SelfStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/peer/v1/status", nil)
-	if err != nil {
-		return SelfStatus{}, err
+// statuses fills in each member's own status, asked of all of them at
+// once; self is this node's, which is not asked. A member that does not
+// answer within a second carries the error instead.
+func (c *peerClient) statuses(ctx context.Context, members []wire.Member, self wire.NodeStatus) {
+	var wg sync.WaitGroup
+	for i := range members {
+		m := &members[i]
+		if m.ID == self.ID {
+			m.Status = &self
+			continue
+		}
+		wg.Go(func() {
+			var ns wire.NodeStatus
+			if err := c.call(ctx, time.Second, m.Address, http.MethodGet, wire.PeerPathStatus, nil, &ns); err != nil {
+				m.Error = err.Error()
+				return
+			}
+			m.Status = &ns
+		})
 	}
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return SelfStatus{}, err
-	}
-	defer resp.Body.Close()
-	var ss SelfStatus
-	return ss, json.NewDecoder(resp.Body).Decode(&ss)
+	wg.Wait()
 }
 
 // IsLeader reports whether this node leads the cluster now.

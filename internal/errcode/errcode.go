@@ -29,6 +29,10 @@ var (
 	ErrNotMember = errors.New("kvstore: not a member")
 	// ErrNotClustered is a membership change on a single node.
 	ErrNotClustered = errors.New("kvstore: not a cluster")
+	// ErrNotLeader is the peer API's answer from a node that is not the
+	// leader, before it changed anything: the caller finds the leader and
+	// tries again (internal/cluster). It never reaches a client.
+	ErrNotLeader = errors.New("kvstore: not the leader")
 )
 
 // Entry is one row of the table: errors matching Err (errors.Is) are
@@ -57,6 +61,7 @@ var table = []Entry{
 	{context.Canceled, http.StatusServiceUnavailable, wire.CodeUnavailable, "Request cancelled"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, wire.CodeUnavailable, "Request timed out"},
 	{ErrInvalidArgument, http.StatusBadRequest, wire.CodeInvalidArgument, "Invalid argument"},
+	{ErrNotLeader, http.StatusMisdirectedRequest, wire.CodeNotLeader, "Not the leader"},
 }
 
 // Lookup returns the entry for err, or false when no sentinel in the table

@@ -51,26 +51,12 @@ func (b raftPath) ReadBarrier(ctx context.Context, level string) (time.Duration,
 	return b.node.ReadBarrier(ctx, level)
 }
 
-// ClusterStatus converts cluster.Status to the wire type.
-// TODO(merge): cluster.Node.Status returns wire.ClusterStatus after the
-// peer-client change; then this is one line.
 func (b raftPath) ClusterStatus(ctx context.Context) (wire.ClusterStatus, error) {
-	st, err := b.node.Status(ctx)
-	out := wire.ClusterStatus{Enabled: true, Self: wire.NodeStatus(st.Self), LeaderID: st.LeaderID, Leader: st.Leader}
-	for _, m := range st.Members {
-		wm := wire.Member{ID: m.ID, Address: m.Address, Suffrage: m.Suffrage, Leader: m.Leader, Error: m.Error}
-		if m.Status != nil {
-			ns := wire.NodeStatus(*m.Status)
-			wm.Status = &ns
-		}
-		out.Members = append(out.Members, wm)
-	}
-	return out, err
+	return b.node.Status(ctx)
 }
 
-// AddMember: TODO(merge): cluster.Node.AddMember takes wire.AddMemberRequest.
 func (b raftPath) AddMember(ctx context.Context, req wire.AddMemberRequest) error {
-	return b.node.AddMember(ctx, cluster.MemberRequest{ID: req.ID, Address: req.Address, Voter: req.IsVoter()})
+	return b.node.AddMember(ctx, req)
 }
 
 func (b raftPath) RemoveMember(ctx context.Context, id string) error {
