@@ -81,7 +81,7 @@ func TestPlan(t *testing.T) {
 		"new KVStore": {
 			want: every, events: []string{"TokenGenerated", "CertificateIssued", "TokenGenerated"}, tls: true, step: "sts 3",
 		},
-		"settled": {obs: settled, want: every, tls: true, step: "sts 3"},
+		"settled":                     {obs: settled, want: every, tls: true, step: "sts 3"},
 		"certificate due for renewal": {obs: settled, at: now.AddDate(1, 0, 0), want: every, events: []string{"CertificateRenewed"}, tls: true, step: "sts 3"},
 		"ingress and ServiceMonitor": {
 			edit: func(k *kvv1.KVStore) { k.Spec.Ingress = kvv1.IngressSpec{Enabled: true, Host: "kv.example.com"} },
@@ -105,8 +105,10 @@ func TestPlan(t *testing.T) {
 			problem: "AuthSecretNotFound",
 		},
 		"user TLS Secret invalid": {
-			edit:    func(k *kvv1.KVStore) { k.Spec.TLS.SecretName = "mine-tls" },
-			obs:     func(o *observing) *observing { return o.has(true, token("kv-auth")).has(false, secret("mine-tls", nil)) },
+			edit: func(k *kvv1.KVStore) { k.Spec.TLS.SecretName = "mine-tls" },
+			obs: func(o *observing) *observing {
+				return o.has(true, token("kv-auth")).has(false, secret("mine-tls", nil))
+			},
 			want:    every[:1],
 			problem: "TLSSecretInvalid",
 		},

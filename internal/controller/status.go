@@ -93,7 +93,10 @@ func desiredStatus(kv *kvv1.KVStore, in statusInputs) kvv1.KVStoreStatus {
 	// Progressing: the StatefulSet is being created, rolled or scaled, or
 	// its pods are not all ready yet.
 	reason, msg := rollout(in.sts, want)
-	if in.stsWritten && in.sts != nil {
+	switch {
+	case in.stsWritten && (in.sts == nil || in.sts.Status.ObservedGeneration == 0):
+		reason, msg = "Creating", "the StatefulSet controller has not acted on the StatefulSet yet"
+	case in.stsWritten:
 		reason, msg = "RollingOut", "the StatefulSet controller has not seen the latest spec yet"
 	}
 	if reason == "" && in.membershipPending != "" {
