@@ -7,6 +7,7 @@ import (
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/wire"
 )
 
 // The PodDisruptionBudget protects the quorum of the Raft voters, not a
@@ -22,7 +23,7 @@ import (
 type pdbInputs struct {
 	// view is the Raft configuration as the servers reported it in this
 	// reconcile, nil when they did not answer.
-	view *ClusterView
+	view *wire.ClusterStatus
 	// step is the membership step this reconcile takes (a promotion or a
 	// removal changes the voters right after the view was read).
 	step membershipStep
@@ -61,7 +62,7 @@ func pdbMaxUnavailable(kv *kvv1.KVStore, in pdbInputs) int32 {
 	if in.view != nil {
 		var voters int32
 		for _, m := range in.view.Members {
-			if m.Suffrage == "Voter" {
+			if m.Suffrage == wire.SuffrageVoter {
 				voters++
 			}
 		}
@@ -69,7 +70,7 @@ func pdbMaxUnavailable(kv *kvv1.KVStore, in pdbInputs) int32 {
 		if in.step.promote != nil {
 			budget = min(budget, disruptionsAllowed(voters+1, single))
 		}
-		if in.step.remove != nil && in.step.remove.Suffrage == "Voter" {
+		if in.step.remove != nil && in.step.remove.Suffrage == wire.SuffrageVoter {
 			budget = min(budget, disruptionsAllowed(voters-1, single))
 		}
 		return budget

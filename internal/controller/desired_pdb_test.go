@@ -8,14 +8,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/wire"
 )
 
 // TestPDBMaxUnavailable checks the budget against what Raft tolerates: with
 // V voters no more than (V-1)/2 may go, whatever the number of pods.
 func TestPDBMaxUnavailable(t *testing.T) {
-	voter := func(id string) ClusterMember { return member(id, "Voter", 1000) }
-	nonvoter := func(id string) ClusterMember { return member(id, "Nonvoter", 1000) }
-	view := func(ms ...ClusterMember) *ClusterView { return &ClusterView{LeaderID: "kv-0", Members: ms} }
+	voter := func(id string) wire.Member { return member(id, "Voter", 1000) }
+	nonvoter := func(id string) wire.Member { return member(id, "Nonvoter", 1000) }
+	view := func(ms ...wire.Member) *wire.ClusterStatus { return &wire.ClusterStatus{LeaderID: "kv-0", Members: ms} }
 	seen := func(suffrages ...string) []kvv1.MemberStatus {
 		var ms []kvv1.MemberStatus
 		for i, s := range suffrages {
@@ -24,7 +25,7 @@ func TestPDBMaxUnavailable(t *testing.T) {
 		return ms
 	}
 	promote := func(id string) membershipStep { m := nonvoter(id); return membershipStep{promote: &m} }
-	remove := func(m ClusterMember) membershipStep { return membershipStep{remove: &m} }
+	remove := func(m wire.Member) membershipStep { return membershipStep{remove: &m} }
 	cases := map[string]struct {
 		replicas int32
 		in       pdbInputs

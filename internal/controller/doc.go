@@ -1,19 +1,25 @@
 // Package controller is the KVStore reconciler: it turns a kvstore.dev/v1
 // KVStore into the objects a running store needs and keeps them in shape.
 //
-// The work is split the way the house style asks:
+// A reconcile has the shape of cert-manager's controllers:
 //
-//   - desired*.go: pure functions from a KVStore (and the data the
-//     reconciler fetched, like an existing token or certificate) to
-//     client-go apply configurations. No client, no clock, no environment;
-//     unit-tested on their own.
-//   - tls.go: the certificate decisions (keep, issue, re-issue at two
-//     thirds of the lifetime), pure given the clock's time.
-//   - status.go: conditions from the StatefulSet's status, pure.
-//   - reconciler.go: fetch, build, server-side apply with the field owner
-//     "kvstore-operator" (skipping objects whose fields we own already hold
-//     the desired values, so an unchanged KVStore causes no writes), and
-//     write status only when it changed.
+//   - observe.go: read everything once into an observed struct: the
+//     KVStore's children and Secrets (from the cache), whether the optional
+//     CRDs are installed, and the Raft configuration from the servers
+//     (ClusterClient; HTTPClusterClient calls package client).
+//   - plan.go: planFor, a pure function from the KVStore, the observation,
+//     the options and the clock to the desired children in dependency
+//     order, the TLS decision and at most one membership step. It calls the
+//     pure builders: desired*.go (client-go apply configurations), tls.go
+//     (keep, issue, re-issue at two thirds of the lifetime) and
+//     membership.go (nextStep).
+//   - apply.go: act, which applies the plan with one apply function for
+//     every kind: skip an object whose fields we own already hold the
+//     desired values (a per-kind comparison, so an unchanged KVStore causes
+//     no writes), else server-side apply as field owner "kvstore-operator"
+//     with force, and record an event; then the membership call.
+//   - status.go: conditions from the observation and the plan, pure;
+//     reconciler.go writes them only when they changed.
 //
 // Every child carries a controller owner reference to its KVStore, so the
 // garbage collector deletes them with it. PersistentVolumeClaims are made

@@ -1,9 +1,7 @@
 package controller
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,115 +10,73 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	kvclient "kvstore.dev/kvstore/client"
+	"kvstore.dev/kvstore/wire"
 )
 
 // ClusterClient reaches a KVStore's servers' cluster API
 // (/api/v1/cluster) with the admin token. It is a Reconciler field so tests
-// can point it at server processes standing in for pods.
+// can point it at server processes standing in for pods, or fake it.
 type ClusterClient interface {
-	Status(ctx context.Context, kv *kvv1.KVStore, token string) (ClusterView, error)
+	Status(ctx context.Context, kv *kvv1.KVStore, token string) (wire.ClusterStatus, error)
 	AddMember(ctx context.Context, kv *kvv1.KVStore, token, id, address string, voter bool) error
 	RemoveMember(ctx context.Context, kv *kvv1.KVStore, token, id string) error
-}
-
-// ClusterView is the Raft configuration as the servers report it.
-type ClusterView struct {
-	LeaderID string          `json:"leader_id"`
-	Members  []ClusterMember `json:"members"`
-}
-
-// ClusterMember is one server of a ClusterView.
-type ClusterMember struct {
-	ID       string `json:"id"`
-	Address  string `json:"address"`
-	Suffrage string `json:"suffrage"` // Voter, Nonvoter, Staging
-	Status   *struct {
-		CommitIndex  uint64 `json:"commit_index"`
-		AppliedIndex uint64 `json:"applied_index"`
-	} `json:"status"` // nil when the member did not answer
 }
 
 // catchUpSlack is how many log entries a non-voter may lag the leader's
 // commit index and still count as caught up.
 const catchUpSlack = 64
 
-// HTTPClusterClient is the ClusterClient of a real cluster: it calls the
-// KVStore's client Service.
+// clusterCallTimeout bounds each call of HTTPClusterClient.
+const clusterCallTimeout = 10 * time.Second
+
+// HTTPClusterClient is the ClusterClient of a real cluster: package client
+// calling the KVStore's client Service.
 type HTTPClusterClient struct {
+	// HTTP is the client requests go through (http.DefaultClient when nil).
 	HTTP    *http.Client
 	Options BuildOptions
 	// BaseURL overrides the client Service's URL (tests).
 	BaseURL func(kv *kvv1.KVStore) string
 }
 
-func (c *HTTPClusterClient) url(kv *kvv1.KVStore, path string) string {
+// client is a kvstore client of kv's client Service with token.
+func (c *HTTPClusterClient) client(kv *kvv1.KVStore, token string) *kvclient.Client {
+	url := fmt.Sprintf("http://%s.%s.svc.%s:%d", kv.Name, kv.Namespace, clusterDomain(c.Options), httpPort)
 	if c.BaseURL != nil {
-		return c.BaseURL(kv) + path
+		url = c.BaseURL(kv)
 	}
-	return fmt.Sprintf("http://%s.%s.svc.%s:%d%s", kv.Name, kv.Namespace, clusterDomain(c.Options), httpPort, path)
-}
-
-func (c *HTTPClusterClient) do(ctx context.Context, method, url, token string, body, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var rd *bytes.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var p struct{ Code, Detail string }
-		_ = json.NewDecoder(resp.Body).Decode(&p)
-		return fmt.Errorf("%s %s: %s (%s: %s)", method, req.URL.Path, resp.Status, p.Code, p.Detail)
-	}
-	if out != nil {
-		return json.NewDecoder(resp.Body).Decode(out)
-	}
-	return nil
+	return kvclient.New(url, kvclient.WithToken(token), kvclient.WithHTTPClient(c.HTTP))
 }
 
 // Status implements ClusterClient.
-func (c *HTTPClusterClient) Status(ctx context.Context, kv *kvv1.KVStore, token string) (ClusterView, error) {
-	var v ClusterView
-	err := c.do(ctx, http.MethodGet, c.url(kv, "/api/v1/cluster"), token, nil, &v)
-	return v, err
+func (c *HTTPClusterClient) Status(ctx context.Context, kv *kvv1.KVStore, token string) (wire.ClusterStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
+	defer cancel()
+	return c.client(kv, token).ClusterStatus(ctx)
 }
 
 // AddMember implements ClusterClient.
 func (c *HTTPClusterClient) AddMember(ctx context.Context, kv *kvv1.KVStore, token, id, address string, voter bool) error {
-	return c.do(ctx, http.MethodPost, c.url(kv, "/api/v1/cluster/members"), token,
-		map[string]any{"id": id, "address": address, "voter": voter}, nil)
+	ctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
+	defer cancel()
+	return c.client(kv, token).AddMember(ctx, wire.AddMemberRequest{ID: id, Address: address, Voter: &voter})
 }
 
 // RemoveMember implements ClusterClient.
 func (c *HTTPClusterClient) RemoveMember(ctx context.Context, kv *kvv1.KVStore, token, id string) error {
-	return c.do(ctx, http.MethodDelete, c.url(kv, "/api/v1/cluster/members/"+id), token, nil, nil)
+	ctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
+	defer cancel()
+	return c.client(kv, token).RemoveMember(ctx, id)
 }
 
 // membershipStep is what the operator does next to a KVStore's Raft
 // configuration, decided by nextStep from what it observed.
 type membershipStep struct {
-	promote     *ClusterMember // add as a voter (it has caught up)
-	remove      *ClusterMember // remove from the configuration (scale down)
-	stsReplicas int32          // the StatefulSet's replicas now
-	pending     string         // why membership is not settled, "" when it is
+	promote     *wire.Member // add as a voter (it has caught up)
+	remove      *wire.Member // remove from the configuration (scale down)
+	stsReplicas int32        // the StatefulSet's replicas now
+	pending     string       // why membership is not settled, "" when it is
 }
 
 // nextStep is the membership decision, a pure function of the spec, the
@@ -136,7 +92,7 @@ type membershipStep struct {
 //
 // Each step is read back from the cluster on the next reconcile, so an
 // operator that crashes between two steps continues where it was.
-func nextStep(kv *kvv1.KVStore, current int32, view *ClusterView) membershipStep {
+func nextStep(kv *kvv1.KVStore, current int32, view *wire.ClusterStatus) membershipStep {
 	want := replicas(kv)
 	if current == 0 {
 		current = want
@@ -154,7 +110,7 @@ func nextStep(kv *kvv1.KVStore, current int32, view *ClusterView) membershipStep
 		}
 	}
 	members := slices.Clone(view.Members)
-	slices.SortFunc(members, func(a, b ClusterMember) int { return int(ordinal(kv, a.ID) - ordinal(kv, b.ID)) })
+	slices.SortFunc(members, func(a, b wire.Member) int { return int(ordinal(kv, a.ID) - ordinal(kv, b.ID)) })
 
 	if want < current {
 		for i := len(members) - 1; i >= 0; i-- {
@@ -169,7 +125,7 @@ func nextStep(kv *kvv1.KVStore, current int32, view *ClusterView) membershipStep
 	step := membershipStep{stsReplicas: want}
 	voters := 0
 	for _, m := range members {
-		if m.Suffrage == "Voter" {
+		if m.Suffrage == wire.SuffrageVoter {
 			voters++
 			continue
 		}
@@ -192,39 +148,27 @@ func nextStep(kv *kvv1.KVStore, current int32, view *ClusterView) membershipStep
 	return step
 }
 
-// membership runs one membership step and returns the StatefulSet's
-// replicas. The view it read is kept for the status.
-func (rc *run) membership(ctx context.Context, token string, current int32) int32 {
-	kv := rc.kv
-	var view *ClusterView
-	if rc.r.Cluster != nil && token != "" {
-		v, err := rc.r.Cluster.Status(ctx, kv, token)
-		if err == nil {
-			view = &v
-			rc.view = view
-		}
-	}
-	step := nextStep(kv, current, view)
-	rc.membershipPending = step.pending
+// membership takes step: at most one call to the servers, recorded as an
+// event. A failure is only recorded: the next reconcile decides again.
+func (r *Reconciler) membership(ctx context.Context, kv *kvv1.KVStore, token string, step membershipStep) {
 	switch {
 	case step.promote != nil:
-		if err := rc.r.Cluster.AddMember(ctx, kv, token, step.promote.ID, step.promote.Address, true); err != nil {
-			rc.r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, "PromoteFailed", "Membership", "promoting %s: %v", step.promote.ID, err)
+		if err := r.Cluster.AddMember(ctx, kv, token, step.promote.ID, step.promote.Address, true); err != nil {
+			r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, "PromoteFailed", "Membership", "promoting %s: %v", step.promote.ID, err)
 		} else {
-			rc.r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, "MemberPromoted", "Membership", "%s caught up and is now a voter", step.promote.ID)
+			r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, "MemberPromoted", "Membership", "%s caught up and is now a voter", step.promote.ID)
 		}
 	case step.remove != nil:
-		if err := rc.r.Cluster.RemoveMember(ctx, kv, token, step.remove.ID); err != nil {
-			rc.r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, "RemoveFailed", "Membership", "removing %s: %v", step.remove.ID, err)
+		if err := r.Cluster.RemoveMember(ctx, kv, token, step.remove.ID); err != nil {
+			r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, "RemoveFailed", "Membership", "removing %s: %v", step.remove.ID, err)
 		} else {
-			rc.r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, "MemberRemoved", "Membership", "%s left the cluster; the StatefulSet shrinks after it", step.remove.ID)
+			r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, "MemberRemoved", "Membership", "%s left the cluster; the StatefulSet shrinks after it", step.remove.ID)
 		}
 	}
-	return step.stsReplicas
 }
 
 // memberStatus is the status's view of the members, ordered by ordinal.
-func memberStatus(kv *kvv1.KVStore, v *ClusterView) (leader string, members []kvv1.MemberStatus) {
+func memberStatus(kv *kvv1.KVStore, v *wire.ClusterStatus) (leader string, members []kvv1.MemberStatus) {
 	for _, m := range v.Members {
 		members = append(members, kvv1.MemberStatus{Name: m.ID, Suffrage: m.Suffrage})
 	}

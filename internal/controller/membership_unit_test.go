@@ -4,24 +4,20 @@ import (
 	"testing"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/wire"
 )
 
-func member(id, suffrage string, applied uint64) ClusterMember {
-	m := ClusterMember{ID: id, Address: id + ":7000", Suffrage: suffrage}
-	m.Status = &struct {
-		CommitIndex  uint64 `json:"commit_index"`
-		AppliedIndex uint64 `json:"applied_index"`
-	}{CommitIndex: 1000, AppliedIndex: applied}
-	return m
+func member(id, suffrage string, applied uint64) wire.Member {
+	return wire.Member{ID: id, Address: id + ":7000", Suffrage: suffrage, Status: &wire.NodeStatus{ID: id, CommitIndex: 1000, AppliedIndex: applied}}
 }
 
 func TestNextStep(t *testing.T) {
-	view := func(ms ...ClusterMember) *ClusterView { return &ClusterView{LeaderID: "kv-0", Members: ms} }
+	view := func(ms ...wire.Member) *wire.ClusterStatus { return &wire.ClusterStatus{LeaderID: "kv-0", Members: ms} }
 	unreachable := member("kv-2", "Nonvoter", 0)
 	unreachable.Status = nil
 	cases := map[string]struct {
 		want, current int32
-		view          *ClusterView
+		view          *wire.ClusterStatus
 		promote       string
 		remove        string
 		sts           int32

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/wire"
 )
 
 // TestEvenReplicasRefused checks that the API server refuses an even
@@ -147,16 +148,16 @@ func TestServerPodResources(t *testing.T) {
 // nothing.
 type fakeCluster struct {
 	mu   sync.Mutex
-	view ClusterView
+	view wire.ClusterStatus
 }
 
-func (f *fakeCluster) set(v ClusterView) {
+func (f *fakeCluster) set(v wire.ClusterStatus) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.view = v
 }
 
-func (f *fakeCluster) Status(context.Context, *kvv1.KVStore, string) (ClusterView, error) {
+func (f *fakeCluster) Status(context.Context, *kvv1.KVStore, string) (wire.ClusterStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.view, nil
@@ -181,18 +182,18 @@ func TestPDBFollowsVoters(t *testing.T) {
 	waitChildren(t, kv)
 	fc := &fakeCluster{}
 	r := &Reconciler{Client: mgrClient, Recorder: &noteRecorder{}, Options: testOpts, Cluster: fc}
-	lagging := func(id string) ClusterMember { return member(id, "Nonvoter", 0) }
-	voter := func(id string) ClusterMember { return member(id, "Voter", 1000) }
+	lagging := func(id string) wire.Member { return member(id, "Nonvoter", 0) }
+	voter := func(id string) wire.Member { return member(id, "Voter", 1000) }
 	steps := []struct {
-		members []ClusterMember
+		members []wire.Member
 		want    int32
 	}{
-		{[]ClusterMember{voter("demo-0"), lagging("demo-1"), lagging("demo-2")}, 0},
-		{[]ClusterMember{voter("demo-0"), voter("demo-1"), lagging("demo-2")}, 0},
-		{[]ClusterMember{voter("demo-0"), voter("demo-1"), voter("demo-2")}, 1},
+		{[]wire.Member{voter("demo-0"), lagging("demo-1"), lagging("demo-2")}, 0},
+		{[]wire.Member{voter("demo-0"), voter("demo-1"), lagging("demo-2")}, 0},
+		{[]wire.Member{voter("demo-0"), voter("demo-1"), voter("demo-2")}, 1},
 	}
 	for _, s := range steps {
-		fc.set(ClusterView{LeaderID: "demo-0", Members: s.members})
+		fc.set(wire.ClusterStatus{LeaderID: "demo-0", Members: s.members})
 		// The suite's own reconciler (without servers to ask) runs too; it
 		// may only tighten the budget, so reconcile until it settles.
 		eventually(t, fmt.Sprintf("maxUnavailable %d with %d members", s.want, len(s.members)), func() error {

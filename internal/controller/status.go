@@ -11,6 +11,7 @@ import (
 	k8slabels "k8s.io/apimachinery/pkg/labels"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/wire"
 )
 
 // ProgressDeadline is how long pods may stay unready after a change before
@@ -29,15 +30,18 @@ func (p *problem) Error() string { return p.reason + ": " + p.message }
 
 // statusInputs is what the status is computed from.
 type statusInputs struct {
-	sts      *appsv1.StatefulSet // nil when it does not exist yet
-	problem  *problem            // nil when reconciling went through
-	tls      *tlsMaterial        // operator-issued certificate, if any
-	names    names
-	now      time.Time
-	endpoint string
+	sts *appsv1.StatefulSet // as observed, nil when it did not exist
+	// stsWritten is whether this reconcile wrote the StatefulSet after
+	// observing it: its controller has not acted on that yet.
+	stsWritten bool
+	problem    *problem     // nil when reconciling went through
+	tls        *tlsMaterial // operator-issued certificate, if any
+	names      names
+	now        time.Time
+	endpoint   string
 	// view is the cluster as the servers reported it (nil: they were not
 	// asked or did not answer; the last seen members stay).
-	view *ClusterView
+	view *wire.ClusterStatus
 	// membershipPending says why membership is not settled ("" when it is).
 	membershipPending string
 }
@@ -89,6 +93,12 @@ func desiredStatus(kv *kvv1.KVStore, in statusInputs) kvv1.KVStoreStatus {
 	// Progressing: the StatefulSet is being created, rolled or scaled, or
 	// its pods are not all ready yet.
 	reason, msg := rollout(in.sts, want)
+	switch {
+	case in.stsWritten && (in.sts == nil || in.sts.Status.ObservedGeneration == 0):
+		reason, msg = "Creating", "the StatefulSet controller has not acted on the StatefulSet yet"
+	case in.stsWritten:
+		reason, msg = "RollingOut", "the StatefulSet controller has not seen the latest spec yet"
+	}
 	if reason == "" && in.membershipPending != "" {
 		reason, msg = "ChangingMembership", in.membershipPending
 	}

@@ -1,0 +1,141 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/wire"
+)
+
+// objKey names an object of a KVStore's namespace: its kind ("Secret",
+// "ServiceMonitor") and name.
+type objKey struct{ kind, name string }
+
+func keyOf(o client.Object) objKey {
+	if u, ok := o.(*unstructured.Unstructured); ok {
+		return objKey{u.GetKind(), u.GetName()}
+	}
+	return objKey{kindOf(o), o.GetName()}
+}
+
+// observed is everything one reconcile decides from, each object read once:
+// the KVStore's children and Secrets from the cache, whether the optional
+// CRDs are installed, and the cluster as its servers report it.
+type observed struct {
+	// objects are the children and Secrets that exist, by kind and name.
+	objects map[objKey]client.Object
+	// installed is which optional kinds the cluster serves (only those the
+	// KVStore would use are looked up).
+	installed map[schema.GroupVersionKind]bool
+	// view is the Raft configuration from the servers, nil when they were
+	// not asked (no ClusterClient or no token yet) or did not answer.
+	view *wire.ClusterStatus
+}
+
+// secret is the observed Secret name, nil when absent.
+func (o *observed) secret(name string) *corev1.Secret {
+	s, _ := o.objects[objKey{"Secret", name}].(*corev1.Secret)
+	return s
+}
+
+// statefulSet is the observed StatefulSet, nil when absent.
+func (o *observed) statefulSet(n names) *appsv1.StatefulSet {
+	s, _ := o.objects[objKey{"StatefulSet", n.kv}].(*appsv1.StatefulSet)
+	return s
+}
+
+// adminToken is the admin token of the observed auth Secret: the user's,
+// or the operator's own; "" when there is none (yet).
+func (o *observed) adminToken(kv *kvv1.KVStore, n names) string {
+	s := o.secret(n.auth)
+	if s == nil || !n.userAuth && !metav1IsControlledBy(s, kv) {
+		return ""
+	}
+	return string(s.Data[AuthTokenKey])
+}
+
+// observe reads what kv's plan is made from.
+func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, error) {
+	n := namesFor(kv)
+	obs := &observed{objects: map[objKey]client.Object{}, installed: map[schema.GroupVersionKind]bool{}}
+	om := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: n.namespace, Name: name} }
+	reads := []client.Object{
+		&corev1.Secret{ObjectMeta: om(n.auth)}, &corev1.Secret{ObjectMeta: om(n.peer)},
+		&corev1.Secret{ObjectMeta: om(n.tls)}, &corev1.Secret{ObjectMeta: om(n.ca)},
+		&corev1.ConfigMap{ObjectMeta: om(n.config)},
+		&corev1.Service{ObjectMeta: om(n.peers)}, &corev1.Service{ObjectMeta: om(n.kv)},
+		&appsv1.StatefulSet{ObjectMeta: om(n.kv)},
+		&policyv1.PodDisruptionBudget{ObjectMeta: om(n.kv)},
+		&networkingv1.Ingress{ObjectMeta: om(n.kv)}, &networkingv1.Ingress{ObjectMeta: om(n.watch)},
+	}
+	optional := []schema.GroupVersionKind{serviceMonitorGVK}
+	if n.certIssuer {
+		optional = append(optional, certificateGVK)
+	}
+	for _, gvk := range optional {
+		ok, err := r.installed(gvk)
+		if err != nil {
+			return nil, err
+		}
+		obs.installed[gvk] = ok
+		if ok {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(gvk)
+			u.SetNamespace(n.namespace)
+			u.SetName(kv.Name)
+			reads = append(reads, u)
+		}
+	}
+	for _, o := range reads {
+		k := keyOf(o)
+		switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(o), o); {
+		case err == nil:
+			obs.objects[k] = o
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("get %s %s: %w", k.kind, k.name, err)
+		}
+	}
+	if token := obs.adminToken(kv, n); r.Cluster != nil && token != "" {
+		if v, err := r.Cluster.Status(ctx, kv, token); err == nil {
+			obs.view = &v
+		}
+	}
+	return obs, nil
+}
+
+// installed reports whether the cluster serves gvk (its CRD is installed).
+// A "not installed" answer is remembered for notInstalledTTL: each miss
+// costs a discovery request, made under the RESTMapper's lock.
+func (r *Reconciler) installed(gvk schema.GroupVersionKind) (bool, error) {
+	now := r.now()
+	if until, ok := r.missing.Load(gvk); ok && now.Before(until.(time.Time)) {
+		return false, nil
+	}
+	_, err := r.Client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	switch {
+	case err == nil:
+		r.missing.Delete(gvk)
+		return true, nil
+	case meta.IsNoMatchError(err):
+		r.missing.Store(gvk, now.Add(notInstalledTTL))
+		return false, nil
+	}
+	return false, fmt.Errorf("look up %s: %w", gvk.Kind, err)
+}
+
+// notInstalledTTL is how long an optional CRD found missing is not looked
+// up again.
+const notInstalledTTL = time.Minute

@@ -1,0 +1,190 @@
+package controller
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"time"
+
+	policyv1 "k8s.io/api/policy/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+
+	kvv1 "kvstore.dev/kvstore/api/v1"
+)
+
+// plan is what one reconcile does, decided from the KVStore and the
+// observation alone.
+type plan struct {
+	// children are the objects to apply (or delete), in dependency order:
+	// Secrets and config before the StatefulSet that mounts them.
+	children []child
+	// tls is the operator-issued certificate, nil when the user or
+	// cert-manager provides it.
+	tls *tlsMaterial
+	// step is the membership step, nil when the plan stopped before the
+	// StatefulSet.
+	step *membershipStep
+}
+
+// planFor plans the reconcile of kv from obs at now. It is pure but for
+// randomness: new tokens come from rnd (crypto/rand when nil), new keys
+// from crypto/rand. When something keeps kv from its spec (a *problem), or
+// a token or certificate cannot be made, it returns the plan up to that
+// point with the error: the objects before it are still applied.
+func planFor(kv *kvv1.KVStore, obs *observed, o BuildOptions, now time.Time, rnd io.Reader) (plan, error) {
+	n := namesFor(kv)
+	p := &plan{}
+	token, err := p.authToken(kv, n, obs, rnd)
+	if err != nil {
+		return *p, err
+	}
+	if err := p.certificate(kv, n, obs, o, now); err != nil {
+		return *p, err
+	}
+	peerToken, err := p.generatedToken(kv, obs, n.peer, desiredPeerSecret, rnd)
+	if err != nil {
+		return *p, err
+	}
+	cm := desiredConfigMap(kv, o)
+	p.add(typedChild(cm, corev1ac.ExtractConfigMap),
+		typedChild(desiredPeersService(kv), corev1ac.ExtractService),
+		typedChild(desiredClientService(kv), corev1ac.ExtractService))
+
+	var current int32
+	if sts := obs.statefulSet(n); sts != nil && sts.Spec.Replicas != nil {
+		current = *sts.Spec.Replicas
+	}
+	step := nextStep(kv, current, obs.view)
+	p.step = &step
+	hash := configHash(cm.Data[configFile], token, peerToken)
+	p.add(typedChild(desiredStatefulSet(kv, o, hash, step.stsReplicas), extractStatefulSet))
+
+	in := pdbInputs{view: obs.view, step: step, lastMembers: kv.Status.Members}
+	if pdb, ok := obs.objects[objKey{"PodDisruptionBudget", n.kv}].(*policyv1.PodDisruptionBudget); ok {
+		in.live = liveMaxUnavailable(pdb, kv)
+	}
+	p.add(typedChild(desiredPDB(kv, pdbMaxUnavailable(kv, in)), policyv1ac.ExtractPodDisruptionBudget))
+	for _, ing := range desiredIngresses(kv) {
+		c := typedChild(ing, networkingv1ac.ExtractIngress)
+		if !kv.Spec.Ingress.Enabled {
+			c = child{key: c.key} // deleted
+		}
+		p.add(c)
+	}
+	if obs.installed[serviceMonitorGVK] {
+		p.add(looseChild(desiredServiceMonitor(kv)))
+	}
+	return *p, nil
+}
+
+func (p *plan) add(cs ...child) { p.children = append(p.children, cs...) }
+
+// authToken plans the admin token: read from the user's Secret, or from
+// the operator's <name>-auth, which is created with a random token when
+// missing and otherwise left as it is.
+func (p *plan) authToken(kv *kvv1.KVStore, n names, obs *observed, rnd io.Reader) (string, error) {
+	if !n.userAuth {
+		return p.generatedToken(kv, obs, n.auth, desiredAuthSecret, rnd)
+	}
+	switch s := obs.secret(n.auth); {
+	case s == nil:
+		return "", &problem{"AuthSecretNotFound", fmt.Sprintf("Secret %s (spec.auth.secretName) does not exist in namespace %s; create it with the admin token under key %q", n.auth, n.namespace, AuthTokenKey)}
+	case len(s.Data[AuthTokenKey]) == 0:
+		return "", &problem{"AuthSecretInvalid", fmt.Sprintf("Secret %s (spec.auth.secretName) has no key %q holding the admin token", n.auth, AuthTokenKey)}
+	default:
+		return string(s.Data[AuthTokenKey]), nil
+	}
+}
+
+// generatedToken plans the operator's Secret name holding a token: created
+// with a random token when missing (or without one) and otherwise left as
+// it is, so a token is never rotated behind the user's back.
+func (p *plan) generatedToken(kv *kvv1.KVStore, obs *observed, name string, build func(*kvv1.KVStore, string) *corev1ac.SecretApplyConfiguration, rnd io.Reader) (string, error) {
+	token := ""
+	if s := obs.secret(name); s != nil {
+		if !metav1IsControlledBy(s, kv) {
+			return "", &problem{"ChildConflict", fmt.Sprintf("Secret %s exists and is not owned by this KVStore; delete it or bring your own through the spec", name)}
+		}
+		token = string(s.Data[AuthTokenKey])
+	}
+	var generated *event
+	if token == "" {
+		var err error
+		if token, err = newToken(rnd); err != nil {
+			return "", err
+		}
+		generated = &event{"TokenGenerated", "Generate", "generated a random token into Secret " + name}
+	}
+	p.add(typedChild(build(kv, token), corev1ac.ExtractSecret).withEvent(generated))
+	return token, nil
+}
+
+// newToken makes a random token: 32 bytes from rnd (crypto/rand when nil),
+// base64url.
+func newToken(rnd io.Reader) (string, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(rnd, b); err != nil {
+		return "", fmt.Errorf("generate admin token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// certificate plans the TLS Secret: a user's is checked and never
+// written; a cert-manager Certificate is applied; else the operator issues
+// (and re-issues) it (decideTLS).
+func (p *plan) certificate(kv *kvv1.KVStore, n names, obs *observed, o BuildOptions, now time.Time) error {
+	switch {
+	case n.userTLS:
+		s := obs.secret(n.tls)
+		if s == nil {
+			return &problem{"TLSSecretNotFound", fmt.Sprintf("Secret %s (spec.tls.secretName) does not exist in namespace %s; create a kubernetes.io/tls Secret", n.tls, n.namespace)}
+		}
+		if err := checkUserTLS(string(s.Type), s.Data); err != nil {
+			return &problem{"TLSSecretInvalid", fmt.Sprintf("Secret %s (spec.tls.secretName): %v", n.tls, err)}
+		}
+		return nil
+	case n.certIssuer:
+		if !obs.installed[certificateGVK] {
+			return &problem{"CertManagerNotInstalled", "spec.tls.issuerRef is set but the cert-manager.io/v1 Certificate kind is not served by this cluster; install cert-manager or clear spec.tls.issuerRef"}
+		}
+		p.add(looseChild(desiredCertificate(kv, o)))
+		return nil
+	}
+	data := func(name string) (map[string][]byte, error) {
+		s := obs.secret(name)
+		switch {
+		case s == nil:
+			return nil, nil
+		case !metav1IsControlledBy(s, kv):
+			return nil, &problem{"ChildConflict", fmt.Sprintf("Secret %s exists and is not owned by this KVStore; delete it or set spec.tls.secretName to it", name)}
+		}
+		return s.Data, nil
+	}
+	caData, err := data(n.ca)
+	if err != nil {
+		return err
+	}
+	tlsData, err := data(n.tls)
+	if err != nil {
+		return err
+	}
+	m, reason, err := decideTLS(caData, tlsData, tlsHosts(kv, o), now)
+	if err != nil {
+		return err
+	}
+	p.tls = &m
+	ca, tls := desiredTLSSecrets(kv, m)
+	var issued *event
+	if reason != tlsKept {
+		issued = &event{"Certificate" + reason, "IssueCertificate", fmt.Sprintf("issued a certificate into Secret %s valid until %s (%s)",
+			n.tls, m.notAfter.UTC().Format(time.RFC3339), reason)}
+	}
+	p.add(typedChild(ca, corev1ac.ExtractSecret), typedChild(tls, corev1ac.ExtractSecret).withEvent(issued))
+	return nil
+}
