@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 const testToken = "peer-token-0123456789"
@@ -22,16 +22,6 @@ type testNode struct {
 	dir  string
 	addr string
 	id   string
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func fastConfig(id, dir, addr string, bootstrap bool, join []string) Config {
@@ -80,7 +70,7 @@ func startCluster(t *testing.T, size int, tweak ...func(i int, cfg *Config)) []*
 	t.Helper()
 	addrs := make([]string, size)
 	for i := range addrs {
-		addrs[i] = freePort(t)
+		addrs[i] = harness.FreeAddr(t)
 	}
 	nodes := make([]*testNode, size)
 	for i := range nodes {
@@ -103,17 +93,10 @@ func startCluster(t *testing.T, size int, tweak ...func(i int, cfg *Config)) []*
 	return nodes
 }
 
+// waitFor polls cond for up to 20 s.
 func waitFor(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		<-time.After(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
+	harness.Eventually(t, what, 20*time.Second, cond)
 }
 
 func put(ctx context.Context, n *testNode, key, value string) (store.Result, error) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/internal/testlog"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 const muxTestToken = "mux-test-peer-token"
@@ -91,21 +92,6 @@ func closedByServer(conn net.Conn) error {
 	return nil
 }
 
-func waitUntil(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestPeerMuxCapsUnauthenticated: connections that never send a preamble
 // hold at most maxUnauthenticated places; the ones over it are closed at
 // once, an authenticated peer's connection goes on working, and a place is
@@ -135,7 +121,7 @@ func TestPeerMuxCapsUnauthenticated(t *testing.T) {
 		defer c.Close()
 		silent = append(silent, c)
 	}
-	waitUntil(t, "silent connections accepted", func() error {
+	harness.Eventually(t, "silent connections accepted", 10*time.Second, func() error {
 		if n := len(m.unauth); n != limit {
 			return fmt.Errorf("%d connections wait for their preamble, want %d", n, limit)
 		}
@@ -159,7 +145,7 @@ func TestPeerMuxCapsUnauthenticated(t *testing.T) {
 	}
 
 	silent[0].Close()
-	waitUntil(t, "a new peer after a silent connection went", func() error {
+	harness.Eventually(t, "a new peer after a silent connection went", 10*time.Second, func() error {
 		c, err := dial(addr, kindHTTP, sha256.Sum256([]byte(muxTestToken)), 5*time.Second)
 		if err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 
 	"kvstore.dev/kvstore/internal/errcode"
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/test/harness"
 	"kvstore.dev/kvstore/wire"
 )
 
@@ -178,7 +179,7 @@ func TestPeerClientPolicy(t *testing.T) {
 			addrs := make([]string, len(tc.peers))
 			for i, answer := range tc.peers {
 				if answer == "refused" {
-					peers[i], addrs[i] = &testPeer{}, freePort(t)
+					peers[i], addrs[i] = &testPeer{}, harness.FreeAddr(t)
 					continue
 				}
 				peers[i] = startTestPeer(t, peerAnswer(t, answer, cancel))
@@ -238,7 +239,7 @@ func TestStatusFanOut(t *testing.T) {
 		}
 		writePeer(w, wire.NodeStatus{ID: "b", State: wire.StateFollower, Term: 3}, nil)
 	})
-	down := freePort(t)
+	down := harness.FreeAddr(t)
 	c := newTestPeerClient(t, []string{peer.addr}, 0, nil)
 	self := wire.NodeStatus{ID: "a", State: wire.StateLeader, Term: 3}
 	members := []wire.Member{{ID: "a", Address: "self.invalid:1"}, {ID: "b", Address: peer.addr}, {ID: "c", Address: down}}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 // writeStoreAt leaves a closed kv.db in dir whose applied index is applied.
@@ -52,7 +53,7 @@ func TestStartRefusesStoreAheadOfLog(t *testing.T) {
 	}
 	for name, prepare := range tests {
 		t.Run(name, func(t *testing.T) {
-			dir, addr := t.TempDir(), freePort(t)
+			dir, addr := t.TempDir(), harness.FreeAddr(t)
 			prepare(t, dir, addr)
 			st, err := store.Open(filepath.Join(dir, store.DBFile), store.Options{})
 			if err != nil {

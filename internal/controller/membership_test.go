@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
-	"kvstore.dev/kvstore/internal/kubetest"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 // pods stands in for the StatefulSet controller and the kubelet, which
@@ -49,16 +48,6 @@ type podProc struct {
 	done            chan struct{}
 }
 
-func loopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // sync makes the running processes match the StatefulSet's replicas.
 func (p *pods) sync(replicas int32) {
 	p.t.Helper()
@@ -80,7 +69,7 @@ func (p *pods) sync(replicas int32) {
 
 func (p *pods) start(i int32) *podProc {
 	t := p.t
-	pr := &podProc{name: podName(p.kv, i), api: loopbackAddr(t), peer: loopbackAddr(t), out: &bytes.Buffer{}, done: make(chan struct{})}
+	pr := &podProc{name: podName(p.kv, i), api: harness.FreeAddr(t), peer: harness.FreeAddr(t), out: &bytes.Buffer{}, done: make(chan struct{})}
 	join := pr.peer
 	if first, ok := p.procs[0]; ok {
 		join = first.peer // the headless Service, which reaches any member
@@ -140,12 +129,7 @@ func (r *noteRecorder) Eventf(_ runtime.Object, _ runtime.Object, _, reason, _, 
 // after an operator restart, so nothing is carried between steps but what
 // the cluster and the API server hold.
 func TestMembershipSteps(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "kvstore")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/server")
-	build.Dir = kubetest.Root()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the server: %v\n%s", err, out)
-	}
+	bin := harness.Binary(t, "server")
 	ns := newNamespace(t)
 	kv := sample(t, ns)
 	kv.Spec.Replicas = ptr(int32(1))

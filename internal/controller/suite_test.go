@@ -24,6 +24,7 @@ import (
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 	"kvstore.dev/kvstore/internal/kubetest"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 // The envtest control plane and the manager running the reconciler, shared
@@ -109,23 +110,10 @@ func newNamespace(t *testing.T) string {
 	return name
 }
 
-// eventually polls cond every 50ms until it returns nil or the deadline
-// passes, then fails the test with cond's last error.
+// eventually polls cond until it returns nil, for up to 20 s.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var err error
-	for {
-		if err = cond(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after 20s: %v", what, err)
-		}
-		<-tick.C
-	}
+	harness.Eventually(t, what, 20*time.Second, cond)
 }
 
 // countingRecorder counts events; it records nothing.

@@ -13,6 +13,7 @@ import (
 
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/test/harness"
+	"kvstore.dev/kvstore/test/harness/inprocess"
 )
 
 const testToken = "lincheck-admin-token-0123456789"
@@ -26,7 +27,7 @@ func startServer(t *testing.T) string {
 	cfg.Console.Enabled = false
 	cfg.Log.Level = "warn"
 	cfg.Auth.Tokens = []config.Token{{Name: "lincheck", Token: testToken, Role: "admin"}}
-	return harness.StartInProcess(t, cfg).URL
+	return inprocess.Start(t, cfg).URL
 }
 
 // startProxy serves a reverse proxy to upstream, its handler wrapped by

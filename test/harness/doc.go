@@ -1,6 +1,6 @@
 // Package harness is the one way the tests run kvstore: it builds each
 // binary once per test process (or takes a prebuilt one), runs a server
-// in-process or as a child process (kill -9, SIGSTOP/SIGCONT, SIGTERM,
+// as a child process (kill -9, SIGSTOP/SIGCONT, SIGTERM,
 // restart on the same data dir and ports), runs an N-node cluster of
 // processes, polls with a deadline, captures every process's log to a file
 // under the test's artifacts directory, and talks to the servers over HTTP
@@ -14,6 +14,8 @@
 // Everything a helper starts is stopped by t.Cleanup; a failed test prints
 // the tail of each process's output. The Docker suites share RequireDocker
 // (one Docker suite at a time on a machine) and BuildImages.
+//
+// Package inprocess runs a whole server in the test's own process.
 //
 // An end-to-end package calls Main from its TestMain, so that the binaries
 // it built are removed when it ends.

@@ -1,4 +1,4 @@
-// Package charttest tests the Helm chart charts/kvstore with a real helm
+// Package chart tests the Helm chart charts/kvstore with a real helm
 // (hack/install-helm.sh builds it from the Go module proxy into bin/) and a
 // real API server (envtest's, see internal/kubetest):
 //
@@ -20,4 +20,4 @@
 // The package has tests only. helm is $HELM, else bin/helm; the control plane
 // is $KUBEBUILDER_ASSETS, else bin/k8s. Without them the tests fail when $CI
 // is set and are skipped otherwise, naming the command that provides them.
-package charttest
+package chart

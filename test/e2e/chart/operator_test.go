@@ -1,4 +1,4 @@
-package charttest
+package chart
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"kvstore.dev/kvstore/internal/testlog"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 // TestOperatorWorksWithChartRBAC installs the chart's RBAC and runs the real
@@ -25,12 +26,7 @@ func TestOperatorWorksWithChartRBAC(t *testing.T) {
 	h := newHelm(t)
 	c := startCluster(t, true)
 	h.kubeconfig = c.kubeconfig
-	bin := filepath.Join(t.TempDir(), "kvstore-operator")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/operator")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/operator: %v\n%s", err, out)
-	}
+	bin := harness.Binary(t, "operator")
 
 	tests := []struct {
 		name, release, ns, watch, storeNS string

@@ -1,4 +1,4 @@
-package charttest
+package chart
 
 import (
 	"fmt"
@@ -40,7 +40,7 @@ var appliedRE = regexp.MustCompile(`(?m)^\S+ serverside-applied \(server dry run
 func TestServerDryRun(t *testing.T) {
 	t.Parallel()
 	h := newHelm(t)
-	c := startCluster(t, true, filepath.Join(root, "internal", "charttest", "testdata", "crds"))
+	c := startCluster(t, true, filepath.Join(root, "test", "e2e", "chart", "testdata", "crds"))
 
 	// The chart's CRD, for real, over config/crd/bases's.
 	crd, err := h.template("kvstore", "kvstore", "--show-only", "templates/crd.yaml")

@@ -1,4 +1,7 @@
-package harness
+// Package inprocess runs a whole server (internal/server.Run) in the test's
+// process. It is apart from package harness so that the unit tests of the
+// packages the server is built from can import harness without a cycle.
+package inprocess
 
 import (
 	"context"
@@ -11,18 +14,18 @@ import (
 	"kvstore.dev/kvstore/internal/testlog"
 )
 
-// InProcess is a server run by server.Run in the test's process.
-type InProcess struct {
+// Server is a server run by server.Run in the test's process.
+type Server struct {
 	URL  string          // "http://" + the API's address
 	Logs *testlog.Buffer // the server's log
 }
 
-// StartInProcess runs server.Run with cfg, after Validate, and returns once
+// Start runs server.Run with cfg, after Validate, and returns once
 // the API listens. cfg.DataDir, when empty or config.Default's, becomes a
 // new t.TempDir(). The server is
 // stopped when the test ends, which fails if Run returns an error or does
 // not return within 20s; a failed test prints the server's log.
-func StartInProcess(t testing.TB, cfg config.Config) *InProcess {
+func Start(t testing.TB, cfg config.Config) *Server {
 	t.Helper()
 	if cfg.DataDir == "" || cfg.DataDir == config.Default().DataDir {
 		cfg.DataDir = t.TempDir()
@@ -30,7 +33,7 @@ func StartInProcess(t testing.TB, cfg config.Config) *InProcess {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	s := &InProcess{Logs: &testlog.Buffer{}}
+	s := &Server{Logs: &testlog.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan string, 1)
