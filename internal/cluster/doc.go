@@ -23,8 +23,18 @@
 // (a kind byte and the SHA-256 of the shared peer token), checked in
 // constant time before anything else is read: kind 'R' connections carry
 // Raft's RPCs, kind 'H' connections carry the peer HTTP API (forwarded
-// writes, read-index requests, joins). Clients never see "not leader": a
-// follower forwards a write to the leader and the leader's answer back.
+// writes, read-index requests, joins, status). Every call to another node
+// goes through one peer client (peerclient.go) with one routing policy
+// (find the leader, follow a leader change, retry only what provably did
+// nothing: not_leader, no_quorum, a refused dial) and one error policy (the
+// peer API answers wire.Problem bodies from internal/errcode's table; the
+// client turns their codes back into the same sentinels). Clients never see
+// "not leader": a follower forwards a write to the leader and the leader's
+// answer back.
+//
+// The store is flushed by a store.Flusher under the configured
+// store.FlushPolicy, the same policy type the single node uses; the
+// leader's pacer waits on it when too much is unflushed (back-pressure).
 //
 // Errors: store.ErrNoQuorum when no leader is known or the write could not
 // be handed to one (not applied, safe to retry); store.ErrOutcomeUnknown
