@@ -13,6 +13,7 @@ import (
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
 	"kvstore.dev/kvstore/bench/internal/load"
+	"kvstore.dev/kvstore/bench/internal/mdsection"
 	"kvstore.dev/kvstore/bench/internal/procstat"
 	"kvstore.dev/kvstore/bench/internal/report"
 )
@@ -66,7 +67,7 @@ func runCompose(ctx context.Context, cfg *composeConfig) error {
 		return slices.Index(cfg.targets, a.Target) - slices.Index(cfg.targets, b.Target)
 	})
 
-	return publish(rep.Markdown(), failed, cfg.out, composeBegin, composeEnd)
+	return publish(rep.Markdown(), cfg.out, mdsection.Compose, unmeasured(failed), nil)
 }
 
 // runComposeLevel measures every target at c clients. A target that

@@ -164,24 +164,34 @@ func run(ctx context.Context, cfg *config) (err error) {
 		rep.Load = &l
 	}
 
-	return publish(rep.Markdown(), failed, cfg.out, mdsection.Begin, mdsection.End)
+	return publish(rep.Markdown(), cfg.out, mdsection.KVBench, unmeasured(failed), nil)
 }
 
-// publish prints md and, unless a target could not be measured, replaces
-// the section between begin and end of the file out ("" means stdout only).
-func publish(md string, failed bool, out, begin, end string) error {
+// publish prints md and, unless refuse says why not, writes it into
+// section sec of the file out ("" means stdout only); then it returns
+// failure, the error of a run whose report is still worth recording.
+func publish(md, out string, sec mdsection.Section, refuse, failure error) error {
 	fmt.Println(md)
-	if failed {
+	if refuse != nil {
 		if out != "" {
-			return fmt.Errorf("some targets could not be measured; %s left unchanged", out)
+			return fmt.Errorf("%w; %s left unchanged", refuse, out)
 		}
-		return errors.New("some targets could not be measured")
+		return refuse
 	}
 	if out != "" {
-		if err := mdsection.UpdateFile(out, begin, end, md); err != nil {
+		if err := sec.WriteFile(out, md); err != nil {
 			return err
 		}
-		infof("updated the section %s of %s", begin, out)
+		infof("updated the section %s of %s", sec.Begin, out)
+	}
+	return failure
+}
+
+// unmeasured is the reason a run in which some target failed leaves the
+// report file alone.
+func unmeasured(failed bool) error {
+	if failed {
+		return errors.New("some targets could not be measured")
 	}
 	return nil
 }

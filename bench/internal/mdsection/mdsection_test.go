@@ -3,6 +3,7 @@ package mdsection
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -103,7 +104,7 @@ func TestUpdateFile(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := UpdateFile(path, Begin, End, "body"); err != nil {
+			if err := KVBench.WriteFile(path, "body"); err != nil {
 				t.Fatalf("UpdateFile() = %v", err)
 			}
 			got, err := os.ReadFile(path)
@@ -130,7 +131,7 @@ func TestUpdateFileRejectsBrokenMarkers(t *testing.T) {
 	if err := os.WriteFile(path, []byte(orig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := UpdateFile(path, Begin, End, "body"); err == nil {
+	if err := KVBench.WriteFile(path, "body"); err == nil {
 		t.Fatal("UpdateFile() = nil, want error for missing end marker")
 	}
 	got, err := os.ReadFile(path)
@@ -139,6 +140,34 @@ func TestUpdateFileRejectsBrokenMarkers(t *testing.T) {
 	}
 	if string(got) != orig {
 		t.Errorf("file changed despite error: %q", got)
+	}
+}
+
+func TestSectionHeading(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.md")
+	orig := "# Benchmarks\n\n<!-- kvbench:begin -->\nx\n<!-- kvbench:end -->\n"
+	if err := os.WriteFile(path, []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Cluster.WriteFile(path, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	want := orig + "\n" + Cluster.Heading + "\n\n" + Cluster.Begin + "\nfirst\n" + Cluster.End + "\n"
+	if string(got) != want {
+		t.Fatalf("after append:\n%s\nwant:\n%s", got, want)
+	}
+	// A second update replaces only the section, and adds no heading.
+	if err := os.WriteFile(path, append(got, []byte("\n## Later section\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Cluster.WriteFile(path, "second"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(path)
+	want = strings.Replace(want, "first", "second", 1) + "\n## Later section\n"
+	if string(got) != want {
+		t.Fatalf("after replace:\n%s\nwant:\n%s", got, want)
 	}
 }
 
