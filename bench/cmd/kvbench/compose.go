@@ -16,6 +16,7 @@ import (
 	"kvstore.dev/kvstore/bench/internal/mdsection"
 	"kvstore.dev/kvstore/bench/internal/procstat"
 	"kvstore.dev/kvstore/bench/internal/report"
+	"kvstore.dev/kvstore/wire"
 )
 
 // composeRun is one target at one client count while it is measured.
@@ -290,7 +291,7 @@ func composeMeta(cfg *composeConfig) report.ComposeMeta {
 		AppConns:  cfg.appPID > 0,
 	}
 	for _, name := range cfg.targets {
-		m.URLs[name] = composeTargets[name].baseURL(cfg) + "/api/v1/kv/"
+		m.URLs[name] = composeTargets[name].baseURL(cfg) + wire.PathKV + "/"
 	}
 	for _, g := range cfg.cpuGroups {
 		m.CPUGroups = append(m.CPUGroups, g.name)
