@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -38,27 +36,15 @@ func runCluster(ctx context.Context, cfg *clusterConfig) (err error) {
 			return fmt.Errorf("%s binary: %w", s, err)
 		}
 	}
-	if cfg.seed == 0 {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-		cfg.seed = binary.LittleEndian.Uint64(b[:]) | 1
+	if err := ensureSeed(&cfg.seed); err != nil {
+		return err
 	}
-	work, err := os.MkdirTemp(cfg.workDir, "kvbench-cluster-")
+	work, cleanup, err := newWorkDir(cfg.workDir, "kvbench-cluster-", cfg.keepWorkDir)
 	if err != nil {
-		return fmt.Errorf("create work dir: %w", err)
+		return err
 	}
 	failed := false
-	defer func() {
-		if failed || err != nil || cfg.keepWorkDir {
-			infof("data directories and logs kept in %s", work)
-			return
-		}
-		if rmErr := os.RemoveAll(work); rmErr != nil {
-			warnf("remove %s: %v", work, rmErr)
-		}
-	}()
+	defer func() { cleanup(failed || err != nil) }()
 
 	start := time.Now()
 	rep := report.ClusterReport{Meta: clusterMeta(cfg, work), JudgeClients: cfg.judgeClients}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -37,12 +35,8 @@ func runCompose(ctx context.Context, cfg *composeConfig) error {
 	if err != nil {
 		return err
 	}
-	if cfg.seed == 0 {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-		cfg.seed = binary.LittleEndian.Uint64(b[:]) | 1
+	if err := ensureSeed(&cfg.seed); err != nil {
+		return err
 	}
 	meter, err := newPhaseMeter(cfg)
 	if err != nil {

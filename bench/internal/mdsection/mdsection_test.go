@@ -172,3 +172,24 @@ func TestSectionHeading(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// TestBenchmarksDocRoundTrip rewrites each section of docs/benchmarks.md
+// with its own body: every benchmark's writer must leave the document
+// byte-identical.
+func TestBenchmarksDocRoundTrip(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "benchmarks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, s := range []Section{KVBench, Compose, Cluster, Operator} {
+		_, rest, ok := strings.Cut(doc, s.Begin+"\n")
+		body, _, ok2 := strings.Cut(rest, s.End)
+		if !ok || !ok2 {
+			t.Fatalf("docs/benchmarks.md has no section %s", s.Begin)
+		}
+		if got, err := s.Replace(doc, body); err != nil || got != doc {
+			t.Errorf("rewriting section %s with its own body changed the document (err %v)", s.Begin, err)
+		}
+	}
+}
