@@ -20,6 +20,7 @@ import (
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 	"kvstore.dev/kvstore/bench/internal/mdsection"
+	"kvstore.dev/kvstore/bench/internal/procstat"
 	"kvstore.dev/kvstore/internal/kubetest"
 	"kvstore.dev/kvstore/internal/operator"
 )
@@ -243,7 +244,7 @@ func sampleKVStore(t *testing.T, ns, name string) *kvv1.KVStore {
 
 func memRow(t *testing.T, op *Operator, state string, n int) MemRow {
 	t.Helper()
-	mem, err := ReadMemory(op.Pid)
+	mem, err := procstat.Read(op.Pid)
 	check(t, err)
 	m, err := op.Metrics()
 	check(t, err)

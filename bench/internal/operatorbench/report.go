@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"kvstore.dev/kvstore/bench/internal/procstat"
 )
 
 // Goals of issue 4 ("Performance").
@@ -40,7 +42,7 @@ func Summarize(ds []time.Duration) Stats {
 // MemRow is the operator's memory at one point of the run.
 type MemRow struct {
 	State      string
-	Mem        Memory
+	Mem        procstat.Memory
 	HeapInuse  float64 // go_memstats_heap_inuse_bytes
 	Goroutines float64 // go_goroutines
 	KVStores   int
@@ -105,7 +107,7 @@ func (r *Result) Markdown() string {
 	p("**Memory**, a fresh operator process, 100 KVStores created back to back in 4 namespaces:\n\n")
 	p("| Operator state | KVStores | VmRSS | VmHWM (peak) | Go heap in use | goroutines |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, m := range r.Memory {
-		p("| %s | %d | %s | %s | %s | %.0f |\n", m.State, m.KVStores, mb(m.Mem.RSS), mb(m.Mem.HWM), mb(int64(m.HeapInuse)), m.Goroutines)
+		p("| %s | %d | %s | %s | %s | %.0f |\n", m.State, m.KVStores, mb(int64(m.Mem.RSS)), mb(int64(m.Mem.PeakRSS)), mb(int64(m.HeapInuse)), m.Goroutines)
 	}
 	p("\nAll 100 had every child and a written status %s after the first Create. Getting there took %.0f reconciles (%.0f errors; mean reconcile time %s) "+
 		"and %d status writes (watch events), and the operator sent these API requests (`rest_client_requests_total`, method and code): %s. "+
@@ -118,9 +120,9 @@ func (r *Result) Markdown() string {
 	p("| median KVStore created → all children exist, over %d | %s (%.2f× the direct-create ceiling) | < %.0f s | %s |\n",
 		r.ToChildren.N, ms(r.ToChildren.Median), ratio(r.ToChildren.Median, r.Direct.Median), MedianGoal.Seconds(), met(r.ToChildren.Median < MedianGoal))
 	p("| operator VmRSS while managing %d KVStores | %s (peak %s, Go heap %s) | < %s | %s |\n",
-		last.KVStores, mb(last.Mem.RSS), mb(last.Mem.HWM), mb(int64(last.HeapInuse)), mb0(RSSGoal), met(last.Mem.RSS < RSSGoal))
+		last.KVStores, mb(int64(last.Mem.RSS)), mb(int64(last.Mem.PeakRSS)), mb(int64(last.HeapInuse)), mb0(RSSGoal), met(last.Mem.RSS < RSSGoal))
 	p("| operator peak RSS (VmHWM) over the whole ramp to %d (for information) | %s | < %s | %s |\n",
-		last.KVStores, mb(last.Mem.HWM), mb0(RSSGoal), met(last.Mem.HWM < RSSGoal))
+		last.KVStores, mb(int64(last.Mem.PeakRSS)), mb0(RSSGoal), met(last.Mem.PeakRSS < RSSGoal))
 	return b.String()
 }
 
