@@ -342,7 +342,7 @@ func TestChildren(t *testing.T) {
 		{"Secret", "x", "kv-peer"}, {"StatefulSet", "x", "kv"}}; !slices.Equal(got, want) {
 		t.Errorf("Of = %v, want %v", got, want)
 	}
-	if got, want := ch.String(), "ConfigMap `-config`, Secret `-peer`, StatefulSet, Ingresses `<name>`, `-watch`"; got != want {
+	if got, want := ch.String(), "ConfigMap `-config`, Ingress `<name>`, Ingress `-watch`, Secret `-peer`, StatefulSet `<name>`"; got != want {
 		t.Errorf("String = %q, want %q", got, want)
 	}
 }

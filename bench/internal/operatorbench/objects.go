@@ -55,29 +55,11 @@ func (c Children) Of(ns, name string) []Ref {
 	return refs
 }
 
-// String lists the children for the report, by kind in the order the
-// tracker watches them: "ConfigMap `-config`, Services `<name>`, `-peers`, ...".
+// String lists the children for the report: "ConfigMap `-config`, ...".
 func (c Children) String() string {
-	var parts []string
-	for _, k := range trackedKinds {
-		var names []string
-		for _, r := range c {
-			if r.Kind == k.kind {
-				names = append(names, "`"+cmp.Or(r.Name, "<name>")+"`")
-			}
-		}
-		switch {
-		case len(names) == 1 && names[0] == "`<name>`":
-			parts = append(parts, k.kind)
-		case len(names) == 1:
-			parts = append(parts, k.kind+" "+names[0])
-		case len(names) > 1:
-			plural := k.kind + "s"
-			if strings.HasSuffix(k.kind, "s") {
-				plural = k.kind + "es"
-			}
-			parts = append(parts, plural+" "+strings.Join(names, ", "))
-		}
+	parts := make([]string, len(c))
+	for i, r := range c {
+		parts[i] = r.Kind + " `" + cmp.Or(r.Name, "<name>") + "`"
 	}
 	return strings.Join(parts, ", ")
 }
