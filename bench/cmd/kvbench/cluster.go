@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
@@ -39,27 +36,15 @@ func runCluster(ctx context.Context, cfg *clusterConfig) (err error) {
 			return fmt.Errorf("%s binary: %w", s, err)
 		}
 	}
-	if cfg.seed == 0 {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-		cfg.seed = binary.LittleEndian.Uint64(b[:]) | 1
+	if err := ensureSeed(&cfg.seed); err != nil {
+		return err
 	}
-	work, err := os.MkdirTemp(cfg.workDir, "kvbench-cluster-")
+	work, cleanup, err := newWorkDir(cfg.workDir, "kvbench-cluster-", cfg.keepWorkDir)
 	if err != nil {
-		return fmt.Errorf("create work dir: %w", err)
+		return err
 	}
 	failed := false
-	defer func() {
-		if failed || err != nil || cfg.keepWorkDir {
-			infof("data directories and logs kept in %s", work)
-			return
-		}
-		if rmErr := os.RemoveAll(work); rmErr != nil {
-			warnf("remove %s: %v", work, rmErr)
-		}
-	}()
+	defer func() { cleanup(failed || err != nil) }()
 
 	start := time.Now()
 	rep := report.ClusterReport{Meta: clusterMeta(cfg, work), JudgeClients: cfg.judgeClients}
@@ -124,24 +109,16 @@ func runCluster(ctx context.Context, cfg *clusterConfig) (err error) {
 	rep.Meta.Took = time.Since(start)
 	rep.Meta.LoadEnd = loadAvg()
 
-	md := rep.Markdown()
-	fmt.Println(md)
-	if cfg.out == "" {
-		return nil
-	}
 	// Missed targets, failed rows and even lost writes are results worth
 	// recording; only a run that measured nothing leaves the file alone.
-	if measuredNothing(rep) {
-		return fmt.Errorf("nothing could be measured; %s left unchanged", cfg.out)
+	var refuse, failure error
+	if cfg.out != "" && measuredNothing(rep) {
+		refuse = errors.New("nothing could be measured")
 	}
-	if err := updateSection(cfg.out, clusterHeading, clusterBegin, clusterEnd, md); err != nil {
-		return err
+	if cfg.out != "" && failed {
+		failure = errors.New("some measurements failed or lost writes (recorded in the report)")
 	}
-	infof("updated the section %s of %s", clusterBegin, cfg.out)
-	if failed {
-		return errors.New("some measurements failed or lost writes (recorded in the report)")
-	}
-	return nil
+	return publish(rep.Markdown(), cfg.out, mdsection.Cluster, refuse, failure)
 }
 
 // measuredNothing reports whether every row and failover failed.
@@ -157,46 +134,6 @@ func measuredNothing(r report.ClusterReport) bool {
 		}
 	}
 	return true
-}
-
-// updateSection replaces the section between begin and end of the file
-// at path with body; when the file has no such section, heading and the
-// section are appended to it.
-func updateSection(path, heading, begin, end, body string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	if !bytes.Contains(old, []byte(begin)) && !bytes.Contains(old, []byte(end)) {
-		body = strings.TrimRight(body, "\n")
-		doc, err := mdsection.Replace(strings.TrimRight(string(old), "\n")+"\n\n"+heading+"\n", begin, end, body)
-		if err != nil {
-			return err
-		}
-		return writeFileAtomic(path, doc)
-	}
-	return mdsection.UpdateFile(path, begin, end, body)
-}
-
-// writeFileAtomic replaces path with data through a temporary file.
-func writeFileAtomic(path, data string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".kvbench-*.md")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // startBenchCluster starts a fresh cluster of system under dir.

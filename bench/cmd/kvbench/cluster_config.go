@@ -15,14 +15,6 @@ import (
 // and latency, and leader failover.
 const clusterCommand = "cluster"
 
-// Markers and heading of the three-node section of docs/benchmarks.md;
-// the other sections have markers of their own and are left alone.
-const (
-	clusterBegin   = "<!-- cluster-bench:begin -->"
-	clusterEnd     = "<!-- cluster-bench:end -->"
-	clusterHeading = "## Three nodes: kvstore (Raft) vs etcd"
-)
-
 // clusterNodes is the size of both clusters.
 const clusterNodes = 3
 

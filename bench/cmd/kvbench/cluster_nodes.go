@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"kvstore.dev/kvstore/bench/internal/report"
+	"kvstore.dev/kvstore/wire"
 )
 
 // benchCluster is a running three-node cluster of one system, as the
@@ -240,7 +241,7 @@ func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvClu
 				"--log-format", "json", "--node-id", id, "--peer-listen", peer[i], "--peer-advertise", peer[i],
 				"--bootstrap-node", "n0", "--join", peer[0]},
 			env:   []string{"KVSTORE_ADMIN_TOKEN=" + token, "KVSTORE_PEER_TOKEN=" + peerToken},
-			probe: probeHTTP("http://" + api[i] + "/readyz"),
+			probe: probeHTTP("http://" + api[i] + wire.PathReadyz),
 		}
 		c.nodes = append(c.nodes, n)
 		c.ids = append(c.ids, id)
@@ -261,7 +262,7 @@ func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvClu
 			}
 			voters := 0
 			for _, m := range st.Members {
-				if m.Suffrage == "Voter" {
+				if m.Suffrage == wire.SuffrageVoter {
 					voters++
 				}
 			}
@@ -277,39 +278,24 @@ func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvClu
 	return c, nil
 }
 
-// kvClusterStatus is the part of GET /api/v1/cluster the benchmark reads.
-type kvClusterStatus struct {
-	Self struct {
-		ID           string `json:"id"`
-		Term         uint64 `json:"term"`
-		CommitIndex  uint64 `json:"commit_index"`
-		AppliedIndex uint64 `json:"applied_index"`
-	} `json:"self"`
-	LeaderID string `json:"leader_id"`
-	Members  []struct {
-		ID       string `json:"id"`
-		Suffrage string `json:"suffrage"`
-	} `json:"members"`
-}
-
 // clusterStatus asks node i for GET /api/v1/cluster.
-func (c *kvCluster) clusterStatus(ctx context.Context, i int) (kvClusterStatus, error) {
-	var st kvClusterStatus
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.api[i]+"/api/v1/cluster", nil)
+func (c *kvCluster) clusterStatus(ctx context.Context, i int) (wire.ClusterStatus, error) {
+	var st wire.ClusterStatus
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.api[i]+wire.PathCluster, nil)
 	if err != nil {
 		return st, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.status.Do(req)
 	if err != nil {
-		return st, fmt.Errorf("%s: GET /api/v1/cluster: %w", c.ids[i], err)
+		return st, fmt.Errorf("%s: GET %s: %w", c.ids[i], wire.PathCluster, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return st, statusError("GET", []byte("/api/v1/cluster"), resp)
+		return st, statusError("GET", []byte(wire.PathCluster), resp)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("%s: decode /api/v1/cluster: %w", c.ids[i], err)
+		return st, fmt.Errorf("%s: decode %s: %w", c.ids[i], wire.PathCluster, err)
 	}
 	return st, nil
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -379,33 +378,5 @@ func TestMeasureFailoverTimesOut(t *testing.T) {
 	}
 	if len(f.Reps) != 1 || !strings.Contains(f.Reps[0].Err, "no write acknowledged within 200ms") {
 		t.Errorf("reps %+v, want one that timed out", f.Reps)
-	}
-}
-
-func TestUpdateSection(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "b.md")
-	orig := "# Benchmarks\n\n<!-- kvbench:begin -->\nx\n<!-- kvbench:end -->\n"
-	if err := os.WriteFile(path, []byte(orig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := updateSection(path, clusterHeading, clusterBegin, clusterEnd, "first\n"); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := os.ReadFile(path)
-	want := orig + "\n" + clusterHeading + "\n\n" + clusterBegin + "\nfirst\n" + clusterEnd + "\n"
-	if string(got) != want {
-		t.Fatalf("after append:\n%s\nwant:\n%s", got, want)
-	}
-	// A second update replaces only the section, and adds no heading.
-	if err := os.WriteFile(path, append(got, []byte("\n## Later section\n")...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := updateSection(path, clusterHeading, clusterBegin, clusterEnd, "second"); err != nil {
-		t.Fatal(err)
-	}
-	got, _ = os.ReadFile(path)
-	want = strings.Replace(want, "first", "second", 1) + "\n## Later section\n"
-	if string(got) != want {
-		t.Fatalf("after replace:\n%s\nwant:\n%s", got, want)
 	}
 }

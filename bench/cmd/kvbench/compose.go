@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -13,8 +11,10 @@ import (
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
 	"kvstore.dev/kvstore/bench/internal/load"
+	"kvstore.dev/kvstore/bench/internal/mdsection"
 	"kvstore.dev/kvstore/bench/internal/procstat"
 	"kvstore.dev/kvstore/bench/internal/report"
+	"kvstore.dev/kvstore/wire"
 )
 
 // composeRun is one target at one client count while it is measured.
@@ -35,12 +35,8 @@ func runCompose(ctx context.Context, cfg *composeConfig) error {
 	if err != nil {
 		return err
 	}
-	if cfg.seed == 0 {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-		cfg.seed = binary.LittleEndian.Uint64(b[:]) | 1
+	if err := ensureSeed(&cfg.seed); err != nil {
+		return err
 	}
 	meter, err := newPhaseMeter(cfg)
 	if err != nil {
@@ -66,7 +62,7 @@ func runCompose(ctx context.Context, cfg *composeConfig) error {
 		return slices.Index(cfg.targets, a.Target) - slices.Index(cfg.targets, b.Target)
 	})
 
-	return publish(rep.Markdown(), failed, cfg.out, composeBegin, composeEnd)
+	return publish(rep.Markdown(), cfg.out, mdsection.Compose, unmeasured(failed), nil)
 }
 
 // runComposeLevel measures every target at c clients. A target that
@@ -289,7 +285,7 @@ func composeMeta(cfg *composeConfig) report.ComposeMeta {
 		AppConns:  cfg.appPID > 0,
 	}
 	for _, name := range cfg.targets {
-		m.URLs[name] = composeTargets[name].baseURL(cfg) + "/api/v1/kv/"
+		m.URLs[name] = composeTargets[name].baseURL(cfg) + wire.PathKV + "/"
 	}
 	for _, g := range cfg.cpuGroups {
 		m.CPUGroups = append(m.CPUGroups, g.name)

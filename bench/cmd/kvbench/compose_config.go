@@ -17,13 +17,6 @@ import (
 // stack: the API through nginx over HTTPS against the app's own port.
 const composeCommand = "compose"
 
-// Markers of the compose section of docs/benchmarks.md; the kvbench
-// section has markers of its own and is left alone.
-const (
-	composeBegin = "<!-- compose-bench:begin -->"
-	composeEnd   = "<!-- compose-bench:end -->"
-)
-
 // cpuGroup is a named set of process trees whose CPU use is reported as
 // one column, e.g. nginx's master process and its workers.
 type cpuGroup struct {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/bench/internal/report"
+	"kvstore.dev/kvstore/wire"
 )
 
 // composeEnv is what every compose target's client needs.
@@ -133,11 +134,9 @@ func (c *composeClient) probe(ctx context.Context, t composeTarget) (probeResult
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return probeResult{}, statusError("GET", []byte("/api/v1/status"), resp)
+		return probeResult{}, statusError("GET", []byte(wire.PathStatus), resp)
 	}
-	var st struct {
-		Version string `json:"version"`
-	}
+	var st wire.Status
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&st); err != nil {
 		return probeResult{}, fmt.Errorf("probe %s: decode status: %w", url, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
+	"kvstore.dev/kvstore/bench/internal/mdsection"
 	"kvstore.dev/kvstore/bench/internal/report"
 )
 
@@ -322,7 +323,7 @@ func TestRunComposeAgainstFakeStack(t *testing.T) {
 	if !strings.HasPrefix(got, doc) {
 		t.Errorf("the kvbench section or the text before it changed:\n%s", got)
 	}
-	if n := strings.Count(got, composeBegin); n != 1 || strings.Count(got, composeEnd) != 1 {
+	if n := strings.Count(got, mdsection.Compose.Begin); n != 1 || strings.Count(got, mdsection.Compose.End) != 1 {
 		t.Errorf("want exactly one compose section, found %d begin markers:\n%s", n, got)
 	}
 	for _, want := range []string{

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"kvstore.dev/kvstore/wire"
 )
 
 // kvClient is what a benchmark phase needs from a target.
@@ -54,7 +56,7 @@ func newHTTPClient(addr, token string, clients int) *httpClient {
 // requests through tr.
 func newHTTPClientURL(baseURL, token string, tr *http.Transport) *httpClient {
 	return &httpClient{
-		base: strings.TrimRight(baseURL, "/") + "/api/v1/kv/",
+		base: strings.TrimRight(baseURL, "/") + wire.PathKV + "/",
 		auth: "Bearer " + token,
 		tr:   tr,
 		hc:   &http.Client{Transport: tr},
@@ -117,9 +119,7 @@ func statusError(method string, key []byte, resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, resp.Body)
 	e := &httpStatusError{method: method, key: string(key), status: resp.StatusCode, statusText: resp.Status}
-	var problem struct {
-		Code string `json:"code"`
-	}
+	var problem wire.Problem
 	if json.Unmarshal(body, &problem) == nil {
 		e.code = problem.Code
 	}

@@ -29,17 +29,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"syscall"
 	"time"
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
@@ -52,54 +46,7 @@ import (
 const wrapperEnv = "KVBENCH_WRAPPER"
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == composeCommand {
-		os.Exit(runSubcommand(composeCommand, os.Args[2:], parseComposeFlags, runCompose))
-	}
-	if len(os.Args) > 1 && os.Args[1] == clusterCommand {
-		os.Exit(runSubcommand(clusterCommand, os.Args[2:], parseClusterFlags, runCluster))
-	}
-	if len(os.Args) > 1 && os.Args[1] == bareCommand {
-		if err := runBare(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		return
-	}
-	cfg, err := parseFlags(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "kvbench:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "kvbench:", err)
-		os.Exit(1)
-	}
-}
-
-// runSubcommand parses a subcommand's flags and runs it until it ends or
-// SIGINT/SIGTERM arrives; it returns the exit status: 0, 1 when the run
-// failed, 2 for bad flags.
-func runSubcommand[C any](name string, args []string, parse func([]string) (C, error), run func(context.Context, C) error) int {
-	cfg, err := parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "kvbench %s: %v\n", name, err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "kvbench %s: %v\n", name, err)
-		return 1
-	}
-	return 0
+	os.Exit(runScenario(os.Args[1:]))
 }
 
 // run executes every phase, prints the report and updates cfg.out.
@@ -107,27 +54,15 @@ func run(ctx context.Context, cfg *config) (err error) {
 	if err := checkBinaries(cfg); err != nil {
 		return err
 	}
-	if cfg.seed == 0 {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-		cfg.seed = binary.LittleEndian.Uint64(b[:]) | 1
+	if err := ensureSeed(&cfg.seed); err != nil {
+		return err
 	}
-	work, err := os.MkdirTemp(cfg.workDir, "kvbench-")
+	work, cleanup, err := newWorkDir(cfg.workDir, "kvbench-", cfg.keepWorkDir)
 	if err != nil {
-		return fmt.Errorf("create work dir: %w", err)
+		return err
 	}
 	failed := false
-	defer func() {
-		if failed || err != nil || cfg.keepWorkDir {
-			infof("data directories and logs kept in %s", work)
-			return
-		}
-		if rmErr := os.RemoveAll(work); rmErr != nil {
-			warnf("remove %s: %v", work, rmErr)
-		}
-	}()
+	defer func() { cleanup(failed || err != nil) }()
 
 	rep := report.Report{Meta: collectMeta(cfg, work), JudgeClients: cfg.judgeClients}
 	// All targets run back to back at one client count before the next,
@@ -164,26 +99,7 @@ func run(ctx context.Context, cfg *config) (err error) {
 		rep.Load = &l
 	}
 
-	return publish(rep.Markdown(), failed, cfg.out, mdsection.Begin, mdsection.End)
-}
-
-// publish prints md and, unless a target could not be measured, replaces
-// the section between begin and end of the file out ("" means stdout only).
-func publish(md string, failed bool, out, begin, end string) error {
-	fmt.Println(md)
-	if failed {
-		if out != "" {
-			return fmt.Errorf("some targets could not be measured; %s left unchanged", out)
-		}
-		return errors.New("some targets could not be measured")
-	}
-	if out != "" {
-		if err := mdsection.UpdateFile(out, begin, end, md); err != nil {
-			return err
-		}
-		infof("updated the section %s of %s", begin, out)
-	}
-	return nil
+	return publish(rep.Markdown(), cfg.out, mdsection.KVBench, unmeasured(failed), nil)
 }
 
 // runOne measures target t at c clients in its own directory, whose data

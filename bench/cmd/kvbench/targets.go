@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/bench/internal/report"
+	"kvstore.dev/kvstore/wire"
 )
 
 // readyTimeout bounds how long a freshly started server may take to
@@ -76,7 +77,7 @@ func startKVStore(ctx context.Context, cfg *config, dir string, clients int) (*s
 	if err != nil {
 		return nil, err
 	}
-	if err := waitReady(ctx, proc, readyTimeout, probeHTTP("http://"+addr+"/readyz")); err != nil {
+	if err := waitReady(ctx, proc, readyTimeout, probeHTTP("http://"+addr+wire.PathReadyz)); err != nil {
 		_ = proc.stop(5 * time.Second)
 		return nil, err
 	}

@@ -1,5 +1,6 @@
 // Package mdsection replaces a marker-delimited section of a markdown
-// document, leaving everything outside the markers untouched.
+// document, leaving everything outside the markers untouched. It is the
+// one writer of docs/benchmarks.md: every benchmark names its Section.
 package mdsection
 
 import (
@@ -16,6 +17,29 @@ const (
 	Begin = "<!-- kvbench:begin -->"
 	End   = "<!-- kvbench:end -->"
 )
+
+// Section is one generated section of a document: its markers, and the
+// heading put above them when the document has neither marker yet (none
+// when Heading is empty).
+type Section struct{ Heading, Begin, End string }
+
+// The sections of docs/benchmarks.md, one per benchmark.
+var (
+	KVBench  = Section{Begin: Begin, End: End}
+	Compose  = Section{Begin: "<!-- compose-bench:begin -->", End: "<!-- compose-bench:end -->"}
+	Cluster  = Section{Heading: "## Three nodes: kvstore (Raft) vs etcd", Begin: "<!-- cluster-bench:begin -->", End: "<!-- cluster-bench:end -->"}
+	Operator = Section{Heading: "## Operator: KVStore to children, and memory at 100 KVStores", Begin: "<!-- operator-bench:begin -->", End: "<!-- operator-bench:end -->"}
+)
+
+// Replace returns doc with the section's body replaced (see Replace); a
+// document without the markers gets the heading and then the section
+// appended, one blank line after its text.
+func (s Section) Replace(doc, body string) (string, error) {
+	if s.Heading != "" && !strings.Contains(doc, s.Begin) && !strings.Contains(doc, s.End) {
+		doc = strings.TrimRight(doc, "\n") + "\n\n" + s.Heading + "\n"
+	}
+	return Replace(doc, s.Begin, s.End, body)
+}
 
 // Replace returns doc with the text between the begin and end markers
 // replaced by body. The markers themselves are kept, each on its own
@@ -53,15 +77,15 @@ func Replace(doc, begin, end, body string) (string, error) {
 	return doc[:i] + section + doc[j+len(end):], nil
 }
 
-// UpdateFile replaces the section of the markdown file at path (see
-// Replace), creating the file if it does not exist. The file is replaced
-// atomically via a temporary file in the same directory.
-func UpdateFile(path, begin, end, body string) error {
+// WriteFile replaces the section of the markdown file at path (see
+// Section.Replace), creating the file if it does not exist. The file is
+// replaced atomically via a temporary file in the same directory.
+func (s Section) WriteFile(path, body string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	doc, err := Replace(string(old), begin, end, body)
+	doc, err := s.Replace(string(old), body)
 	if err != nil {
 		return fmt.Errorf("update %s: %w", path, err)
 	}

@@ -3,6 +3,7 @@ package mdsection
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -103,7 +104,7 @@ func TestUpdateFile(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := UpdateFile(path, Begin, End, "body"); err != nil {
+			if err := KVBench.WriteFile(path, "body"); err != nil {
 				t.Fatalf("UpdateFile() = %v", err)
 			}
 			got, err := os.ReadFile(path)
@@ -130,7 +131,7 @@ func TestUpdateFileRejectsBrokenMarkers(t *testing.T) {
 	if err := os.WriteFile(path, []byte(orig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := UpdateFile(path, Begin, End, "body"); err == nil {
+	if err := KVBench.WriteFile(path, "body"); err == nil {
 		t.Fatal("UpdateFile() = nil, want error for missing end marker")
 	}
 	got, err := os.ReadFile(path)
@@ -142,4 +143,53 @@ func TestUpdateFileRejectsBrokenMarkers(t *testing.T) {
 	}
 }
 
+func TestSectionHeading(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.md")
+	orig := "# Benchmarks\n\n<!-- kvbench:begin -->\nx\n<!-- kvbench:end -->\n"
+	if err := os.WriteFile(path, []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Cluster.WriteFile(path, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	want := orig + "\n" + Cluster.Heading + "\n\n" + Cluster.Begin + "\nfirst\n" + Cluster.End + "\n"
+	if string(got) != want {
+		t.Fatalf("after append:\n%s\nwant:\n%s", got, want)
+	}
+	// A second update replaces only the section, and adds no heading.
+	if err := os.WriteFile(path, append(got, []byte("\n## Later section\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Cluster.WriteFile(path, "second"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(path)
+	want = strings.Replace(want, "first", "second", 1) + "\n## Later section\n"
+	if string(got) != want {
+		t.Fatalf("after replace:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func ptr(s string) *string { return &s }
+
+// TestBenchmarksDocRoundTrip rewrites each section of docs/benchmarks.md
+// with its own body: every benchmark's writer must leave the document
+// byte-identical.
+func TestBenchmarksDocRoundTrip(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "benchmarks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, s := range []Section{KVBench, Compose, Cluster, Operator} {
+		_, rest, ok := strings.Cut(doc, s.Begin+"\n")
+		body, _, ok2 := strings.Cut(rest, s.End)
+		if !ok || !ok2 {
+			t.Fatalf("docs/benchmarks.md has no section %s", s.Begin)
+		}
+		if got, err := s.Replace(doc, body); err != nil || got != doc {
+			t.Errorf("rewriting section %s with its own body changed the document (err %v)", s.Begin, err)
+		}
+	}
+}

@@ -1,13 +1,16 @@
 package operatorbench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,6 +27,7 @@ type entry struct {
 	seen     time.Time // when the bench first saw it (list or ADDED event)
 	updates  int       // MODIFIED events since
 	gen, obs int64     // metadata.generation and, for KVStores, status.observedGeneration
+	owner    types.UID // of its controller owner reference, if any
 	obsAt    time.Time // when status.observedGeneration first equalled the generation
 }
 
@@ -108,6 +112,9 @@ func (t *Tracker) record(kind string, typ watch.EventType, o client.Object) {
 	}
 	if e != nil && typ != watch.Deleted {
 		e.gen = o.GetGeneration()
+		if ref := metav1.GetControllerOf(o); ref != nil {
+			e.owner = ref.UID
+		}
 		if kv, ok := o.(*kvv1.KVStore); ok {
 			e.obs = kv.Status.ObservedGeneration
 			if e.obsAt.IsZero() && e.gen > 0 && e.obs == e.gen {
@@ -170,6 +177,21 @@ func (t *Tracker) wait(ctx context.Context, check func() (time.Time, []Ref)) (ti
 			return time.Time{}, fmt.Errorf("%d objects still missing or not observed, e.g. %v: %w", len(missing), missing[0], ctx.Err())
 		}
 	}
+}
+
+// Owned lists the existing objects whose controller is the object with
+// uid, sorted by kind and name.
+func (t *Tracker) Owned(uid types.UID) []Ref {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var refs []Ref
+	for r, e := range t.objs {
+		if e.owner == uid {
+			refs = append(refs, r)
+		}
+	}
+	slices.SortFunc(refs, func(a, b Ref) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name)) })
+	return refs
 }
 
 // Updates is the number of MODIFIED events seen for the objects in refs

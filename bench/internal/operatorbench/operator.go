@@ -157,41 +157,6 @@ func (o *Operator) Stop() error {
 	}
 }
 
-// Memory is what /proc/<pid>/status says about a process's memory, in bytes.
-type Memory struct {
-	RSS, HWM int64 // VmRSS and VmHWM
-}
-
-// ReadMemory reads VmRSS and VmHWM of process pid.
-func ReadMemory(pid int) (Memory, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return Memory{}, err
-	}
-	defer f.Close()
-	var m Memory
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return Memory{}, fmt.Errorf("/proc/%d/status %s: %w", pid, k, err)
-		}
-		if k == "VmRSS" {
-			m.RSS = kb * 1024
-		} else {
-			m.HWM = kb * 1024
-		}
-	}
-	if m.RSS == 0 || m.HWM == 0 {
-		return m, fmt.Errorf("/proc/%d/status has no VmRSS/VmHWM", pid)
-	}
-	return m, sc.Err()
-}
-
 // Metrics scrapes the operator's /metrics.
 func (o *Operator) Metrics() (Metrics, error) {
 	hc := &http.Client{Timeout: 5 * time.Second}

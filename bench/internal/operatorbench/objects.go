@@ -1,6 +1,7 @@
 package operatorbench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -30,22 +31,37 @@ var trackedKinds = []struct {
 	{"Ingress", func() client.ObjectList { return &networkingv1.IngressList{} }},
 }
 
-// Children are the objects the operator makes for KVStore ns/name with
-// spec.ingress.enabled and no user TLS or auth Secret.
-func Children(ns, name string) []Ref {
-	r := func(kind, n string) Ref { return Ref{kind, ns, n} }
-	return []Ref{
-		r("ConfigMap", name+"-config"),
-		r("Service", name+"-peers"),
-		r("Service", name),
-		r("Secret", name+"-auth"),
-		r("Secret", name+"-ca"),
-		r("Secret", name+"-tls"),
-		r("StatefulSet", name),
-		r("PodDisruptionBudget", name),
-		r("Ingress", name),
-		r("Ingress", name+"-watch"),
+// Children are the objects the operator makes for a KVStore, as name
+// suffixes by kind. They are not listed here but learnt from what the
+// operator made for the warm-up KVStore (Tracker.Owned), so they cannot
+// drift from the operator's builders.
+type Children []Ref
+
+// ChildrenOf is owned, the children of KVStore ns/owner, as Children.
+func ChildrenOf(owned []Ref, owner string) Children {
+	c := make(Children, len(owned))
+	for i, r := range owned {
+		c[i] = Ref{r.Kind, "", strings.TrimPrefix(r.Name, owner)}
 	}
+	return c
+}
+
+// Of names the children of KVStore ns/name.
+func (c Children) Of(ns, name string) []Ref {
+	refs := make([]Ref, len(c))
+	for i, r := range c {
+		refs[i] = Ref{r.Kind, ns, name + r.Name}
+	}
+	return refs
+}
+
+// String lists the children for the report: "ConfigMap `-config`, ...".
+func (c Children) String() string {
+	parts := make([]string, len(c))
+	for i, r := range c {
+		parts[i] = r.Kind + " `" + cmp.Or(r.Name, "<name>") + "`"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // kinds makes an empty object of each kind, by name.

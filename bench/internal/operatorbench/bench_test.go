@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/bench/internal/mdsection"
+	"kvstore.dev/kvstore/bench/internal/procstat"
 	"kvstore.dev/kvstore/internal/kubetest"
 	"kvstore.dev/kvstore/internal/operator"
 )
@@ -27,7 +30,7 @@ const (
 	memoryStores = 100 // KVStores the operator manages in the memory phase
 	memoryNS     = 4   // namespaces they are spread over
 	quietWindow  = 10 * time.Second
-	defaultCmd   = "KVSTORE_OPERATOR_BENCH=1 go test -count=1 -run '^TestOperatorBench$' -v -timeout 20m ./internal/operatorbench"
+	defaultCmd   = "cd bench && KVSTORE_OPERATOR_BENCH=1 go test -count=1 -run '^TestOperatorBench$' -v -timeout 20m ./internal/operatorbench"
 )
 
 // TestOperatorBench is the operator's benchmark (see the package doc). It is
@@ -36,7 +39,8 @@ const (
 // seconds to start) next to a ceiling measured in the same run; b.N
 // iterations would only repeat the expensive setup.
 //
-// Environment: KVSTORE_OPERATOR_BENCH_OUT (write the markdown there),
+// Environment: KVSTORE_OPERATOR_BENCH_DOC (write the markdown into the
+// operator section of this file, see mdsection.Operator),
 // KVSTORE_OPERATOR_BENCH_LOGS (keep the operator's logs in this directory),
 // KVSTORE_OPERATOR_BENCH_KUBECONFIG=flag (pass --kubeconfig instead of
 // $KUBECONFIG), KVSTORE_OPERATOR_BENCH_WRAPPER (the script that ran this,
@@ -100,8 +104,8 @@ func TestOperatorBench(t *testing.T) {
 	op := start(1)
 	const ns = "bench-latency"
 	check(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	res.Warmup, _ = createAndWait(ctx, t, c, tr, ns, "warmup")
-	template, err := fetch(ctx, c, Children(ns, "warmup"))
+	res.Warmup, _ = createAndWait(ctx, t, c, tr, ns, "warmup", &res.Children)
+	template, err := fetch(ctx, c, res.Children.Of(ns, "warmup"))
 	check(t, err)
 	cpu0, err := SampleCPU(os.Getpid())
 	check(t, err)
@@ -109,9 +113,9 @@ func TestOperatorBench(t *testing.T) {
 	var kvRefs, childRefs []Ref
 	for i := range latencyRuns {
 		name := fmt.Sprintf("lat-%02d", i)
-		ch, st := createAndWait(ctx, t, c, tr, ns, name)
+		ch, st := createAndWait(ctx, t, c, tr, ns, name, &res.Children)
 		children, status = append(children, ch), append(status, st)
-		kvRefs, childRefs = append(kvRefs, Ref{"KVStore", ns, name}), append(childRefs, Children(ns, name)...)
+		kvRefs, childRefs = append(kvRefs, Ref{"KVStore", ns, name}), append(childRefs, res.Children.Of(ns, name)...)
 
 		began := time.Now()
 		var refs []Ref
@@ -130,9 +134,9 @@ func TestOperatorBench(t *testing.T) {
 	check(t, err)
 	res.OtherLatency = OtherCPU(cpu0, cpu1)
 	time.Sleep(2 * time.Second) // let trailing reconciles land before counting updates
-	res.Children, res.Status, res.Direct = Summarize(children), Summarize(status), Summarize(direct)
+	res.ToChildren, res.Status, res.Direct = Summarize(children), Summarize(status), Summarize(direct)
 	res.ChildUpdates, res.StatusUpdates = tr.Updates(childRefs), tr.Updates(kvRefs)
-	t.Logf("latency: children %+v, status %+v, direct %+v", res.Children, res.Status, res.Direct)
+	t.Logf("latency: children %+v, status %+v, direct %+v", res.ToChildren, res.Status, res.Direct)
 	stop(op)
 	check(t, deleteAll(ctx, c, ns)) // a fresh operator manages exactly the 100 below
 
@@ -152,7 +156,7 @@ func TestOperatorBench(t *testing.T) {
 	for i := range memoryStores {
 		r := Ref{"KVStore", fmt.Sprintf("bench-mem-%d", i%memoryNS), fmt.Sprintf("kv-%03d", i)}
 		check(t, c.Create(ctx, sampleKVStore(t, r.Namespace, r.Name)))
-		all, allChildren = append(all, r), append(allChildren, Children(r.Namespace, r.Name)...)
+		all, allChildren = append(all, r), append(allChildren, res.Children.Of(r.Namespace, r.Name)...)
 	}
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer wcancel()
@@ -192,24 +196,37 @@ func TestOperatorBench(t *testing.T) {
 
 	md := res.Markdown()
 	t.Log("\n" + md)
-	if out := os.Getenv("KVSTORE_OPERATOR_BENCH_OUT"); out != "" {
-		check(t, os.WriteFile(out, []byte(md), 0o644))
+	if doc := os.Getenv("KVSTORE_OPERATOR_BENCH_DOC"); doc != "" {
+		check(t, mdsection.Operator.WriteFile(doc, md))
 	}
 }
 
 // createAndWait creates KVStore ns/name and returns the time from the
 // Create call returning to all its children existing, and to its status
-// being written.
-func createAndWait(ctx context.Context, t *testing.T, c client.Client, tr *Tracker, ns, name string) (children, status time.Duration) {
+// being written. The first call (with *ch empty) learns the children
+// from what the operator made once the status is written.
+func createAndWait(ctx context.Context, t *testing.T, c client.Client, tr *Tracker, ns, name string, ch *Children) (children, status time.Duration) {
 	t.Helper()
-	check(t, c.Create(ctx, sampleKVStore(t, ns, name)))
+	kv := sampleKVStore(t, ns, name)
+	check(t, c.Create(ctx, kv))
 	created := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	seen, err := tr.WaitExist(wctx, Children(ns, name))
-	check(t, err)
+	var seen time.Time
+	var err error
+	if len(*ch) > 0 {
+		seen, err = tr.WaitExist(wctx, ch.Of(ns, name))
+		check(t, err)
+	}
 	observed, err := tr.WaitObserved(wctx, []Ref{{"KVStore", ns, name}})
 	check(t, err)
+	if len(*ch) == 0 {
+		if *ch = ChildrenOf(tr.Owned(kv.UID), name); len(*ch) == 0 {
+			t.Fatalf("KVStore %s/%s has its status written but no children", ns, name)
+		}
+		seen, err = tr.WaitExist(wctx, ch.Of(ns, name))
+		check(t, err)
+	}
 	return seen.Sub(created), observed.Sub(created)
 }
 
@@ -227,7 +244,7 @@ func sampleKVStore(t *testing.T, ns, name string) *kvv1.KVStore {
 
 func memRow(t *testing.T, op *Operator, state string, n int) MemRow {
 	t.Helper()
-	mem, err := ReadMemory(op.Pid)
+	mem, err := procstat.Read(op.Pid)
 	check(t, err)
 	m, err := op.Metrics()
 	check(t, err)
@@ -314,6 +331,19 @@ controller_runtime_reconcile_total{controller="other",result="success"} 100
 	by := m.By("rest_client_requests_total", "method", "code")
 	if want := map[string]float64{"POST 201": 3, "GET 200": 5, "POST 409": 1}; !maps.Equal(by, want) {
 		t.Errorf("By(method, code) = %v, want %v", by, want)
+	}
+}
+
+func TestChildren(t *testing.T) {
+	owned := []Ref{{"ConfigMap", "ns", "warmup-config"}, {"Ingress", "ns", "warmup"}, {"Ingress", "ns", "warmup-watch"},
+		{"Secret", "ns", "warmup-peer"}, {"StatefulSet", "ns", "warmup"}}
+	ch := ChildrenOf(owned, "warmup")
+	if got, want := ch.Of("x", "kv"), []Ref{{"ConfigMap", "x", "kv-config"}, {"Ingress", "x", "kv"}, {"Ingress", "x", "kv-watch"},
+		{"Secret", "x", "kv-peer"}, {"StatefulSet", "x", "kv"}}; !slices.Equal(got, want) {
+		t.Errorf("Of = %v, want %v", got, want)
+	}
+	if got, want := ch.String(), "ConfigMap `-config`, Ingress `<name>`, Ingress `-watch`, Secret `-peer`, StatefulSet `<name>`"; got != want {
+		t.Errorf("String = %q, want %q", got, want)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"kvstore.dev/kvstore/bench/internal/procstat"
 )
 
 // Goals of issue 4 ("Performance").
@@ -40,7 +42,7 @@ func Summarize(ds []time.Duration) Stats {
 // MemRow is the operator's memory at one point of the run.
 type MemRow struct {
 	State      string
-	Mem        Memory
+	Mem        procstat.Memory
 	HeapInuse  float64 // go_memstats_heap_inuse_bytes
 	Goroutines float64 // go_goroutines
 	KVStores   int
@@ -55,8 +57,9 @@ type Result struct {
 	ControlPlane       string
 	OperatorArgs       string
 	KubeconfigVia      string
+	Children           Children      // of every KVStore, learnt from the warm-up KVStore
 	Warmup             time.Duration // the first KVStore after the operator started, not counted
-	Children, Status   Stats         // operator: KVStore created -> all children exist / status observed
+	ToChildren, Status Stats         // operator: KVStore created -> all children exist / status observed
 	Direct             Stats         // the bench client creating the same children itself
 	ChildUpdates       int           // MODIFIED events of the 20 KVStores' children after creation
 	StatusUpdates      int           // MODIFIED events of the 20 KVStores (status writes)
@@ -87,24 +90,24 @@ func (r *Result) Markdown() string {
 	p("- Go: %s\n", runtime.Version())
 	p("- Control plane: envtest, %s\n", r.ControlPlane)
 	p("- Operator: `go build ./cmd/operator`, run as `kvstore-operator %s` with the kubeconfig %s\n", r.OperatorArgs, r.KubeconfigVia)
-	p("- KVStores: sample-like spec (3 replicas, 2Gi storage, resources, ingress enabled), each with 10 children: ConfigMap `-config`, Services `-peers` and `<name>`, Secrets `-auth`, `-ca`, `-tls`, StatefulSet, PodDisruptionBudget, Ingresses `<name>` and `-watch`\n\n")
+	p("- KVStores: sample-like spec (3 replicas, 2Gi storage, resources, ingress enabled), each with %d children: %s\n\n", len(r.Children), r.Children)
 
 	p("**Latency**, one KVStore at a time in one namespace, each measured from the Create call returning; the next starts once the previous one's status is written:\n\n")
 	p("| Measurement | n | min | median | p90 | max |\n|---|---:|---:|---:|---:|---:|\n")
 	row := func(name string, s Stats) {
 		p("| %s | %d | %s | %s | %s | %s |\n", name, s.N, ms(s.Min), ms(s.Median), ms(s.P90), ms(s.Max))
 	}
-	row("operator: KVStore created → all 10 children exist", r.Children)
+	row(fmt.Sprintf("operator: KVStore created → all %d children exist", len(r.Children)), r.ToChildren)
 	row("operator: KVStore created → status.observedGeneration written", r.Status)
-	row("ceiling: the bench client creates the same 10 objects itself", r.Direct)
+	row(fmt.Sprintf("ceiling: the bench client creates the same %d objects itself", len(r.Children)), r.Direct)
 	p("\nThe operator's median is **%.2f×** the ceiling's (%s ÷ %s). The first KVStore after the operator started (a warm-up, not counted) took %s. "+
 		"A watch saw the 20 KVStores' children modified %d times after creation, and the KVStores themselves %d times (status writes; one per KVStore is the minimum).\n\n",
-		ratio(r.Children.Median, r.Direct.Median), ms(r.Children.Median), ms(r.Direct.Median), ms(r.Warmup), r.ChildUpdates, r.StatusUpdates)
+		ratio(r.ToChildren.Median, r.Direct.Median), ms(r.ToChildren.Median), ms(r.Direct.Median), ms(r.Warmup), r.ChildUpdates, r.StatusUpdates)
 
 	p("**Memory**, a fresh operator process, 100 KVStores created back to back in 4 namespaces:\n\n")
 	p("| Operator state | KVStores | VmRSS | VmHWM (peak) | Go heap in use | goroutines |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, m := range r.Memory {
-		p("| %s | %d | %s | %s | %s | %.0f |\n", m.State, m.KVStores, mb(m.Mem.RSS), mb(m.Mem.HWM), mb(int64(m.HeapInuse)), m.Goroutines)
+		p("| %s | %d | %s | %s | %s | %.0f |\n", m.State, m.KVStores, mb(int64(m.Mem.RSS)), mb(int64(m.Mem.PeakRSS)), mb(int64(m.HeapInuse)), m.Goroutines)
 	}
 	p("\nAll 100 had every child and a written status %s after the first Create. Getting there took %.0f reconciles (%.0f errors; mean reconcile time %s) "+
 		"and %d status writes (watch events), and the operator sent these API requests (`rest_client_requests_total`, method and code): %s. "+
@@ -115,11 +118,11 @@ func (r *Result) Markdown() string {
 	last := r.Memory[len(r.Memory)-1]
 	p("**Targets** (issue 4):\n\n| Target | Measured | Goal | Met |\n|---|---|---|:---:|\n")
 	p("| median KVStore created → all children exist, over %d | %s (%.2f× the direct-create ceiling) | < %.0f s | %s |\n",
-		r.Children.N, ms(r.Children.Median), ratio(r.Children.Median, r.Direct.Median), MedianGoal.Seconds(), met(r.Children.Median < MedianGoal))
+		r.ToChildren.N, ms(r.ToChildren.Median), ratio(r.ToChildren.Median, r.Direct.Median), MedianGoal.Seconds(), met(r.ToChildren.Median < MedianGoal))
 	p("| operator VmRSS while managing %d KVStores | %s (peak %s, Go heap %s) | < %s | %s |\n",
-		last.KVStores, mb(last.Mem.RSS), mb(last.Mem.HWM), mb(int64(last.HeapInuse)), mb0(RSSGoal), met(last.Mem.RSS < RSSGoal))
+		last.KVStores, mb(int64(last.Mem.RSS)), mb(int64(last.Mem.PeakRSS)), mb(int64(last.HeapInuse)), mb0(RSSGoal), met(last.Mem.RSS < RSSGoal))
 	p("| operator peak RSS (VmHWM) over the whole ramp to %d (for information) | %s | < %s | %s |\n",
-		last.KVStores, mb(last.Mem.HWM), mb0(RSSGoal), met(last.Mem.HWM < RSSGoal))
+		last.KVStores, mb(int64(last.Mem.PeakRSS)), mb0(RSSGoal), met(last.Mem.PeakRSS < RSSGoal))
 	return b.String()
 }
 
