@@ -9,14 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"kvstore.dev/kvstore/bench/internal/proc"
 	"kvstore.dev/kvstore/bench/internal/report"
 	"kvstore.dev/kvstore/wire"
 )
@@ -54,100 +53,16 @@ type benchCluster interface {
 	close() error
 }
 
-// clusterNode is one server process of a cluster, restartable on the
-// same data directory, ports and arguments.
-type clusterNode struct {
-	name   string
-	dir    string // the node's directory: data and one log per start
-	bin    string
-	args   []string
-	env    []string
-	probe  func(context.Context) error // readiness
-	proc   *process
-	starts int
-}
-
-// start starts the node's process (without waiting for it to be ready).
-func (n *clusterNode) start() error {
-	n.starts++
-	log := filepath.Join(n.dir, fmt.Sprintf("%s.%d.log", filepath.Base(n.dir), n.starts)) // e.g. n0/n0.2.log
-	p, err := startProcess(n.name, log, n.bin, n.args, n.env)
-	if err != nil {
-		return err
-	}
-	n.proc = p
-	return nil
-}
-
-// running reports whether the node's process is alive.
-func (n *clusterNode) running() bool { return n.proc != nil && !n.proc.exited() }
-
-// waitReady waits until the node's readiness probe passes.
-func (n *clusterNode) waitReady(ctx context.Context) error {
-	return waitReady(ctx, n.proc, readyTimeout, n.probe)
-}
-
-// kill sends SIGKILL and waits until the process has been reaped.
-func (n *clusterNode) kill() (time.Time, error) {
-	if !n.running() {
-		return time.Time{}, fmt.Errorf("%s is not running", n.name)
-	}
-	at := time.Now()
-	if err := n.proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		return at, fmt.Errorf("kill %s: %w", n.name, err)
-	}
-	select {
-	case <-n.proc.done:
-	case <-time.After(10 * time.Second):
-		return at, fmt.Errorf("%s still running 10s after SIGKILL", n.name)
-	}
-	return at, nil
-}
-
-// stop stops a running node with SIGTERM.
-func (n *clusterNode) stop() error {
-	if !n.running() {
-		return nil
-	}
-	return n.proc.stop(15 * time.Second)
-}
-
-// stopNodes stops every node, returning the first error.
-func stopNodes(nodes []*clusterNode) error {
-	var first error
-	for _, n := range nodes {
-		if err := n.stop(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-// loopbackAddrs returns n free loopback host:port addresses.
-func loopbackAddrs(n int) ([]string, error) {
-	out := make([]string, n)
-	for i := range out {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		out[i] = "127.0.0.1:" + strconv.Itoa(p)
-	}
-	return out, nil
-}
-
-// pollUntil calls f every 50ms until it returns nil, ctx ends or timeout
-// passes; it returns f's last error on timeout.
 // findLeader polls the running nodes until one of them names a running
 // node as leader and returns that node's index. seen returns the index of
 // the leader node i sees (-1 for none or an unknown one) and how node i
 // names it, for the error when none is found.
-func findLeader(ctx context.Context, nodes []*clusterNode, ids []string, seen func(ctx context.Context, i int) (int, string, error)) (int, error) {
+func findLeader(ctx context.Context, nodes proc.Group, ids []string, seen func(ctx context.Context, i int) (int, string, error)) (int, error) {
 	idx := -1
-	err := pollUntil(ctx, 15*time.Second, func(ctx context.Context) error {
+	err := proc.Poll(ctx, 15*time.Second, func(ctx context.Context) error {
 		var errs []error
 		for i, n := range nodes {
-			if !n.running() {
+			if !n.Running() {
 				continue
 			}
 			j, name, err := seen(ctx, i)
@@ -155,7 +70,7 @@ func findLeader(ctx context.Context, nodes []*clusterNode, ids []string, seen fu
 				errs = append(errs, err)
 				continue
 			}
-			if j >= 0 && nodes[j].running() {
+			if j >= 0 && nodes[j].Running() {
 				idx = j
 				return nil
 			}
@@ -166,29 +81,11 @@ func findLeader(ctx context.Context, nodes []*clusterNode, ids []string, seen fu
 	return idx, err
 }
 
-func pollUntil(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		err := f(cctx)
-		ccancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %v: %w", timeout, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 // ---- kvstore ----
 
 // kvCluster is a three-node kvstore cluster on loopback.
 type kvCluster struct {
-	nodes   []*clusterNode
+	nodes   proc.Group
 	ids     []string
 	api     []string // host:port of each node's HTTP API
 	debug   []string // host:port of each node's debug listener (pprof)
@@ -210,15 +107,15 @@ func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvClu
 	if err != nil {
 		return nil, err
 	}
-	api, err := loopbackAddrs(clusterNodes)
+	api, err := proc.FreeAddrs(clusterNodes)
 	if err != nil {
 		return nil, err
 	}
-	peer, err := loopbackAddrs(clusterNodes)
+	peer, err := proc.FreeAddrs(clusterNodes)
 	if err != nil {
 		return nil, err
 	}
-	debug, err := loopbackAddrs(clusterNodes)
+	debug, err := proc.FreeAddrs(clusterNodes)
 	if err != nil {
 		return nil, err
 	}
@@ -235,27 +132,25 @@ func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvClu
 		if err := os.MkdirAll(filepath.Join(ndir, "data"), 0o755); err != nil {
 			return nil, fmt.Errorf("kvstore: create data dir: %w", err)
 		}
-		n := &clusterNode{
-			name: "kvstore " + id, dir: ndir, bin: bin,
-			args: []string{"serve", "--listen", api[i], "--debug-listen", debug[i], "--data-dir", filepath.Join(ndir, "data"),
-				"--log-format", "json", "--node-id", id, "--peer-listen", peer[i], "--peer-advertise", peer[i],
-				"--bootstrap-node", "n0", "--join", peer[0]},
-			env:   []string{"KVSTORE_ADMIN_TOKEN=" + token, "KVSTORE_PEER_TOKEN=" + peerToken},
-			probe: probeHTTP("http://" + api[i] + wire.PathReadyz),
-		}
+		n := &proc.Node{Dir: ndir, Timeout: readyTimeout, Probe: proc.HTTP("http://" + api[i] + wire.PathReadyz),
+			Spec: proc.Spec{Name: "kvstore " + id, Bin: bin,
+				Args: []string{"serve", "--listen", api[i], "--debug-listen", debug[i], "--data-dir", filepath.Join(ndir, "data"),
+					"--log-format", "json", "--node-id", id, "--peer-listen", peer[i], "--peer-advertise", peer[i],
+					"--bootstrap-node", "n0", "--join", peer[0]},
+				Env: []string{"KVSTORE_ADMIN_TOKEN=" + token, "KVSTORE_PEER_TOKEN=" + peerToken}}}
 		c.nodes = append(c.nodes, n)
 		c.ids = append(c.ids, id)
 		c.clients = append(c.clients, newHTTPClient(api[i], token, clients))
-		if err := n.start(); err != nil {
+		if err := n.Start(); err != nil {
 			return nil, err
 		}
-		if err := n.waitReady(ctx); err != nil {
+		if err := n.WaitReady(ctx); err != nil {
 			return nil, err
 		}
 	}
 	// Every node must see all three as voters and a leader.
 	for i := range c.nodes {
-		err := pollUntil(ctx, 30*time.Second, func(ctx context.Context) error {
+		err := proc.Poll(ctx, 30*time.Second, func(ctx context.Context) error {
 			st, err := c.clusterStatus(ctx, i)
 			if err != nil {
 				return err
@@ -310,12 +205,7 @@ func (c *kvCluster) spread() []kvClient {
 	return out
 }
 
-func (c *kvCluster) pid(i int) int {
-	if !c.nodes[i].running() {
-		return 0
-	}
-	return c.nodes[i].proc.pid()
-}
+func (c *kvCluster) pid(i int) int { return c.nodes[i].PID() }
 
 func (c *kvCluster) leaderClient(i int) (kvClient, error) { return c.clients[i], nil }
 
@@ -332,7 +222,7 @@ func (c *kvCluster) leader(ctx context.Context) (int, error) {
 	})
 }
 
-func (c *kvCluster) kill(i int) (time.Time, error) { return c.nodes[i].kill() }
+func (c *kvCluster) kill(i int) (time.Time, error) { return c.nodes[i].Kill() }
 
 func (c *kvCluster) term(ctx context.Context, i int) (uint64, error) {
 	st, err := c.clusterStatus(ctx, i)
@@ -341,10 +231,10 @@ func (c *kvCluster) term(ctx context.Context, i int) (uint64, error) {
 
 func (c *kvCluster) restart(ctx context.Context, i int) error {
 	n := c.nodes[i]
-	if err := n.start(); err != nil {
+	if err := n.Start(); err != nil {
 		return err
 	}
-	if err := n.waitReady(ctx); err != nil {
+	if err := n.WaitReady(ctx); err != nil {
 		return err
 	}
 	// Caught up: node i has applied what the leader had committed when
@@ -354,14 +244,14 @@ func (c *kvCluster) restart(ctx context.Context, i int) error {
 		return err
 	}
 	var target uint64
-	if err := pollUntil(ctx, 10*time.Second, func(ctx context.Context) error {
+	if err := proc.Poll(ctx, 10*time.Second, func(ctx context.Context) error {
 		st, err := c.clusterStatus(ctx, l)
 		target = st.Self.CommitIndex
 		return err
 	}); err != nil {
 		return err
 	}
-	return pollUntil(ctx, 60*time.Second, func(ctx context.Context) error {
+	return proc.Poll(ctx, 60*time.Second, func(ctx context.Context) error {
 		st, err := c.clusterStatus(ctx, i)
 		if err != nil {
 			return err
@@ -377,7 +267,7 @@ func (c *kvCluster) close() error {
 	for _, cl := range c.clients {
 		cl.Close()
 	}
-	return stopNodes(c.nodes)
+	return c.nodes.Stop(15 * time.Second)
 }
 
 // profile fetches a CPU profile of seconds from every running node into
@@ -433,7 +323,7 @@ func fetchTo(ctx context.Context, url, path string) error {
 
 // etcdCluster is a three-member etcd cluster on loopback.
 type etcdCluster struct {
-	nodes     []*clusterNode
+	nodes     proc.Group
 	ids       []string
 	urls      []string // client URL of each member
 	memberIDs []uint64
@@ -446,11 +336,11 @@ type etcdCluster struct {
 // initial cluster, each on a fresh data directory under dir, default
 // settings otherwise, and waits until each reports itself healthy.
 func startEtcdCluster(ctx context.Context, bin, dir string, conns int) (_ *etcdCluster, err error) {
-	client, err := loopbackAddrs(clusterNodes)
+	client, err := proc.FreeAddrs(clusterNodes)
 	if err != nil {
 		return nil, err
 	}
-	peer, err := loopbackAddrs(clusterNodes)
+	peer, err := proc.FreeAddrs(clusterNodes)
 	if err != nil {
 		return nil, err
 	}
@@ -475,9 +365,8 @@ func startEtcdCluster(ctx context.Context, bin, dir string, conns int) (_ *etcdC
 		if err := os.MkdirAll(ndir, 0o755); err != nil {
 			return nil, fmt.Errorf("etcd: create dir: %w", err)
 		}
-		n := &clusterNode{
-			name: "etcd " + id, dir: ndir, bin: bin,
-			args: []string{
+		n := &proc.Node{Dir: ndir, Timeout: readyTimeout, Probe: probeEtcdHealth(c.urls[i] + "/health"),
+			Spec: proc.Spec{Name: "etcd " + id, Bin: bin, Args: []string{
 				"--name", id,
 				"--data-dir", filepath.Join(ndir, "data"),
 				"--listen-client-urls", c.urls[i],
@@ -488,16 +377,15 @@ func startEtcdCluster(ctx context.Context, bin, dir string, conns int) (_ *etcdC
 				"--initial-cluster-state", "new",
 				"--initial-cluster-token", "kvbench-" + token[:16],
 				"--log-level", "warn",
-			},
-			probe: probeEtcdHealth(c.urls[i] + "/health"),
+			}},
 		}
 		c.nodes = append(c.nodes, n)
-		if err := n.start(); err != nil {
+		if err := n.Start(); err != nil {
 			return nil, err
 		}
 	}
 	for _, n := range c.nodes {
-		if err := n.waitReady(ctx); err != nil {
+		if err := n.WaitReady(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -519,14 +407,9 @@ func startEtcdCluster(ctx context.Context, bin, dir string, conns int) (_ *etcdC
 func (c *etcdCluster) system() string                { return report.Etcd }
 func (c *etcdCluster) names() []string               { return c.ids }
 func (c *etcdCluster) spread() []kvClient            { return []kvClient{c.balanced} }
-func (c *etcdCluster) kill(i int) (time.Time, error) { return c.nodes[i].kill() }
+func (c *etcdCluster) kill(i int) (time.Time, error) { return c.nodes[i].Kill() }
 
-func (c *etcdCluster) pid(i int) int {
-	if !c.nodes[i].running() {
-		return 0
-	}
-	return c.nodes[i].proc.pid()
-}
+func (c *etcdCluster) pid(i int) int { return c.nodes[i].PID() }
 
 // client returns the linearizable client of member i alone.
 func (c *etcdCluster) client(i int) (*etcdClient, error) {
@@ -577,10 +460,10 @@ func (c *etcdCluster) leader(ctx context.Context) (int, error) {
 
 func (c *etcdCluster) restart(ctx context.Context, i int) error {
 	n := c.nodes[i]
-	if err := n.start(); err != nil {
+	if err := n.Start(); err != nil {
 		return err
 	}
-	if err := n.waitReady(ctx); err != nil {
+	if err := n.WaitReady(ctx); err != nil {
 		return err
 	}
 	l, err := c.leader(ctx)
@@ -588,7 +471,7 @@ func (c *etcdCluster) restart(ctx context.Context, i int) error {
 		return err
 	}
 	var target uint64
-	if err := pollUntil(ctx, 10*time.Second, func(ctx context.Context) error {
+	if err := proc.Poll(ctx, 10*time.Second, func(ctx context.Context) error {
 		st, err := c.status(ctx, l)
 		if err == nil {
 			target = st.RaftIndex
@@ -597,7 +480,7 @@ func (c *etcdCluster) restart(ctx context.Context, i int) error {
 	}); err != nil {
 		return err
 	}
-	return pollUntil(ctx, 60*time.Second, func(ctx context.Context) error {
+	return proc.Poll(ctx, 60*time.Second, func(ctx context.Context) error {
 		st, err := c.status(ctx, i)
 		if err != nil {
 			return err
@@ -618,5 +501,5 @@ func (c *etcdCluster) close() error {
 			cl.Close()
 		}
 	}
-	return stopNodes(c.nodes)
+	return c.nodes.Stop(15 * time.Second)
 }

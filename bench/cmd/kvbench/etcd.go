@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,23 +13,19 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"kvstore.dev/kvstore/bench/internal/proc"
 	"kvstore.dev/kvstore/bench/internal/report"
 )
 
 // startEtcd starts a single-member etcd on loopback with a fresh data
 // directory under dir and default durability settings.
 func startEtcd(ctx context.Context, cfg *config, dir string, _ int) (*server, error) {
-	clientPort, err := freePort()
+	addrs, err := proc.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	peerPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	clientURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
-	proc, err := startProcess(report.Etcd, filepath.Join(dir, "etcd.log"), cfg.etcdBin, []string{
+	clientURL, peerURL := "http://"+addrs[0], "http://"+addrs[1]
+	p, err := proc.StartReady(ctx, proc.Spec{Name: report.Etcd, Bin: cfg.etcdBin, Log: filepath.Join(dir, "etcd.log"), Args: []string{
 		"--name", "kvbench",
 		"--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", clientURL,
@@ -40,26 +35,22 @@ func startEtcd(ctx context.Context, cfg *config, dir string, _ int) (*server, er
 		"--initial-cluster", "kvbench=" + peerURL,
 		"--initial-cluster-state", "new",
 		"--log-level", "warn",
-	}, nil)
+	}}, readyTimeout, probeEtcdHealth(clientURL+"/health"))
 	if err != nil {
-		return nil, err
-	}
-	if err := waitReady(ctx, proc, readyTimeout, probeEtcdHealth(clientURL+"/health")); err != nil {
-		_ = proc.stop(5 * time.Second)
 		return nil, err
 	}
 	client, err := newEtcdClient(clientURL, cfg.etcdConns)
 	if err != nil {
-		_ = proc.stop(5 * time.Second)
+		_ = p.Stop(5 * time.Second)
 		return nil, err
 	}
-	return &server{proc: proc, client: client}, nil
+	return &server{proc: p, client: client}, nil
 }
 
 // probeEtcdHealth returns a probe that succeeds once etcd's /health
 // reports {"health":"true"}, i.e. the member has a leader.
-func probeEtcdHealth(url string) func(context.Context) error {
-	return probeURL(url, func(resp *http.Response) error {
+func probeEtcdHealth(url string) proc.Probe {
+	return proc.HTTPCheck(url, func(resp *http.Response) error {
 		var h struct {
 			Health string `json:"health"`
 		}

@@ -142,34 +142,3 @@ type httpStatusError struct {
 func (e *httpStatusError) Error() string {
 	return fmt.Sprintf("%s %s: unexpected status %s: %q", e.method, e.key, e.statusText, e.body)
 }
-
-// probeHTTP returns a readiness probe that expects 200 from url.
-func probeHTTP(url string) func(context.Context) error {
-	return probeURL(url, func(*http.Response) error { return nil })
-}
-
-// probeURL returns a readiness probe that GETs url and succeeds when the
-// answer is 200 and check accepts it (check may read up to 4 KiB of the
-// body).
-func probeURL(url string, check func(*http.Response) error) func(context.Context) error {
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("build probe: %w", err)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return fmt.Errorf("probe %s: %w", url, err)
-		}
-		defer resp.Body.Close()
-		resp.Body = io.NopCloser(io.LimitReader(resp.Body, 4096))
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("probe %s: status %s", url, resp.Status)
-		}
-		if err := check(resp); err != nil {
-			return fmt.Errorf("probe %s: %w", url, err)
-		}
-		return nil
-	}
-}

@@ -32,7 +32,7 @@ func runTarget(ctx context.Context, cfg *config, t target, clients int, dir stri
 	}()
 	ks := keyspace.New(cfg.seed)
 	lc := load.Config{Clients: clients, Duration: cfg.duration, MaxOps: cfg.maxOps, OpTimeout: cfg.opTimeout, MaxErrors: maxErrorsPerPhase}
-	bg, err := procstat.StartBackground(os.Getpid(), srv.proc.pid())
+	bg, err := procstat.StartBackground(os.Getpid(), srv.proc.PID())
 	if err != nil {
 		return row, err
 	}
@@ -55,7 +55,7 @@ func runTarget(ctx context.Context, cfg *config, t target, clients int, dir stri
 		return row, err
 	}
 
-	mem, err := srv.proc.memory()
+	mem, err := srv.proc.Memory()
 	if err != nil {
 		return row, err
 	}
@@ -125,7 +125,7 @@ func runLoad(ctx context.Context, cfg *config, dir string) (report.Load, error) 
 	}()
 	ks := keyspace.New(cfg.seed ^ 0x5bd1e995)
 	lc := load.Config{Clients: cfg.loadClients, Duration: cfg.loadTimeout, MaxOps: cfg.loadValues, OpTimeout: cfg.opTimeout, MaxErrors: maxErrorsPerPhase}
-	bg, err := procstat.StartBackground(os.Getpid(), srv.proc.pid())
+	bg, err := procstat.StartBackground(os.Getpid(), srv.proc.PID())
 	if err != nil {
 		return res, err
 	}
@@ -137,7 +137,7 @@ func runLoad(ctx context.Context, cfg *config, dir string) (report.Load, error) 
 	if res.BackgroundCPU, err = bg.Stop(); err != nil {
 		return res, err
 	}
-	mem, err := srv.proc.memory()
+	mem, err := srv.proc.Memory()
 	if err != nil {
 		return res, err
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"kvstore.dev/kvstore/bench/internal/proc"
 	"kvstore.dev/kvstore/bench/internal/report"
 	"kvstore.dev/kvstore/wire"
 )
@@ -20,14 +21,14 @@ const readyTimeout = 60 * time.Second
 
 // server is a running target: its process and a client for it.
 type server struct {
-	proc   *process
+	proc   *proc.Process
 	client kvClient
 }
 
 // close shuts the client and the process down.
 func (s *server) close() error {
 	s.client.Close()
-	return s.proc.stop(15 * time.Second)
+	return s.proc.Stop(15 * time.Second)
 }
 
 // target describes how to start one of the benchmarked systems.
@@ -58,7 +59,7 @@ func findTarget(name string) (target, bool) {
 
 // startKVStore starts bin/kvstore on a fresh data directory under dir.
 func startKVStore(ctx context.Context, cfg *config, dir string, clients int) (*server, error) {
-	port, err := freePort()
+	addrs, err := proc.FreeAddrs(1)
 	if err != nil {
 		return nil, err
 	}
@@ -70,18 +71,14 @@ func startKVStore(ctx context.Context, cfg *config, dir string, clients int) (*s
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("kvstore: create data dir: %w", err)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	proc, err := startProcess(report.KVStore, filepath.Join(dir, "kvstore.log"), cfg.kvstoreBin,
-		[]string{"--listen", addr, "--debug-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"},
-		[]string{"KVSTORE_ADMIN_TOKEN=" + token})
+	addr := addrs[0]
+	p, err := proc.StartReady(ctx, proc.Spec{Name: report.KVStore, Bin: cfg.kvstoreBin, Log: filepath.Join(dir, "kvstore.log"),
+		Args: []string{"--listen", addr, "--debug-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"},
+		Env:  []string{"KVSTORE_ADMIN_TOKEN=" + token}}, readyTimeout, proc.HTTP("http://"+addr+wire.PathReadyz))
 	if err != nil {
 		return nil, err
 	}
-	if err := waitReady(ctx, proc, readyTimeout, probeHTTP("http://"+addr+wire.PathReadyz)); err != nil {
-		_ = proc.stop(5 * time.Second)
-		return nil, err
-	}
-	return &server{proc: proc, client: newHTTPClient(addr, token, clients)}, nil
+	return &server{proc: p, client: newHTTPClient(addr, token, clients)}, nil
 }
 
 // startBare starts kvbench's own bare-http subcommand in a separate
@@ -91,21 +88,17 @@ func startBare(ctx context.Context, cfg *config, dir string, clients int) (*serv
 	if err != nil {
 		return nil, fmt.Errorf("bare-http: find own executable: %w", err)
 	}
-	port, err := freePort()
+	addrs, err := proc.FreeAddrs(1)
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	proc, err := startProcess(report.BareHTTP, filepath.Join(dir, "bare-http.log"), self,
-		[]string{bareCommand, "-listen", addr, "-value-size", strconv.Itoa(cfg.valueSize)}, nil)
+	addr := addrs[0]
+	p, err := proc.StartReady(ctx, proc.Spec{Name: report.BareHTTP, Bin: self, Log: filepath.Join(dir, "bare-http.log"),
+		Args: []string{bareCommand, "-listen", addr, "-value-size", strconv.Itoa(cfg.valueSize)}}, readyTimeout, proc.HTTP("http://"+addr+"/"))
 	if err != nil {
 		return nil, err
 	}
-	if err := waitReady(ctx, proc, readyTimeout, probeHTTP("http://"+addr+"/")); err != nil {
-		_ = proc.stop(5 * time.Second)
-		return nil, err
-	}
-	return &server{proc: proc, client: newHTTPClient(addr, "bare-http-ignores-this", clients)}, nil
+	return &server{proc: p, client: newHTTPClient(addr, "bare-http-ignores-this", clients)}, nil
 }
 
 // randomToken returns a fresh random admin token.
