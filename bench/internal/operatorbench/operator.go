@@ -16,20 +16,19 @@ package operatorbench
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"kvstore.dev/kvstore/bench/internal/proc"
 )
 
 // BuildOperator compiles ./cmd/operator of the repository at root into
@@ -67,9 +66,7 @@ type Operator struct {
 	LogPath     string // its stdout and stderr
 	Args        []string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // of Wait, set before done is closed
+	p *proc.Process
 }
 
 // StartOperator starts bin against the cluster in kubeconfig with leader
@@ -78,84 +75,34 @@ type Operator struct {
 // --kubeconfig, else in $KUBECONFIG (the code path an in-cluster operator
 // takes: controller-runtime's config loader, no client-side rate limit).
 func StartOperator(bin, kubeconfig, logPath string, viaFlag bool) (*Operator, error) {
-	probe, err := freeLoopbackAddr()
+	addrs, err := proc.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := freeLoopbackAddr()
-	if err != nil {
-		return nil, err
-	}
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"--leader-elect=false", "--metrics-bind-address=" + metrics,
-		"--health-probe-bind-address=" + probe, "--log-level=info", "--log-format=json"}
-	env := os.Environ()
+	probe, metrics := addrs[0], addrs[1]
+	s := proc.Spec{Name: "the operator", Bin: bin, Log: logPath, Args: []string{"--leader-elect=false", "--metrics-bind-address=" + metrics,
+		"--health-probe-bind-address=" + probe, "--log-level=info", "--log-format=json"}}
 	if viaFlag {
-		args = append(args, "--kubeconfig="+kubeconfig)
+		s.Args = append(s.Args, "--kubeconfig="+kubeconfig)
 	} else {
-		env = append(env, "KUBECONFIG="+kubeconfig)
+		s.Env = []string{"KUBECONFIG=" + kubeconfig}
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	p, err := proc.Start(s)
+	if err != nil {
+		return nil, err
 	}
-	o := &Operator{Pid: cmd.Process.Pid, ProbeAddr: probe, MetricsAddr: metrics, LogPath: logPath,
-		Args: args, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		o.err = cmd.Wait()
-		logFile.Close()
-		close(o.done)
-	}()
-	return o, nil
+	return &Operator{Pid: p.PID(), ProbeAddr: probe, MetricsAddr: metrics, LogPath: logPath, Args: s.Args, p: p}, nil
 }
 
 // WaitReady polls /readyz until it answers 200, the process exits or
 // timeout passes.
 func (o *Operator) WaitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := hc.Get("http://" + o.ProbeAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-o.done:
-			return fmt.Errorf("the operator exited before it was ready (%v); see %s", o.err, o.LogPath)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("/readyz not ready after %v (last error %v); see %s", timeout, err, o.LogPath)
-		}
-	}
+	return o.p.WaitReady(context.Background(), timeout, proc.HTTP("http://"+o.ProbeAddr+"/readyz"))
 }
 
-// Stop sends SIGTERM and waits up to 15 s before killing the process.
-func (o *Operator) Stop() error {
-	select {
-	case <-o.done:
-		return fmt.Errorf("the operator had exited on its own: %v", o.err)
-	default:
-	}
-	_ = o.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-o.done:
-		return nil
-	case <-time.After(15 * time.Second):
-		_ = o.cmd.Process.Kill()
-		<-o.done
-		return errors.New("the operator did not stop within 15 s of SIGTERM; killed")
-	}
-}
+// Stop sends SIGTERM and waits up to 15 s before killing the process; it
+// fails unless the operator exits cleanly in time.
+func (o *Operator) Stop() error { return o.p.Stop(15 * time.Second) }
 
 // Metrics scrapes the operator's /metrics.
 func (o *Operator) Metrics() (Metrics, error) {
@@ -203,15 +150,6 @@ func (o *Operator) LogSummary(max int) (levels map[string]int, errs []string, er
 		}
 	}
 	return levels, errs, sc.Err()
-}
-
-func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // Metrics are the samples of a Prometheus text exposition, keyed by
