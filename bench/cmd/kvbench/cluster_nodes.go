@@ -81,6 +81,41 @@ func findLeader(ctx context.Context, nodes proc.Group, ids []string, seen func(c
 	return idx, err
 }
 
+// restartNode starts node i of nodes again and waits until it is ready
+// and caught up: it has applied what the leader had committed when node i
+// became ready. index returns node j's commit and applied index.
+func restartNode(ctx context.Context, nodes proc.Group, ids []string, i int, leader func(context.Context) (int, error),
+	index func(ctx context.Context, j int) (commit, applied uint64, err error)) error {
+	n := nodes[i]
+	if err := n.Start(); err != nil {
+		return err
+	}
+	if err := n.WaitReady(ctx); err != nil {
+		return err
+	}
+	l, err := leader(ctx)
+	if err != nil {
+		return err
+	}
+	var target uint64
+	if err := proc.Poll(ctx, 10*time.Second, func(ctx context.Context) (err error) {
+		target, _, err = index(ctx, l)
+		return err
+	}); err != nil {
+		return err
+	}
+	return proc.Poll(ctx, 60*time.Second, func(ctx context.Context) error {
+		_, applied, err := index(ctx, i)
+		if err != nil {
+			return err
+		}
+		if applied < target {
+			return fmt.Errorf("%s applied %d of %d", ids[i], applied, target)
+		}
+		return nil
+	})
+}
+
 // ---- kvstore ----
 
 // kvCluster is a three-node kvstore cluster on loopback.
@@ -230,36 +265,9 @@ func (c *kvCluster) term(ctx context.Context, i int) (uint64, error) {
 }
 
 func (c *kvCluster) restart(ctx context.Context, i int) error {
-	n := c.nodes[i]
-	if err := n.Start(); err != nil {
-		return err
-	}
-	if err := n.WaitReady(ctx); err != nil {
-		return err
-	}
-	// Caught up: node i has applied what the leader had committed when
-	// node i became ready.
-	l, err := c.leader(ctx)
-	if err != nil {
-		return err
-	}
-	var target uint64
-	if err := proc.Poll(ctx, 10*time.Second, func(ctx context.Context) error {
-		st, err := c.clusterStatus(ctx, l)
-		target = st.Self.CommitIndex
-		return err
-	}); err != nil {
-		return err
-	}
-	return proc.Poll(ctx, 60*time.Second, func(ctx context.Context) error {
-		st, err := c.clusterStatus(ctx, i)
-		if err != nil {
-			return err
-		}
-		if st.Self.AppliedIndex < target {
-			return fmt.Errorf("%s applied %d of %d", c.ids[i], st.Self.AppliedIndex, target)
-		}
-		return nil
+	return restartNode(ctx, c.nodes, c.ids, i, c.leader, func(ctx context.Context, j int) (uint64, uint64, error) {
+		st, err := c.clusterStatus(ctx, j)
+		return st.Self.CommitIndex, st.Self.AppliedIndex, err
 	})
 }
 
@@ -459,36 +467,12 @@ func (c *etcdCluster) leader(ctx context.Context) (int, error) {
 }
 
 func (c *etcdCluster) restart(ctx context.Context, i int) error {
-	n := c.nodes[i]
-	if err := n.Start(); err != nil {
-		return err
-	}
-	if err := n.WaitReady(ctx); err != nil {
-		return err
-	}
-	l, err := c.leader(ctx)
-	if err != nil {
-		return err
-	}
-	var target uint64
-	if err := proc.Poll(ctx, 10*time.Second, func(ctx context.Context) error {
-		st, err := c.status(ctx, l)
-		if err == nil {
-			target = st.RaftIndex
-		}
-		return err
-	}); err != nil {
-		return err
-	}
-	return proc.Poll(ctx, 60*time.Second, func(ctx context.Context) error {
-		st, err := c.status(ctx, i)
+	return restartNode(ctx, c.nodes, c.ids, i, c.leader, func(ctx context.Context, j int) (uint64, uint64, error) {
+		st, err := c.status(ctx, j)
 		if err != nil {
-			return err
+			return 0, 0, err
 		}
-		if st.RaftAppliedIndex < target {
-			return fmt.Errorf("%s applied %d of %d", c.ids[i], st.RaftAppliedIndex, target)
-		}
-		return nil
+		return st.RaftIndex, st.RaftAppliedIndex, nil
 	})
 }
 
