@@ -1,21 +1,17 @@
-// Package proc runs the server processes a benchmark drives (kvstore,
-// etcd, the bare HTTP server, the operator): it starts a binary with
-// arguments and extra environment, its stdout and stderr in a log file,
-// waits until a probe says it is ready, stops it with SIGTERM (killing it
-// after a bound) or kills it, and reports its PID for procstat. A Node is
-// a process that can be killed and started again on the same arguments;
-// a Group is the nodes of one cluster.
-//
-// Errors name the process (Spec.Name) and, when it died or never became
-// ready, end with the tail of its log. A Process is safe for use by one
-// goroutine at a time; it is released when it has exited.
+// Package proc runs the processes a benchmark drives (kvstore, etcd, the
+// bare HTTP server, the operator): it starts one with its stdout and
+// stderr in a log file, waits until a Probe passes, stops it with SIGTERM
+// (killing it after a bound) or kills it, and reports its PID for
+// procstat. A Node can be started again on the same arguments; a Group is
+// the nodes of one cluster. Errors name the process and, when it died or
+// never became ready, end with the tail of its log. A Process is for one
+// goroutine at a time.
 package proc
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,22 +171,11 @@ func (p *Process) Kill() (time.Time, error) {
 
 // LogTail returns the last 2 KiB of the process's log.
 func (p *Process) LogTail() string {
-	f, err := os.Open(p.spec.Log)
+	b, err := os.ReadFile(p.spec.Log)
 	if err != nil {
 		return fmt.Sprintf("(log unavailable: %v)", err)
 	}
-	defer f.Close()
-	const max = 2048
-	if st, err := f.Stat(); err == nil && st.Size() > max {
-		if _, err := f.Seek(st.Size()-max, io.SeekStart); err != nil {
-			return fmt.Sprintf("(log unavailable: %v)", err)
-		}
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return fmt.Sprintf("(log unavailable: %v)", err)
-	}
-	if s := strings.TrimSpace(string(b)); s != "" {
+	if s := strings.TrimSpace(string(b[max(0, len(b)-2048):])); s != "" {
 		return s
 	}
 	return "(log is empty)"
