@@ -42,24 +42,31 @@ func runBare(args []string) error {
 	if err != nil {
 		return fmt.Errorf("bare-http: listen: %w", err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	if err := serveUntilSignal(&http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, ln); err != nil {
+		return fmt.Errorf("bare-http: %w", err)
+	}
+	return nil
+}
 
+// serveUntilSignal serves srv on ln until SIGTERM or SIGINT, then shuts
+// it down within 5s: the life of kvbench's child servers.
+func serveUntilSignal(srv *http.Server, ln net.Listener) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("bare-http: serve: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("bare-http: shutdown: %w", err)
+		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("bare-http: serve: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
 }

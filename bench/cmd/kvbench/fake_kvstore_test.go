@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -99,23 +97,11 @@ func runFakeKVStore(args []string) error {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 		}
 	})
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	if err := srv.Shutdown(context.Background()); err != nil {
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
 		return err
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveUntilSignal(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln)
 }
 
 func testConfig(t *testing.T) *config {
