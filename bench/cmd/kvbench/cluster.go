@@ -154,11 +154,7 @@ func runClusterRow(ctx context.Context, cfg *clusterConfig, row *report.ClusterR
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := cl.close(); err != nil {
-			warnf("%v", err)
-		}
-	}()
+	defer closeOrWarn(cl)
 	leader, err := cl.leader(ctx)
 	if err != nil {
 		return err

@@ -44,11 +44,7 @@ func runFailover(ctx context.Context, cfg *clusterConfig, system, dir string, ks
 		warnf("%s failover: %v", system, err)
 		return f
 	}
-	defer func() {
-		if err := cl.close(); err != nil {
-			warnf("%v", err)
-		}
-	}()
+	defer closeOrWarn(cl)
 	if err := measureFailover(ctx, cfg, cl, ks, &f); err != nil {
 		f.Err = err.Error()
 		warnf("%s failover: %v", system, err)

@@ -25,11 +25,7 @@ func runTarget(ctx context.Context, cfg *config, t target, clients int, dir stri
 	if err != nil {
 		return row, err
 	}
-	defer func() {
-		if err := srv.close(); err != nil {
-			warnf("%v", err)
-		}
-	}()
+	defer closeOrWarn(srv)
 	ks := keyspace.New(cfg.seed)
 	lc := load.Config{Clients: clients, Duration: cfg.duration, MaxOps: cfg.maxOps, OpTimeout: cfg.opTimeout, MaxErrors: maxErrorsPerPhase}
 	bg, err := procstat.StartBackground(os.Getpid(), srv.proc.PID())
@@ -118,11 +114,7 @@ func runLoad(ctx context.Context, cfg *config, dir string) (report.Load, error) 
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if err := srv.close(); err != nil {
-			warnf("%v", err)
-		}
-	}()
+	defer closeOrWarn(srv)
 	ks := keyspace.New(cfg.seed ^ 0x5bd1e995)
 	lc := load.Config{Clients: cfg.loadClients, Duration: cfg.loadTimeout, MaxOps: cfg.loadValues, OpTimeout: cfg.opTimeout, MaxErrors: maxErrorsPerPhase}
 	bg, err := procstat.StartBackground(os.Getpid(), srv.proc.PID())

@@ -31,6 +31,13 @@ func (s *server) close() error {
 	return s.proc.Stop(15 * time.Second)
 }
 
+// closeOrWarn closes c (a server or a cluster) and warns if that fails.
+func closeOrWarn(c interface{ close() error }) {
+	if err := c.close(); err != nil {
+		warnf("%v", err)
+	}
+}
+
 // target describes how to start one of the benchmarked systems.
 type target struct {
 	name string
