@@ -142,18 +142,11 @@ func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvClu
 	if err != nil {
 		return nil, err
 	}
-	api, err := proc.FreeAddrs(clusterNodes)
+	addrs, err := proc.FreeAddrs(3 * clusterNodes)
 	if err != nil {
 		return nil, err
 	}
-	peer, err := proc.FreeAddrs(clusterNodes)
-	if err != nil {
-		return nil, err
-	}
-	debug, err := proc.FreeAddrs(clusterNodes)
-	if err != nil {
-		return nil, err
-	}
+	api, peer, debug := addrs[:clusterNodes], addrs[clusterNodes:2*clusterNodes], addrs[2*clusterNodes:]
 	c := &kvCluster{api: api, debug: debug, token: token,
 		status: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}}
 	defer func() {
@@ -344,14 +337,11 @@ type etcdCluster struct {
 // initial cluster, each on a fresh data directory under dir, default
 // settings otherwise, and waits until each reports itself healthy.
 func startEtcdCluster(ctx context.Context, bin, dir string, conns int) (_ *etcdCluster, err error) {
-	client, err := proc.FreeAddrs(clusterNodes)
+	addrs, err := proc.FreeAddrs(2 * clusterNodes)
 	if err != nil {
 		return nil, err
 	}
-	peer, err := proc.FreeAddrs(clusterNodes)
-	if err != nil {
-		return nil, err
-	}
+	client, peer := addrs[:clusterNodes], addrs[clusterNodes:]
 	c := &etcdCluster{conns: conns, single: make([]*etcdClient, clusterNodes)}
 	defer func() {
 		if err != nil {
@@ -374,19 +364,9 @@ func startEtcdCluster(ctx context.Context, bin, dir string, conns int) (_ *etcdC
 			return nil, fmt.Errorf("etcd: create dir: %w", err)
 		}
 		n := &proc.Node{Dir: ndir, Timeout: readyTimeout, Probe: probeEtcdHealth(c.urls[i] + "/health"),
-			Spec: proc.Spec{Name: "etcd " + id, Bin: bin, Args: []string{
-				"--name", id,
-				"--data-dir", filepath.Join(ndir, "data"),
-				"--listen-client-urls", c.urls[i],
-				"--advertise-client-urls", c.urls[i],
-				"--listen-peer-urls", "http://" + peer[i],
-				"--initial-advertise-peer-urls", "http://" + peer[i],
-				"--initial-cluster", strings.Join(initial, ","),
-				"--initial-cluster-state", "new",
-				"--initial-cluster-token", "kvbench-" + token[:16],
-				"--log-level", "warn",
-			}},
-		}
+			Spec: proc.Spec{Name: "etcd " + id, Bin: bin, Args: append(
+				etcdArgs(id, filepath.Join(ndir, "data"), c.urls[i], "http://"+peer[i], strings.Join(initial, ",")),
+				"--initial-cluster-token", "kvbench-"+token[:16])}}
 		c.nodes = append(c.nodes, n)
 		if err := n.Start(); err != nil {
 			return nil, err

@@ -25,17 +25,9 @@ func startEtcd(ctx context.Context, cfg *config, dir string, _ int) (*server, er
 		return nil, err
 	}
 	clientURL, peerURL := "http://"+addrs[0], "http://"+addrs[1]
-	p, err := proc.StartReady(ctx, proc.Spec{Name: report.Etcd, Bin: cfg.etcdBin, Log: filepath.Join(dir, "etcd.log"), Args: []string{
-		"--name", "kvbench",
-		"--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", clientURL,
-		"--advertise-client-urls", clientURL,
-		"--listen-peer-urls", peerURL,
-		"--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "kvbench=" + peerURL,
-		"--initial-cluster-state", "new",
-		"--log-level", "warn",
-	}}, readyTimeout, probeEtcdHealth(clientURL+"/health"))
+	p, err := proc.StartReady(ctx, proc.Spec{Name: report.Etcd, Bin: cfg.etcdBin, Log: filepath.Join(dir, "etcd.log"),
+		Args: etcdArgs("kvbench", filepath.Join(dir, "data"), clientURL, peerURL, "kvbench="+peerURL)},
+		readyTimeout, probeEtcdHealth(clientURL+"/health"))
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +37,16 @@ func startEtcd(ctx context.Context, cfg *config, dir string, _ int) (*server, er
 		return nil, err
 	}
 	return &server{proc: p, client: client}, nil
+}
+
+// etcdArgs returns the flags of member name of a new cluster, the members
+// in initial ("name=peerURL,..."), with data in dataDir and default
+// durability settings.
+func etcdArgs(name, dataDir, clientURL, peerURL, initial string) []string {
+	return []string{"--name", name, "--data-dir", dataDir,
+		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", initial, "--initial-cluster-state", "new", "--log-level", "warn"}
 }
 
 // probeEtcdHealth returns a probe that succeeds once etcd's /health

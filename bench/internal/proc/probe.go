@@ -88,8 +88,8 @@ func poll(ctx context.Context, timeout, each time.Duration, stop <-chan struct{}
 	}
 }
 
-// FreeAddrs returns n loopback host:port addresses that were free a
-// moment ago.
+// FreeAddrs returns n different loopback host:port addresses that were
+// free a moment ago.
 func FreeAddrs(n int) ([]string, error) {
 	out := make([]string, n)
 	for i := range out {
@@ -97,8 +97,8 @@ func FreeAddrs(n int) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("find free port: %w", err)
 		}
+		defer l.Close() // held until all are picked, so they differ
 		out[i] = l.Addr().String()
-		l.Close()
 	}
 	return out, nil
 }
