@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -52,8 +51,8 @@ type MemRow struct {
 type Result struct {
 	Command, Date      string
 	LoadStart, LoadEnd string
-	OtherLatency       float64 // OtherCPU during the latency phase
-	OtherMemory        float64 // OtherCPU from creating the 100 KVStores to the end of the quiet window
+	OtherLatency       float64 // share of the CPU used outside the test's process tree during the latency phase
+	OtherMemory        float64 // the same from creating the 100 KVStores to the end of the quiet window
 	ControlPlane       string
 	OperatorArgs       string
 	KubeconfigVia      string
@@ -214,76 +213,4 @@ func LoadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-// CPUSample is the machine's busy and total CPU time and the CPU time of
-// one process tree, in clock ticks.
-type CPUSample struct{ Busy, Total, Tree uint64 }
-
-// SampleCPU reads /proc/stat and the CPU time of root and every process
-// descending from it (the test process: envtest's kube-apiserver and etcd
-// and the operator are its children).
-func SampleCPU(root int) (CPUSample, error) {
-	var s CPUSample
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return s, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return s, fmt.Errorf("/proc/stat: unexpected first line %q", line)
-	}
-	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
-		var n uint64
-		fmt.Sscan(v, &n)
-		s.Total += n
-		if i != 3 && i != 4 {
-			s.Busy += n
-		}
-	}
-	parent, ticks := map[int]int{}, map[int]uint64{}
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // exited meanwhile
-		}
-		var pid, ppid int
-		var utime, stime uint64
-		_, rest, _ := strings.Cut(string(b), " (")
-		i := strings.LastIndex(rest, ") ")
-		if i < 0 {
-			continue
-		}
-		fmt.Sscan(string(b), &pid)
-		g := strings.Fields(rest[i+2:]) // state ppid ... utime stime (indexes 11, 12)
-		if len(g) < 13 {
-			continue
-		}
-		fmt.Sscan(g[1], &ppid)
-		fmt.Sscan(g[11], &utime)
-		fmt.Sscan(g[12], &stime)
-		parent[pid], ticks[pid] = ppid, utime+stime
-	}
-	for pid, t := range ticks {
-		for p := pid; p > 1; p = parent[p] {
-			if p == root {
-				s.Tree += t
-				break
-			}
-		}
-	}
-	return s, nil
-}
-
-// OtherCPU is the share of the machine's CPU capacity that processes
-// outside the tree (and kernel work charged to no process) used between
-// a and b.
-func OtherCPU(a, b CPUSample) float64 {
-	total := float64(b.Total - a.Total)
-	if total <= 0 {
-		return 0
-	}
-	return max(0, float64(b.Busy-a.Busy)-float64(b.Tree-a.Tree)) / total
 }
