@@ -54,8 +54,9 @@ func TCP(addr string) Probe {
 	}
 }
 
-// Poll calls f every 50ms, each call bounded by 2s, until it returns nil,
-// ctx ends or timeout passes; then it returns f's last error.
+// Poll calls f until it returns nil, ctx ends or timeout passes, each
+// call bounded by 2s and 50ms after the last failed one; on timeout it
+// returns f's last error.
 func Poll(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
 	if last, _ := poll(ctx, timeout, 2*time.Second, nil, f); last != nil {
 		return fmt.Errorf("after %v: %w", timeout, last)
@@ -63,14 +64,12 @@ func Poll(ctx context.Context, timeout time.Duration, f func(context.Context) er
 	return nil
 }
 
-// poll calls f every 50ms, each call bounded by each, until it returns
-// nil, ctx ends, timeout passes or stop is closed (then stopped is true).
-// It returns f's last error.
+// poll calls f until it returns nil, ctx ends, timeout passes or stop is
+// closed (then stopped is true), each call bounded by each and 50ms after
+// the last failed one. It returns f's last error.
 func poll(ctx context.Context, timeout, each time.Duration, stop <-chan struct{}, f func(context.Context) error) (last error, stopped bool) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
 	for {
 		fctx, fcancel := context.WithTimeout(ctx, each)
 		last = f(fctx)
@@ -83,7 +82,7 @@ func poll(ctx context.Context, timeout, each time.Duration, stop <-chan struct{}
 			return last, true
 		case <-ctx.Done():
 			return last, false
-		case <-tick.C:
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -27,7 +27,7 @@ type Spec struct {
 	Name string   // in messages, e.g. "kvstore n0"
 	Bin  string   // the executable
 	Args []string // its arguments
-	Env  []string // "K=V" entries added to kvbench's own environment
+	Env  []string // "K=V" entries added to the benchmark's own environment
 	Dir  string   // the working directory; "" is the caller's
 	Log  string   // the file that gets stdout and stderr (created, with its directory)
 }
@@ -95,8 +95,9 @@ func (p *Process) Exited() bool {
 	}
 }
 
-// WaitReady polls probe every 50ms until it passes, the process exits,
-// timeout passes or ctx ends.
+// WaitReady polls probe until it passes, the process exits, timeout
+// passes or ctx ends; each try is bounded by 1s and comes 50ms after the
+// last failed one.
 func (p *Process) WaitReady(ctx context.Context, timeout time.Duration, probe Probe) error {
 	last, exited := poll(ctx, timeout, time.Second, p.done, probe)
 	switch {

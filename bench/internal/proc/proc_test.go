@@ -26,7 +26,8 @@ func TestMain(m *testing.M) {
 	if mode == "" {
 		os.Exit(m.Run())
 	}
-	fmt.Println("helper", mode, "starting")
+	wd, _ := os.Getwd()
+	fmt.Println("helper", mode, "starting in", wd)
 	switch mode {
 	case "crash":
 		os.Exit(3)
@@ -75,6 +76,7 @@ func TestStartReadyStop(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			s, addr := helperSpec(t, tt.mode)
+			s.Dir = filepath.Dir(s.Log)
 			probe := TCP(addr)
 			if tt.probe == "http" {
 				probe = HTTP("http://" + addr + "/")
@@ -93,7 +95,7 @@ func TestStartReadyStop(t *testing.T) {
 			if gotStop != tt.wantStop {
 				t.Errorf("Stop() = %q, want %q", gotStop, tt.wantStop)
 			}
-			if !p.Exited() || !strings.Contains(p.LogTail(), "helper "+tt.mode+" starting") {
+			if !p.Exited() || !strings.Contains(p.LogTail(), "helper "+tt.mode+" starting in "+s.Dir) {
 				t.Errorf("exited %v, log %q; want an exited process that logged", p.Exited(), p.LogTail())
 			}
 			if err := p.Stop(time.Second); err == nil || !strings.Contains(err.Error(), "had already exited") {
@@ -106,7 +108,7 @@ func TestStartReadyStop(t *testing.T) {
 func TestWaitReadyFails(t *testing.T) {
 	tests := map[string]struct{ mode, want string }{
 		"never ready":   {"silent", "helper silent not ready after 300ms (last probe: probe "},
-		"exits at once": {"crash", "helper crash exited before becoming ready (exit status 3); log tail:\nhelper crash starting"},
+		"exits at once": {"crash", "helper crash exited before becoming ready (exit status 3); log tail:\nhelper crash starting in "},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
