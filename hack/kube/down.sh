@@ -67,6 +67,11 @@ if [[ -e "/run/netns/$NETNS" ]]; then
 	ip netns del "$NETNS"
 fi
 ip link del "$VETH_HOST" 2>/dev/null
+# ip netns add bind-mounts /run/netns onto itself the first time; undo that
+# when no namespace is left in it (ours or anyone's).
+if mountpoint -q /run/netns && [[ -z "$(ls -A /run/netns)" ]]; then
+	umount /run/netns && rmdir /run/netns
+fi
 
 # Remove the cgroups, children first, in every hierarchy.
 for h in /sys/fs/cgroup/*/; do
@@ -81,6 +86,7 @@ left=0
 [[ -z "$(cgroup_pids)$(shim_pids)" ]] || { log "processes left: $(cgroup_pids) $(shim_pids)"; left=1; }
 findmnt -rn -o TARGET | grep -qE "^($RUN|$STATE)(/|$)" && { log "mounts left under $RUN or $STATE"; left=1; }
 [[ ! -e "/run/netns/$NETNS" ]] || { log "netns $NETNS left"; left=1; }
+ip route | grep -qE "^($POD_CIDR|$SERVICE_CIDR) " && { log "routes to $POD_CIDR or $SERVICE_CIDR left"; left=1; }
 ip link show "$VETH_HOST" >/dev/null 2>&1 && { log "veth $VETH_HOST left"; left=1; }
 ls -d /sys/fs/cgroup/*"$CGROUP_ROOT" >/dev/null 2>&1 && { log "cgroups left under $CGROUP_ROOT"; left=1; }
 ((left == 0)) && log "down: nothing left"
