@@ -124,6 +124,14 @@ bench: ## Benchmarks: kvstore vs etcd vs bare HTTP (one node and three), nginx v
 	hack/bench-operator.sh
 	hack/bench-cluster.sh
 
+.PHONY: e2e-up
+e2e-up: ## Bring up the local single-node Kubernetes cluster (hack/kube/, docs/e2e.md); prints its kubeconfig.
+	hack/kube/up.sh
+
+.PHONY: e2e-down
+e2e-down: ## Take the local cluster down and remove its processes, mounts, netns, veth and state.
+	hack/kube/down.sh
+
 .PHONY: clean
 clean: ## Remove build outputs (keeps ./data).
 	rm -rf $(BIN)
