@@ -105,7 +105,7 @@ func TestErrors(t *testing.T) {
 		"precondition":    {412, problem(412, wire.CodePreconditionFailed), client.ErrPreconditionFailed, wire.CodePreconditionFailed},
 		"unavailable":     {503, problem(503, wire.CodeUnavailable), client.ErrUnavailable, wire.CodeUnavailable},
 		"invalid":         {400, problem(400, wire.CodeInvalidArgument), client.ErrInvalidArgument, wire.CodeInvalidArgument},
-		"a proxy's 502":   {502, "<html>Bad Gateway</html>", nil, wire.CodeInternal},
+		"a proxy's 502":   {502, "<html>Bad Gateway</html>", client.ErrUnavailable, wire.CodeUnavailable},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -62,8 +62,10 @@ const maxProblemBytes = 64 << 10
 
 // ReadProblem reads an error response's body as a Problem. A body that is
 // not a problem (a proxy's HTML page, a truncated stream) still gives one:
-// Status from the response, Code CodeInternal for 5xx and "" otherwise, and
-// the body's first line as Detail.
+// Status from the response; Code CodeUnavailable for 502, 503 and 504 (a
+// proxy in front found no server: as retryable as the server's own
+// unavailable), CodeInternal for other 5xx and "" otherwise; and the body's
+// first line as Detail.
 func ReadProblem(resp *http.Response) *Problem {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxProblemBytes))
 	p := &Problem{}
@@ -74,8 +76,13 @@ func ReadProblem(resp *http.Response) *Problem {
 			line = line[:200]
 		}
 		p.Detail = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, line)
-		if resp.StatusCode >= 500 {
-			p.Code = CodeInternal
+		switch resp.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			p.Code = CodeUnavailable // a proxy in front found no server
+		default:
+			if resp.StatusCode >= 500 {
+				p.Code = CodeInternal
+			}
 		}
 	}
 	if p.Status == 0 {

@@ -30,7 +30,9 @@ func TestReadProblem(t *testing.T) {
 		code, detailPart string
 	}{
 		{"problem", `{"title":"No quorum","status":503,"code":"no_quorum","detail":"x"}`, 503, CodeNoQuorum, "x"},
-		{"html from a proxy", "<html>502 Bad Gateway</html>\nmore", 502, CodeInternal, "HTTP 502: <html>502 Bad Gateway</html>"},
+		{"html from a proxy", "<html>502 Bad Gateway</html>\nmore", 502, CodeUnavailable, "HTTP 502: <html>502 Bad Gateway</html>"},
+		{"a proxy's 504", "", 504, CodeUnavailable, "HTTP 504"},
+		{"a bare 500", "oops", 500, CodeInternal, "HTTP 500: oops"},
 		{"empty 4xx", "", 404, "", "HTTP 404"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
