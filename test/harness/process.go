@@ -270,12 +270,43 @@ func exited(r *run) bool {
 	}
 }
 
-// Signal sends sig (SIGSTOP, SIGCONT, ...) to the running process.
+// Signal sends sig (SIGSTOP, SIGCONT, ...) to the running process. After
+// SIGSTOP it returns only once every thread of the process is stopped: the
+// signal is delivered asynchronously, and a thread running on another core
+// could otherwise still answer a request sent right after.
 func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
-	if err := p.run().cmd.Process.Signal(sig); err != nil {
+	r := p.run()
+	if err := r.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("%v to %s: %v", sig, p.Name, err)
 	}
+	if sig != syscall.SIGSTOP {
+		return
+	}
+	if _, err := Poll(exitTimeout, func() error { return allStopped(r.cmd.Process.Pid) }); err != nil {
+		t.Fatalf("%s after SIGSTOP: %v", p.Name, err)
+	}
+}
+
+// allStopped reports whether every thread of pid is in state T (stopped),
+// from /proc/<pid>/task/*/stat.
+func allStopped(pid int) error {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return fmt.Errorf("no threads of pid %d in /proc: %v", pid, err)
+	}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		// The state follows the command name, which is in parentheses.
+		_, rest, _ := strings.Cut(string(b), ") ")
+		if !strings.HasPrefix(rest, "T") && !strings.HasPrefix(rest, "t") {
+			return fmt.Errorf("thread %s is in state %.1s, not stopped", filepath.Base(filepath.Dir(f)), rest)
+		}
+	}
+	return nil
 }
 
 // Kill sends SIGKILL, unless the process has exited, and waits for it to
