@@ -31,7 +31,7 @@ const readBackSample = 1000
 // report and writes it into the three-node section of cfg.out.
 func runCluster(ctx context.Context, cfg *clusterConfig) (err error) {
 	bins := map[string]string{report.KVStore: cfg.kvstoreBin, report.Etcd: cfg.etcdBin}
-	for _, s := range cfg.systems {
+	for _, s := range cfg.targets {
 		if _, err := os.Stat(bins[s]); err != nil {
 			return fmt.Errorf("%s binary: %w", s, err)
 		}
@@ -55,7 +55,7 @@ func runCluster(ctx context.Context, cfg *clusterConfig) (err error) {
 	run := 0
 	for level, c := range cfg.clients {
 		for _, mode := range modes {
-			for _, system := range targetOrder(cfg.systems, level) {
+			for _, system := range targetOrder(cfg.targets, level) {
 				run++
 				dir, err := targetDir(work, fmt.Sprintf("%s-%s-c%d", system, mode, c))
 				if err != nil {
@@ -86,10 +86,10 @@ func runCluster(ctx context.Context, cfg *clusterConfig) (err error) {
 		return cmp.Or(
 			cmp.Compare(slices.Index(cfg.clients, a.Clients), slices.Index(cfg.clients, b.Clients)),
 			cmp.Compare(slices.Index(modes, a.Mode), slices.Index(modes, b.Mode)),
-			cmp.Compare(slices.Index(cfg.systems, a.System), slices.Index(cfg.systems, b.System)))
+			cmp.Compare(slices.Index(cfg.targets, a.System), slices.Index(cfg.targets, b.System)))
 	})
 	if cfg.failoverReps > 0 {
-		for _, system := range cfg.systems {
+		for _, system := range cfg.targets {
 			run++
 			dir, err := targetDir(work, system+"-failover")
 			if err != nil {
@@ -354,7 +354,7 @@ func clusterMeta(cfg *clusterConfig, work string) report.ClusterMeta {
 		FailoverReps:    cfg.failoverReps,
 		FailoverTimeout: cfg.failoverTimeout,
 	}
-	for _, s := range cfg.systems {
+	for _, s := range cfg.targets {
 		switch s {
 		case report.KVStore:
 			m.KVStoreGo = binaryGoVersion(cfg.kvstoreBin)

@@ -32,7 +32,7 @@ func TestParseClusterFlags(t *testing.T) {
 		{
 			name: "defaults",
 			check: func(c *clusterConfig) bool {
-				return slices.Equal(c.systems, []string{report.KVStore, report.Etcd}) &&
+				return slices.Equal(c.targets, []string{report.KVStore, report.Etcd}) &&
 					slices.Equal(c.clients, []int{1, 16, 64}) && c.judgeClients == 64 && c.leaderOnly &&
 					c.duration == 10*time.Second && c.valueSize == 256 && c.etcdConns == 1 &&
 					c.failoverReps == 3 && c.failoverClients == 8 && c.failoverTimeout == 15*time.Second &&
@@ -43,7 +43,7 @@ func TestParseClusterFlags(t *testing.T) {
 			name: "systems in presentation order, no leader-only, no failover",
 			args: []string{"-systems", "etcd,kvstore", "-leader-only=false", "-failover-reps", "0", "-clients", "64"},
 			check: func(c *clusterConfig) bool {
-				return slices.Equal(c.systems, []string{report.KVStore, report.Etcd}) && !c.leaderOnly &&
+				return slices.Equal(c.targets, []string{report.KVStore, report.Etcd}) && !c.leaderOnly &&
 					c.failoverReps == 0 && slices.Equal(c.clients, []int{64})
 			},
 		},
@@ -286,7 +286,7 @@ func fakeFailoverConfig(t *testing.T) *clusterConfig {
 	failoverAfter, failoverTail = 100*time.Millisecond, 100*time.Millisecond
 	t.Cleanup(func() { failoverAfter, failoverTail = after, tail })
 	return &clusterConfig{failoverReps: 2, failoverClients: 4, failoverTimeout: 2 * time.Second,
-		failoverWarmup: 50 * time.Millisecond, opTimeout: time.Second, valueSize: 32}
+		failoverWarmup: 50 * time.Millisecond, commonFlags: commonFlags{opTimeout: time.Second, valueSize: 32}}
 }
 
 func TestMeasureFailover(t *testing.T) {

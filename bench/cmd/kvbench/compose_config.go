@@ -88,22 +88,14 @@ func parseCPUGroup(s string) (cpuGroup, error) {
 
 // composeConfig holds the settings of "kvbench compose".
 type composeConfig struct {
-	httpsURL     string // nginx, e.g. https://localhost:18444
-	directURL    string // the app's published port, e.g. http://127.0.0.1:18090
-	caFile       string
-	tokenFile    string
-	targets      []string
-	clients      []int
-	judgeClients int
-	duration     time.Duration
-	maxOps       uint64
-	opTimeout    time.Duration
-	valueSize    int
-	appPID       int
-	cpuGroups    []cpuGroup
-	stack        string
-	out          string
-	seed         uint64
+	httpsURL  string // nginx, e.g. https://localhost:18444
+	directURL string // the app's published port, e.g. http://127.0.0.1:18090
+	caFile    string
+	tokenFile string
+	commonFlags
+	appPID    int
+	cpuGroups []cpuGroup
+	stack     string
 }
 
 // composeTargetNames lists the compose targets in presentation order.
@@ -124,33 +116,17 @@ func parseComposeFlags(args []string) (*composeConfig, error) {
 	fs.StringVar(&cfg.directURL, "direct-url", "http://127.0.0.1:18090", "the app's own HTTP origin, published by deploy/compose/bench.override.yaml")
 	fs.StringVar(&cfg.caFile, "ca", "", "PEM file of the CA that signed nginx's certificate (required)")
 	fs.StringVar(&cfg.tokenFile, "token-file", "", "file holding an admin token of the app (required)")
-	targetList := fs.String("targets", strings.Join(composeTargetNames, ","), "comma-separated targets: "+strings.Join(composeTargetNames, ", "))
-	clientList := fs.String("clients", "1,16,64", "comma-separated concurrency levels")
-	fs.IntVar(&cfg.judgeClients, "judge-clients", 64, "concurrency level the requirement is judged at")
-	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "time bound of each PUT and GET phase")
-	fs.Uint64Var(&cfg.maxOps, "max-ops", 2_000_000, "operation bound of each PUT and GET phase")
-	fs.DurationVar(&cfg.opTimeout, "op-timeout", 10*time.Second, "timeout of a single operation")
-	fs.IntVar(&cfg.valueSize, "value-size", 256, "value size in bytes (keys are always 16 bytes)")
+	cfg.commonFlags.register(fs, flagText{targetFlag: "targets", targetHelp: "comma-separated targets: ", known: composeTargetNames, clients: "comma-separated concurrency levels", judged: "the requirement is",
+		duration: 5 * time.Second, phases: "PUT and GET phase", section: "compose", maxOpsBits: 40})
 	fs.IntVar(&cfg.appPID, "app-pid", 0, "host pid of a process in the app's network namespace, to count the TCP connections the app accepts (0: not counted)")
 	var groups cpuGroupsFlag
 	fs.Var(&groups, "cpu", "NAME=PID[,PID...]: report the CPU use of these processes and their descendants as NAME (repeatable)")
 	fs.StringVar(&cfg.stack, "stack", "", "description of the stack for the report (images, versions)")
-	fs.StringVar(&cfg.out, "out", "docs/benchmarks.md", "markdown file whose compose section is replaced (empty: stdout only)")
-	fs.Uint64Var(&cfg.seed, "seed", 0, "key space seed (0: random)")
-	if err := fs.Parse(args); err != nil {
+	if err := cfg.commonFlags.parse(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	cfg.cpuGroups = groups
 	var err error
-	if cfg.targets, err = parseTargetList(*targetList, composeTargetNames); err != nil {
-		return nil, err
-	}
-	if cfg.clients, err = parseClients(*clientList); err != nil {
-		return nil, err
-	}
 	if cfg.httpsURL, err = parseOrigin("-https-url", cfg.httpsURL, "https"); err != nil {
 		return nil, err
 	}
@@ -162,14 +138,6 @@ func parseComposeFlags(args []string) (*composeConfig, error) {
 		return nil, errors.New("-ca is required")
 	case cfg.tokenFile == "":
 		return nil, errors.New("-token-file is required")
-	case cfg.duration <= 0:
-		return nil, errors.New("-duration must be positive")
-	case cfg.maxOps < 1 || cfg.maxOps >= 1<<40:
-		return nil, errors.New("-max-ops must be in [1, 2^40)")
-	case cfg.opTimeout <= 0:
-		return nil, errors.New("-op-timeout must be positive")
-	case cfg.valueSize < 1 || cfg.valueSize > 1<<20:
-		return nil, errors.New("-value-size must be in [1, 1MiB]")
 	case cfg.appPID < 0:
 		return nil, errors.New("-app-pid must not be negative")
 	}

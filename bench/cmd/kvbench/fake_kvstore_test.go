@@ -111,11 +111,11 @@ func testConfig(t *testing.T) *config {
 		t.Fatal(err)
 	}
 	return &config{
-		clients: []int{1, 4}, judgeClients: 4,
-		duration: 200 * time.Millisecond, maxOps: 500, opTimeout: 5 * time.Second,
-		valueSize: 256, kvstoreBin: self, etcdConns: 1,
+		commonFlags: commonFlags{clients: []int{1, 4}, judgeClients: 4,
+			duration: 200 * time.Millisecond, maxOps: 500, opTimeout: 5 * time.Second,
+			valueSize: 256, seed: 12345},
+		localFlags: localFlags{kvstoreBin: self, etcdConns: 1},
 		loadValues: 300, loadClients: 4, loadTimeout: 10 * time.Second,
-		seed: 12345,
 	}
 }
 
