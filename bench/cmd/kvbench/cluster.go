@@ -36,10 +36,7 @@ func runCluster(ctx context.Context, cfg *clusterConfig) (err error) {
 			return fmt.Errorf("%s binary: %w", s, err)
 		}
 	}
-	if err := ensureSeed(&cfg.seed); err != nil {
-		return err
-	}
-	work, cleanup, err := newWorkDir(cfg.workDir, "kvbench-cluster-", cfg.keepWorkDir)
+	work, cleanup, err := cfg.prepareRun(&cfg.seed, "kvbench-cluster-")
 	if err != nil {
 		return err
 	}

@@ -54,10 +54,7 @@ func run(ctx context.Context, cfg *config) (err error) {
 	if err := checkBinaries(cfg); err != nil {
 		return err
 	}
-	if err := ensureSeed(&cfg.seed); err != nil {
-		return err
-	}
-	work, cleanup, err := newWorkDir(cfg.workDir, "kvbench-", cfg.keepWorkDir)
+	work, cleanup, err := cfg.prepareRun(&cfg.seed, "kvbench-")
 	if err != nil {
 		return err
 	}

@@ -89,16 +89,20 @@ func ensureSeed(seed *uint64) error {
 	return nil
 }
 
-// newWorkDir creates a fresh directory under parent ("" means $TMPDIR) for
-// a run's data directories and logs. The run calls done at its end, which
-// removes the directory unless it failed or keep is set.
-func newWorkDir(parent, prefix string, keep bool) (dir string, done func(failed bool), err error) {
-	dir, err = os.MkdirTemp(parent, prefix)
+// prepareRun sets a zero *seed to a random one (ensureSeed) and creates
+// a fresh directory under -work-dir ("" means $TMPDIR) for a run's data
+// directories and logs. The run calls done at its end, which removes the
+// directory unless it failed or -keep-work-dir is set.
+func (l *localFlags) prepareRun(seed *uint64, prefix string) (dir string, done func(failed bool), err error) {
+	if err := ensureSeed(seed); err != nil {
+		return "", nil, err
+	}
+	dir, err = os.MkdirTemp(l.workDir, prefix)
 	if err != nil {
 		return "", nil, fmt.Errorf("create work dir: %w", err)
 	}
 	return dir, func(failed bool) {
-		if failed || keep {
+		if failed || l.keepWorkDir {
 			infof("data directories and logs kept in %s", dir)
 			return
 		}
