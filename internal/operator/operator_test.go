@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 	"kvstore.dev/kvstore/internal/kubetest"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 // TestDeployAndRun installs what `make deploy` installs (kubectl apply -k
@@ -69,8 +69,8 @@ func TestDeployAndRun(t *testing.T) {
 
 	c := Default()
 	c.Kubeconfig = kcPath
-	c.MetricsAddr = freeAddr(t)
-	c.ProbeAddr = freeAddr(t)
+	c.MetricsAddr = harness.FreeAddr(t)
+	c.ProbeAddr = harness.FreeAddr(t)
 	c.LeaderElectionNamespace = "kvstore-system"
 	c.WatchNamespace = "apps"
 	c.DefaultImage = "kvstore/kvstore:test"
@@ -91,13 +91,13 @@ func TestDeployAndRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "the sample's StatefulSet in the watched namespace", func() error {
+	harness.Eventually(t, "the sample's StatefulSet in the watched namespace", 30*time.Second, func() error {
 		return k8s.Get(ctx, types.NamespacedName{Namespace: "apps", Name: "demo"}, &appsv1.StatefulSet{})
 	})
-	poll(t, "the leader election Lease", func() error {
+	harness.Eventually(t, "the leader election Lease", 30*time.Second, func() error {
 		return k8s.Get(ctx, types.NamespacedName{Namespace: "kvstore-system", Name: "kvstore-operator.kvstore.dev"}, &coordinationv1.Lease{})
 	})
-	poll(t, "readyz", func() error {
+	harness.Eventually(t, "readyz", 30*time.Second, func() error {
 		resp, err := http.Get("http://" + c.ProbeAddr + "/readyz")
 		if err != nil {
 			return err
@@ -108,7 +108,7 @@ func TestDeployAndRun(t *testing.T) {
 		}
 		return nil
 	})
-	poll(t, "operator metrics", func() error {
+	harness.Eventually(t, "operator metrics", 30*time.Second, func() error {
 		resp, err := http.Get("http://" + c.MetricsAddr + "/metrics")
 		if err != nil {
 			return err
@@ -121,7 +121,7 @@ func TestDeployAndRun(t *testing.T) {
 		return nil
 	})
 	// The sample's status is written; the other namespace stays untouched.
-	poll(t, "status", func() error {
+	harness.Eventually(t, "status", 30*time.Second, func() error {
 		kv := &kvv1.KVStore{}
 		if err := k8s.Get(ctx, types.NamespacedName{Namespace: "apps", Name: "demo"}, kv); err != nil {
 			return err
@@ -137,7 +137,7 @@ func TestDeployAndRun(t *testing.T) {
 		t.Errorf("kubectl get kvs:\n%s", table)
 	}
 	kubectl("scale", "-n", "apps", "kvs/demo", "--replicas=5")
-	poll(t, "kubectl scale reaches the StatefulSet", func() error {
+	harness.Eventually(t, "kubectl scale reaches the StatefulSet", 30*time.Second, func() error {
 		sts := &appsv1.StatefulSet{}
 		if err := k8s.Get(ctx, types.NamespacedName{Namespace: "apps", Name: "demo"}, sts); err != nil {
 			return err
@@ -155,27 +155,4 @@ func TestDeployAndRun(t *testing.T) {
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: "other", Name: "demo"}, &appsv1.StatefulSet{}); err == nil || len(secrets.Items) != 0 {
 		t.Errorf("the operator acted outside --watch-namespace (%d Secrets in namespace other, StatefulSet get: %v)", len(secrets.Items), err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func poll(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		<-time.After(50 * time.Millisecond) // polling an external process; nothing to wait on
-	}
-	t.Fatalf("%s: still failing after 30s: %v", what, err)
 }
