@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,32 +19,8 @@ func TestClusterMembershipUnderLoad(t *testing.T) {
 	nodes := cl.Nodes
 	n0 := nodes[0].Client(t)
 
-	var (
-		mu    sync.Mutex
-		acked = map[string]string{}
-		stop  = make(chan struct{})
-		wg    sync.WaitGroup
-	)
 	writers := []*harness.Client{n0, nodes[2].Client(t)}
-	for w, c := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for seq := 0; ; seq++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k, v := fmt.Sprintf("m%d/%05d", w, seq), fmt.Sprintf("%d-%d", w, seq)
-				if res := c.Put(k, []byte(v)); res.Err == nil && res.Status < 300 {
-					mu.Lock()
-					acked[k] = v
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	w := harness.StartWriters(t, harness.WriterOptions{Workers: 2, Prefix: "m/", Client: func(worker, _ int) *harness.Client { return writers[worker] }})
 
 	// A fourth node joins as a non-voter and is promoted.
 	n3 := cl.NewNode(t, "n3", nodes[1].Peer, harness.ProcessOptions{Args: []string{"--join-as", "nonvoter"}})
@@ -80,28 +54,10 @@ func TestClusterMembershipUnderLoad(t *testing.T) {
 	}
 
 	// The writers go on until enough writes spanned the changes.
-	_, _ = harness.Poll(30*time.Second, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(acked) < 50 {
-			return fmt.Errorf("%d acknowledged", len(acked))
-		}
-		return nil
-	})
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(acked) < 50 {
-		t.Fatalf("only %d writes acknowledged", len(acked))
-	}
+	w.WaitCount(t, 50, 30*time.Second)
+	w.Stop()
 	for _, c := range []*harness.Client{n0, n3.Client(t)} {
-		for k, v := range acked {
-			res := c.Get(k, "linearizable")
-			if res.Err != nil || res.Status != 200 || string(res.Body) != v {
-				t.Fatalf("%s: acknowledged %s=%s reads %d %q %v", c.URL, k, v, res.Status, res.Body, res.Err)
-			}
-		}
+		w.Verify(t, c, "linearizable")
 	}
-	t.Logf("%d writes acknowledged during the membership changes", len(acked))
+	t.Logf("%d writes acknowledged during the membership changes", w.Count())
 }

@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,66 +27,23 @@ func TestClusterKillLeaderUnderLoad(t *testing.T) {
 	}
 	leader := cl.Node(st.LeaderID)
 
-	type ack struct{ key, value string }
-	var (
-		mu         sync.Mutex
-		acked      []ack
-		unknown    atomic.Int64
-		killedAt   atomic.Int64 // unix nanos
-		firstAfter atomic.Int64 // unix nanos of the first ack after the kill
-		stop       = make(chan struct{})
-		wg         sync.WaitGroup
-	)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for seq := 0; ; seq++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c := clients[(w+seq)%len(clients)]
-				if nodes[(w+seq)%len(nodes)] == leader && killedAt.Load() != 0 {
-					continue // the killed node's clients would only fail
-				}
-				key, value := fmt.Sprintf("w%d/%06d", w, seq), fmt.Sprintf("v-%d-%d", w, seq)
-				res := c.Put(key, []byte(value))
-				if res.Status != 200 && res.Status != 201 {
-					unknown.Add(1) // 503 no_quorum, 504 outcome_unknown, or a cut connection
-					continue
-				}
-				mu.Lock()
-				acked = append(acked, ack{key, value})
-				mu.Unlock()
-				if k := killedAt.Load(); k != 0 && firstAfter.Load() == 0 {
-					firstAfter.CompareAndSwap(0, time.Now().UnixNano())
-				}
-			}
-		}()
-	}
-	waitAcks := func(n int) {
-		harness.Eventually(t, fmt.Sprintf("%d acknowledged writes", n), 20*time.Second, func() error {
-			mu.Lock()
-			defer mu.Unlock()
-			if len(acked) < n {
-				return fmt.Errorf("%d", len(acked))
-			}
-			return nil
-		})
-	}
-	waitAcks(300)
+	var killed atomic.Bool
+	w := harness.StartWriters(t, harness.WriterOptions{Workers: 8, Client: func(worker, seq int) *harness.Client {
+		i := (worker + seq) % len(nodes)
+		if killed.Load() && nodes[i] == leader {
+			return nil // the killed node's clients would only fail
+		}
+		return clients[i]
+	}})
+	w.WaitCount(t, 300, 20*time.Second)
 	leader.Kill(t)
-	killedAt.Store(time.Now().UnixNano())
-	mu.Lock()
-	before := len(acked)
-	mu.Unlock()
-	waitAcks(before + 300)
-	close(stop)
-	wg.Wait()
-	failover := time.Duration(firstAfter.Load() - killedAt.Load())
-	t.Logf("kill -9 of leader %s: first acknowledged write %v later; %d acknowledged, %d failed or unknown", leader.ID, failover.Round(time.Millisecond), len(acked), unknown.Load())
+	killedAt := time.Now()
+	killed.Store(true)
+	w.WaitMore(t, 300, 20*time.Second)
+	w.Stop()
+	first, _ := w.FirstAckAfter(killedAt)
+	failover := first.Sub(killedAt)
+	t.Logf("kill -9 of leader %s: first acknowledged write %v later; %d acknowledged, failed or unknown: %v", leader.ID, failover.Round(time.Millisecond), w.Count(), w.Failed())
 	if failover > 5*time.Second {
 		t.Errorf("no write acknowledged within 5s of the leader's death (%v)", failover)
 	}
@@ -99,19 +54,7 @@ func TestClusterKillLeaderUnderLoad(t *testing.T) {
 	for _, n := range nodes {
 		clients = append(clients, n.Client(t))
 	}
-	for i, c := range clients {
-		missing := 0
-		for _, a := range acked {
-			res := c.Get(a.key, "linearizable")
-			if res.Err != nil || res.Status != 200 || string(res.Body) != a.value {
-				if missing < 5 {
-					t.Errorf("%s: acknowledged %s=%s reads %d %q (%v)", nodes[i].ID, a.key, a.value, res.Status, res.Body, res.Err)
-				}
-				missing++
-			}
-		}
-		if missing > 0 {
-			t.Errorf("%s: %d of %d acknowledged writes missing", nodes[i].ID, missing, len(acked))
-		}
+	for _, c := range clients {
+		w.Verify(t, c, "linearizable")
 	}
 }

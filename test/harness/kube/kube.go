@@ -1,0 +1,163 @@
+// Package kube runs the end-to-end tests' Kubernetes: the local
+// single-node cluster of hack/kube (make e2e-up), brought up once per test
+// process, and kubectl against it. A test gets a namespace of its own
+// (enforcing the restricted Pod Security Standard) whose pods, events and
+// container logs are written to the test's artifacts when it fails.
+//
+//	k := kube.Up(t)                  // hack/kube/up.sh, cached binaries and images
+//	ns := k.Namespace(t, "scale")    // deleted when t ends; dumped when t fails
+//	k.Apply(t, ns, manifest)
+//	k.Kubectl(t, "-n", ns, "get", "pods")
+//
+// The cluster's addresses are routed from the host: a test reaches pod IPs
+// and ClusterIPs directly.
+package kube
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kvstore.dev/kvstore/test/harness"
+)
+
+// Cluster is the local cluster.
+type Cluster struct {
+	Kubeconfig string // the admin kubeconfig
+	KubectlBin string // bin/kube/kubectl
+}
+
+var up = sync.OnceValues(func() (*Cluster, error) {
+	root := harness.Root()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "hack", "kube", "up.sh"))
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("hack/kube/up.sh: %w\n%s", err, stderr.Bytes())
+	}
+	return &Cluster{
+		Kubeconfig: strings.TrimSpace(string(out)),
+		KubectlBin: filepath.Join(root, "bin", "kube", "kubectl"),
+	}, nil
+})
+
+// Up brings the local cluster up (or finds it up) and returns it. It needs
+// root; it skips in -short mode, and otherwise fails when the cluster
+// cannot come up.
+func Up(t testing.TB) *Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("the Kubernetes end-to-end tests are skipped with -short")
+	}
+	c, err := up()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Run runs kubectl with args and stdin, and returns its stdout, or an error
+// holding its stderr.
+func (c *Cluster) Run(ctx context.Context, stdin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.KubectlBin, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// Kubectl runs kubectl with args (for at most 5 minutes) and returns its
+// stdout; it fails the test when kubectl fails.
+func (c *Cluster) Kubectl(t testing.TB, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := c.Run(ctx, "", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Apply applies manifest (YAML, several documents allowed) in namespace
+// ns with server-side apply.
+func (c *Cluster) Apply(t testing.TB, ns, manifest string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := c.Run(ctx, manifest, "-n", ns, "apply", "--server-side", "--force-conflicts", "--field-manager", "e2e", "-f", "-"); err != nil {
+		t.Fatalf("%v\n%s", err, manifest)
+	}
+}
+
+// Namespace creates the namespace name (enforcing the restricted Pod
+// Security Standard) and returns it; when t ends the namespace is deleted,
+// after its state is dumped if t failed.
+func (c *Cluster) Namespace(t testing.TB, name string) string {
+	t.Helper()
+	c.Apply(t, "", fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata:
+  name: %s
+  labels:
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/enforce-version: latest
+`, name))
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.Dump(t, name)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if _, err := c.Run(ctx, "", "delete", "namespace", name, "--wait=true"); err != nil {
+			t.Logf("deleting namespace %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// Dump writes the namespace's objects, events and every container's log
+// (and its previous instance's) to files under the test's artifacts
+// directory, and logs where.
+func (c *Cluster) Dump(t testing.TB, ns string) {
+	dir := filepath.Join(harness.ArtifactsDir(t), "kube-"+strings.ReplaceAll(t.Name(), "/", "_"), ns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("dump: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	save := func(file string, args ...string) {
+		out, err := c.Run(ctx, "", args...)
+		if err != nil {
+			out += "\n" + err.Error()
+		}
+		_ = os.WriteFile(filepath.Join(dir, file), []byte(out), 0o644)
+	}
+	save("objects.txt", "-n", ns, "get", "all,pvc,kvstores,events", "-o", "wide")
+	save("objects.yaml", "-n", ns, "get", "pods,statefulsets,services,pvc,kvstores", "-o", "yaml")
+	save("describe-pods.txt", "-n", ns, "describe", "pods")
+	pods, _ := c.Run(ctx, "", "-n", ns, "get", "pods", "-o", `jsonpath={range .items[*]}{.metadata.name}{" "}{range .spec.containers[*]}{.name}{" "}{end}{"\n"}{end}`)
+	for _, line := range strings.Split(strings.TrimSpace(pods), "\n") {
+		f := strings.Fields(line)
+		for _, container := range f[min(1, len(f)):] {
+			save(f[0]+"_"+container+".log", "-n", ns, "logs", f[0], "-c", container)
+			save(f[0]+"_"+container+".previous.log", "-n", ns, "logs", f[0], "-c", container, "--previous")
+		}
+	}
+	t.Logf("kube: namespace %s dumped to %s", ns, dir)
+}
