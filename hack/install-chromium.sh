@@ -36,11 +36,9 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 echo "installing ${packages[*]} with apt-get..." >&2
-export DEBIAN_FRONTEND=noninteractive
-# Wait for another apt-get or dpkg instead of failing on its lock.
-apt=("${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600)
-"${apt[@]}" update -qq >&2
-"${apt[@]}" install -y -qq --no-install-recommends "${packages[@]}" >&2
+# shellcheck source=hack/lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+apt_install "${packages[@]}"
 
 if ! path="$(command -v chromium)"; then
 	echo "install-chromium.sh: apt-get succeeded but chromium is still not on the PATH" >&2

@@ -20,8 +20,7 @@ OUTDIR="$BIN/images"
 mkdir -p "$OUTDIR"
 
 if [[ ! -x /bin/busybox ]] || ! file -L /bin/busybox | grep -q 'statically linked'; then
-	apt-get -o DPkg::Lock::Timeout=600 update >&2
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y busybox-static >&2
+	apt_install busybox-static
 fi
 
 # pack <name> <tag> <binary> <Dockerfile lines...>

@@ -7,6 +7,8 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN="$ROOT/bin/kube"
+# shellcheck source=hack/lib/apt.sh
+source "$ROOT/hack/lib/apt.sh"
 
 STATE="${KUBE_STATE:-/var/lib/kvstore-kube}" # etcd, containerd's root, kubelet's root, PKI, logs
 RUN=/run/kvstore-kube                        # sockets, containerd's state, runc's root, pid files

@@ -38,8 +38,7 @@ install_debs() {
 	[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
 	((${#missing[@]} == 0)) && return
 	log "installing ${missing[*]} from Debian"
-	apt-get -o DPkg::Lock::Timeout=600 update >&2
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y "${missing[@]}" >&2
+	apt_install "${missing[@]}"
 }
 
 # healthy: every component's process is alive and the API server is ready.

@@ -4,6 +4,9 @@
 # engine, so the compose stack's images can be made without any image
 # registry. Source it; it defines functions only and changes no options.
 
+# shellcheck source=hack/lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
 # log prints a progress line to stderr.
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -50,8 +53,7 @@ ensure_debootstrap() {
 	command -v debootstrap >/dev/null 2>&1 && return 0
 	[[ $EUID -eq 0 ]] || die "debootstrap is missing and only root can install it (apt-get install debootstrap)"
 	log "installing debootstrap with apt-get"
-	apt-get -o DPkg::Lock::Timeout=600 update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends debootstrap >/dev/null
+	apt_install debootstrap
 }
 
 # unmount_under unmounts, deepest first, whatever is mounted below directory $1
