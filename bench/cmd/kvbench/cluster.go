@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"time"
 
@@ -23,18 +22,15 @@ import (
 // back on every node afterwards.
 const readBackSample = 1000
 
-// runCluster measures, for every client count, each system's PUT
+// run measures, for every client count, each system's PUT
 // throughput on a fresh three-node cluster with the clients spread over
 // the nodes (and, with -leader-only, all on the leader), the systems one
 // after the other (in an order reversed at every other client count, so
 // neither always goes first); then each system's leader failover. It prints the
 // report and writes it into the three-node section of cfg.out.
-func runCluster(ctx context.Context, cfg *clusterConfig) (err error) {
-	bins := map[string]string{report.KVStore: cfg.kvstoreBin, report.Etcd: cfg.etcdBin}
-	for _, s := range cfg.targets {
-		if _, err := os.Stat(bins[s]); err != nil {
-			return fmt.Errorf("%s binary: %w", s, err)
-		}
+func (cfg *clusterConfig) run(ctx context.Context) (err error) {
+	if err := cfg.checkBinaries(cfg.targets); err != nil {
+		return err
 	}
 	work, cleanup, err := cfg.prepareRun(&cfg.seed, "kvbench-cluster-")
 	if err != nil {
@@ -44,7 +40,9 @@ func runCluster(ctx context.Context, cfg *clusterConfig) (err error) {
 	defer func() { cleanup(failed || err != nil) }()
 
 	start := time.Now()
-	rep := report.ClusterReport{Meta: clusterMeta(cfg, work), JudgeClients: cfg.judgeClients}
+	rep := report.ClusterReport{JudgeClients: cfg.judgeClients, Meta: report.ClusterMeta{
+		Meta: collectMeta(&cfg.commonFlags, &cfg.localFlags, work, false), Nodes: clusterNodes,
+		FailoverClients: cfg.failoverClients, FailoverReps: cfg.failoverReps, FailoverTimeout: cfg.failoverTimeout}}
 	modes := []string{report.Spread}
 	if cfg.leaderOnly {
 		modes = append(modes, report.LeaderOnly)
@@ -328,36 +326,4 @@ func verifyWrites(ctx context.Context, r kvClient, ks keyspace.Space, valueSize 
 		}
 	}
 	return checked, bad, first
-}
-
-// clusterMeta describes the run.
-func clusterMeta(cfg *clusterConfig, work string) report.ClusterMeta {
-	m := report.ClusterMeta{
-		Command:         shellQuote(os.Args),
-		Wrapper:         os.Getenv(wrapperEnv),
-		Date:            time.Now(),
-		NProc:           runtime.NumCPU(),
-		CPUModel:        cpuModel(),
-		GoVersion:       runtime.Version(),
-		DataFS:          fsType(work),
-		LoadStart:       loadAvg(),
-		Nodes:           clusterNodes,
-		Duration:        cfg.duration,
-		MaxOps:          cfg.maxOps,
-		KeySize:         keyspace.KeySize,
-		ValueSize:       cfg.valueSize,
-		EtcdConns:       cfg.etcdConns,
-		FailoverClients: cfg.failoverClients,
-		FailoverReps:    cfg.failoverReps,
-		FailoverTimeout: cfg.failoverTimeout,
-	}
-	for _, s := range cfg.targets {
-		switch s {
-		case report.KVStore:
-			m.KVStoreGo = binaryGoVersion(cfg.kvstoreBin)
-		case report.Etcd:
-			m.EtcdVersion = etcdVersion(cfg.etcdBin)
-		}
-	}
-	return m
 }

@@ -31,9 +31,8 @@ type clusterConfig struct {
 	profileDir string
 }
 
-// parseClusterFlags parses the flags of "kvbench cluster".
-func parseClusterFlags(args []string) (*clusterConfig, error) {
-	cfg := &clusterConfig{}
+// setup parses the flags of "kvbench cluster".
+func (cfg *clusterConfig) setup(args []string) error {
 	fs := flag.NewFlagSet("kvbench "+clusterCommand, flag.ContinueOnError)
 	cfg.commonFlags.register(fs, flagText{targetFlag: "systems", targetHelp: "comma-separated systems to run: ",
 		known: []string{report.KVStore, report.Etcd}, clients: "comma-separated concurrency levels (the same as the single-node PUT benchmark)",
@@ -45,18 +44,17 @@ func parseClusterFlags(args []string) (*clusterConfig, error) {
 	fs.DurationVar(&cfg.failoverTimeout, "failover-timeout", 15*time.Second, "how long after a kill a write must be acknowledged")
 	fs.DurationVar(&cfg.failoverWarmup, "failover-warmup", 2*time.Second, "write load before each kill")
 	fs.StringVar(&cfg.profileDir, "profile-dir", "", "save CPU profiles of the kvstore nodes during the kvstore run at -judge-clients, clients spread, into this directory (diagnosis only: profiling costs CPU)")
-	if err := cmp.Or(cfg.commonFlags.parse(fs, args), cfg.localFlags.validate()); err != nil {
-		return nil, err
-	}
-	switch {
+	switch err := cmp.Or(cfg.commonFlags.parse(fs, args), cfg.localFlags.validate()); {
+	case err != nil:
+		return err
 	case cfg.failoverReps < 0 || cfg.failoverReps > 20:
-		return nil, errors.New("-failover-reps must be in [0, 20]")
+		return errors.New("-failover-reps must be in [0, 20]")
 	case cfg.failoverClients < 1:
-		return nil, errors.New("-failover-clients must be positive")
+		return errors.New("-failover-clients must be positive")
 	case cfg.failoverTimeout <= 0:
-		return nil, errors.New("-failover-timeout must be positive")
+		return errors.New("-failover-timeout must be positive")
 	case cfg.failoverWarmup < 0:
-		return nil, errors.New("-failover-warmup must not be negative")
+		return errors.New("-failover-warmup must not be negative")
 	}
-	return cfg, nil
+	return nil
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
-	"time"
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
 	"kvstore.dev/kvstore/bench/internal/load"
@@ -26,11 +24,11 @@ type composeRun struct {
 	row    report.ComposeRow
 }
 
-// runCompose benchmarks a running compose stack: for every client count,
+// run benchmarks a running compose stack: for every client count,
 // the PUT phases of all targets back to back, then their GET phases, and
 // writes the report into the compose section of cfg.out. It starts and
 // stops no process: the stack is managed by hack/bench-compose.sh.
-func runCompose(ctx context.Context, cfg *composeConfig) error {
+func (cfg *composeConfig) run(ctx context.Context) error {
 	env, err := loadComposeEnv(cfg)
 	if err != nil {
 		return err
@@ -268,22 +266,8 @@ func (m *phaseMeter) describe(ph report.ComposePhase) string {
 
 // composeMeta describes the run.
 func composeMeta(cfg *composeConfig) report.ComposeMeta {
-	m := report.ComposeMeta{
-		Command:   shellQuote(os.Args),
-		Wrapper:   os.Getenv(wrapperEnv),
-		Date:      time.Now(),
-		NProc:     runtime.NumCPU(),
-		CPUModel:  cpuModel(),
-		GoVersion: runtime.Version(),
-		LoadAvg:   loadAvg(),
-		Stack:     cfg.stack,
-		URLs:      map[string]string{},
-		Duration:  cfg.duration,
-		MaxOps:    cfg.maxOps,
-		KeySize:   keyspace.KeySize,
-		ValueSize: cfg.valueSize,
-		AppConns:  cfg.appPID > 0,
-	}
+	m := report.ComposeMeta{Meta: collectMeta(&cfg.commonFlags, nil, "", false),
+		Stack: cfg.stack, URLs: map[string]string{}, AppConns: cfg.appPID > 0}
 	for _, name := range cfg.targets {
 		m.URLs[name] = composeTargets[name].baseURL(cfg) + wire.PathKV + "/"
 	}

@@ -101,10 +101,9 @@ type composeConfig struct {
 // composeTargetNames lists the compose targets in presentation order.
 var composeTargetNames = []string{report.Direct, report.NginxHTTPS, report.NginxHTTPSH1}
 
-// parseComposeFlags parses the flags of "kvbench compose" from args
-// (after the subcommand).
-func parseComposeFlags(args []string) (*composeConfig, error) {
-	cfg := &composeConfig{}
+// setup parses the flags of "kvbench compose" from args (after the
+// subcommand).
+func (cfg *composeConfig) setup(args []string) error {
 	fs := flag.NewFlagSet("kvbench "+composeCommand, flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: kvbench %s -ca FILE -token-file FILE [flags]\n\n"+
@@ -123,25 +122,25 @@ func parseComposeFlags(args []string) (*composeConfig, error) {
 	fs.Var(&groups, "cpu", "NAME=PID[,PID...]: report the CPU use of these processes and their descendants as NAME (repeatable)")
 	fs.StringVar(&cfg.stack, "stack", "", "description of the stack for the report (images, versions)")
 	if err := cfg.commonFlags.parse(fs, args); err != nil {
-		return nil, err
+		return err
 	}
 	cfg.cpuGroups = groups
 	var err error
 	if cfg.httpsURL, err = parseOrigin("-https-url", cfg.httpsURL, "https"); err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.directURL, err = parseOrigin("-direct-url", cfg.directURL, "http"); err != nil {
-		return nil, err
+		return err
 	}
 	switch {
 	case cfg.caFile == "" && usesNginx(cfg.targets):
-		return nil, errors.New("-ca is required")
+		return errors.New("-ca is required")
 	case cfg.tokenFile == "":
-		return nil, errors.New("-token-file is required")
+		return errors.New("-token-file is required")
 	case cfg.appPID < 0:
-		return nil, errors.New("-app-pid must not be negative")
+		return errors.New("-app-pid must not be negative")
 	}
-	return cfg, nil
+	return nil
 }
 
 // usesNginx reports whether any target goes through nginx.

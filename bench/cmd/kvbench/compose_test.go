@@ -72,7 +72,8 @@ func TestParseComposeFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseComposeFlags(tt.args)
+			cfg := &composeConfig{}
+			err := cfg.setup(tt.args)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
@@ -300,7 +301,8 @@ func TestRunComposeAgainstFakeStack(t *testing.T) {
 	}
 	defer func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() }()
 
-	cfg, err := parseComposeFlags([]string{
+	cfg := &composeConfig{}
+	err := cfg.setup([]string{
 		"-https-url", nginx.URL, "-direct-url", direct.URL, "-ca", caFile, "-token-file", tokenFile,
 		"-clients", "1,4", "-judge-clients", "4", "-duration", "150ms", "-max-ops", "300",
 		"-app-pid", strconv.Itoa(os.Getpid()), "-cpu", "sleeper=" + strconv.Itoa(sleeper.Process.Pid),
@@ -311,7 +313,7 @@ func TestRunComposeAgainstFakeStack(t *testing.T) {
 	}
 	for run := range 2 { // the second run replaces the section the first one added
 		cfg.seed = 0 // a fresh random seed, as a new invocation would draw
-		if err := runCompose(context.Background(), cfg); err != nil {
+		if err := cfg.run(context.Background()); err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
 	}
@@ -348,14 +350,15 @@ func TestRunComposeRefusesWrongToken(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("wrong-token-0123456"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseComposeFlags([]string{"-targets", "direct", "-direct-url", direct.URL, "-token-file", tokenFile,
+	cfg := &composeConfig{}
+	err := cfg.setup([]string{"-targets", "direct", "-direct-url", direct.URL, "-token-file", tokenFile,
 		"-clients", "1", "-duration", "50ms", "-out", out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = runCompose(context.Background(), cfg)
+	err = cfg.run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "left unchanged") {
-		t.Errorf("runCompose with a wrong token = %v, want a failure", err)
+		t.Errorf("run with a wrong token = %v, want a failure", err)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("%s was written despite the failure (stat: %v)", out, err)

@@ -16,9 +16,8 @@ type config struct {
 	loadTimeout time.Duration
 }
 
-// parseFlags parses kvbench's flags from args (without the program name).
-func parseFlags(args []string) (*config, error) {
-	cfg := &config{}
+// setup parses kvbench's flags from args (without the program name).
+func (cfg *config) setup(args []string) error {
 	fs := flag.NewFlagSet("kvbench", flag.ContinueOnError)
 	cfg.commonFlags.register(fs, flagText{targetFlag: "targets", targetHelp: "comma-separated targets to run: ", known: targetNames(),
 		clients: "comma-separated concurrency levels", judged: "the project targets are",
@@ -27,16 +26,15 @@ func parseFlags(args []string) (*config, error) {
 	fs.Uint64Var(&cfg.loadValues, "load-values", 1_000_000, "values loaded into a fresh kvstore before measuring its peak RSS (0 skips the phase)")
 	fs.IntVar(&cfg.loadClients, "load-clients", 64, "concurrency of the bulk-load phase")
 	fs.DurationVar(&cfg.loadTimeout, "load-timeout", 5*time.Minute, "time bound of the bulk-load phase")
-	if err := cmp.Or(cfg.commonFlags.parse(fs, args), cfg.localFlags.validate()); err != nil {
-		return nil, err
-	}
-	switch {
+	switch err := cmp.Or(cfg.commonFlags.parse(fs, args), cfg.localFlags.validate()); {
+	case err != nil:
+		return err
 	case cfg.loadClients < 1:
-		return nil, errors.New("-load-clients must be positive")
+		return errors.New("-load-clients must be positive")
 	case cfg.loadValues > 0 && cfg.loadTimeout <= 0:
-		return nil, errors.New("-load-timeout must be positive")
+		return errors.New("-load-timeout must be positive")
 	}
-	return cfg, nil
+	return nil
 }
 
 // parseTargets validates a comma-separated list of the local targets.

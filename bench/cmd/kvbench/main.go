@@ -32,11 +32,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"time"
 
-	"kvstore.dev/kvstore/bench/internal/keyspace"
 	"kvstore.dev/kvstore/bench/internal/mdsection"
 	"kvstore.dev/kvstore/bench/internal/report"
 )
@@ -50,9 +48,12 @@ func main() {
 }
 
 // run executes every phase, prints the report and updates cfg.out.
-func run(ctx context.Context, cfg *config) (err error) {
-	if err := checkBinaries(cfg); err != nil {
+func (cfg *config) run(ctx context.Context) (err error) {
+	if err := cfg.checkBinaries(cfg.targets); err != nil {
 		return err
+	}
+	if _, err := os.Stat(cfg.kvstoreBin); cfg.loadValues > 0 && err != nil {
+		return fmt.Errorf("kvstore binary (needed by the bulk-load phase; -load-values 0 skips it): %w", err)
 	}
 	work, cleanup, err := cfg.prepareRun(&cfg.seed, "kvbench-")
 	if err != nil {
@@ -61,7 +62,7 @@ func run(ctx context.Context, cfg *config) (err error) {
 	failed := false
 	defer func() { cleanup(failed || err != nil) }()
 
-	rep := report.Report{Meta: collectMeta(cfg, work), JudgeClients: cfg.judgeClients}
+	rep := report.Report{Meta: collectMeta(&cfg.commonFlags, &cfg.localFlags, work, cfg.loadValues > 0), JudgeClients: cfg.judgeClients}
 	// All targets run back to back at one client count before the next,
 	// so the rows a ratio compares are measured close together in time.
 	for _, c := range cfg.clients {
@@ -134,54 +135,6 @@ func runLoadPhase(ctx context.Context, cfg *config, work string) (report.Load, e
 		_ = os.RemoveAll(filepath.Join(dir, "data"))
 	}
 	return l, err
-}
-
-// checkBinaries fails early if a selected target's binary is missing.
-func checkBinaries(cfg *config) error {
-	need := map[string]string{report.KVStore: cfg.kvstoreBin, report.Etcd: cfg.etcdBin}
-	for _, name := range cfg.targets {
-		if bin, ok := need[name]; ok {
-			if _, err := os.Stat(bin); err != nil {
-				return fmt.Errorf("%s binary: %w", name, err)
-			}
-		}
-	}
-	if cfg.loadValues > 0 {
-		if _, err := os.Stat(cfg.kvstoreBin); err != nil {
-			return fmt.Errorf("kvstore binary (needed by the bulk-load phase; -load-values 0 skips it): %w", err)
-		}
-	}
-	return nil
-}
-
-// collectMeta describes the run.
-func collectMeta(cfg *config, work string) report.Meta {
-	m := report.Meta{
-		Command:   shellQuote(os.Args),
-		Wrapper:   os.Getenv(wrapperEnv),
-		Date:      time.Now(),
-		NProc:     runtime.NumCPU(),
-		CPUModel:  cpuModel(),
-		GoVersion: runtime.Version(),
-		DataFS:    fsType(work),
-		LoadAvg:   loadAvg(),
-		Duration:  cfg.duration,
-		MaxOps:    cfg.maxOps,
-		KeySize:   keyspace.KeySize,
-		ValueSize: cfg.valueSize,
-		EtcdConns: cfg.etcdConns,
-	}
-	if uses(cfg, report.KVStore) || cfg.loadValues > 0 {
-		m.KVStoreGo = binaryGoVersion(cfg.kvstoreBin)
-	}
-	if uses(cfg, report.Etcd) {
-		m.EtcdVersion = etcdVersion(cfg.etcdBin)
-	}
-	return m
-}
-
-func uses(cfg *config, target string) bool {
-	return slices.Contains(cfg.targets, target)
 }
 
 // infof prints progress to stderr.

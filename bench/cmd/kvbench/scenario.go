@@ -9,52 +9,36 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 
+	"kvstore.dev/kvstore/bench/internal/keyspace"
 	"kvstore.dev/kvstore/bench/internal/mdsection"
+	"kvstore.dev/kvstore/bench/internal/report"
 )
 
-// A scenario is one mode of kvbench: the subcommand that selects it (""
-// for the default, the single-node comparison), and its run, which parses
-// and validates the flags, measures, and writes the report.
-type scenario struct {
-	name string
-	run  func(name string, args []string) int
+// A scenario is one mode of kvbench, held by its config: setup defines,
+// parses and validates the mode's flags (an error names the flag); run
+// measures, prints the report and writes it into the mode's section of
+// -out (publish).
+type scenario interface {
+	setup(args []string) error
+	run(ctx context.Context) error
 }
 
-// scenarios are kvbench's modes. "bare-http" is not one: it is the bare
-// server that the default scenario starts as a process.
-var scenarios = []scenario{
-	newScenario(composeCommand, parseComposeFlags, runCompose),
-	newScenario(clusterCommand, parseClusterFlags, runCluster),
-	newScenario("", parseFlags, run),
+// scenarios makes kvbench's modes by subcommand; "" is the default, the
+// single-node comparison. "bare-http" is not one: it is the bare server
+// that the default scenario starts as a process.
+var scenarios = map[string]func() scenario{
+	"":             func() scenario { return &config{} },
+	composeCommand: func() scenario { return &composeConfig{} },
+	clusterCommand: func() scenario { return &clusterConfig{} },
 }
 
-// newScenario makes a scenario of a flag parser (which also validates)
-// and a run.
-func newScenario[C any](name string, parse func([]string) (C, error), run func(context.Context, C) error) scenario {
-	return scenario{name: name, run: func(name string, args []string) int {
-		prefix := strings.TrimSpace("kvbench " + name)
-		cfg, err := parse(args)
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", prefix, err)
-			return 2
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		if err := run(ctx, cfg); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", prefix, err)
-			return 1
-		}
-		return 0
-	}}
-}
-
-// runScenario runs the scenario args name (or the default) until it ends
+// runScenario runs the scenario args names (or the default) until it ends
 // or SIGINT/SIGTERM arrives; it returns the exit status: 0, 1 when the run
 // failed, 2 for bad flags.
 func runScenario(args []string) int {
@@ -65,15 +49,59 @@ func runScenario(args []string) int {
 		}
 		return 0
 	}
-	for _, s := range scenarios {
-		if s.name == "" {
-			return s.run(s.name, args)
+	name := ""
+	if len(args) > 0 && args[0] != "" && scenarios[args[0]] != nil {
+		name, args = args[0], args[1:]
+	}
+	prefix, s := strings.TrimSpace("kvbench "+name), scenarios[name]()
+	err := s.setup(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", prefix, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := s.run(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", prefix, err)
+		return 1
+	}
+	return 0
+}
+
+// collectMeta describes a run of a mode with the common flags c and, for
+// a mode that starts servers (l not nil), its binaries and its work
+// directory; the kvstore binary's Go version is read when a target or
+// kvstore (the bulk load) needs the binary.
+func collectMeta(c *commonFlags, l *localFlags, work string, kvstore bool) report.Meta {
+	m := report.Meta{Command: shellQuote(os.Args), Wrapper: os.Getenv(wrapperEnv), Date: time.Now(),
+		NProc: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), LoadAvg: loadAvg(),
+		Duration: c.duration, MaxOps: c.maxOps, KeySize: keyspace.KeySize, ValueSize: c.valueSize}
+	if l != nil {
+		m.DataFS, m.EtcdConns = fsType(work), l.etcdConns
+		if kvstore || slices.Contains(c.targets, report.KVStore) {
+			m.KVStoreGo = binaryGoVersion(l.kvstoreBin)
 		}
-		if len(args) > 0 && args[0] == s.name {
-			return s.run(s.name, args[1:])
+		if slices.Contains(c.targets, report.Etcd) {
+			m.EtcdVersion = etcdVersion(l.etcdBin)
 		}
 	}
-	return 2 // unreachable: the default scenario is last
+	return m
+}
+
+// checkBinaries fails early if the binary of one of targets is missing.
+func (l *localFlags) checkBinaries(targets []string) error {
+	bins := map[string]string{report.KVStore: l.kvstoreBin, report.Etcd: l.etcdBin}
+	for _, name := range targets {
+		if bin, ok := bins[name]; ok {
+			if _, err := os.Stat(bin); err != nil {
+				return fmt.Errorf("%s binary: %w", name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // ensureSeed sets a zero key space seed to a random odd one.

@@ -32,24 +32,10 @@ const GoalClusterPutVsEtcd = 1.2
 
 // ClusterMeta describes how and where a three-node run was made.
 type ClusterMeta struct {
-	Command     string
-	Wrapper     string // script that ran Command, if any
-	Date        time.Time
-	NProc       int
-	CPUModel    string
-	GoVersion   string // of the load generator
-	KVStoreGo   string // Go version the kvstore binary was built with, if known
-	EtcdVersion string
-	DataFS      string // file system type of the data directories
-	LoadStart   string // /proc/loadavg's 1, 5 and 15 minute averages at the start
-	LoadEnd     string // the same at the end
-	Took        time.Duration
-	Nodes       int
-	Duration    time.Duration
-	MaxOps      uint64
-	KeySize     int
-	ValueSize   int
-	EtcdConns   int
+	Meta
+	LoadEnd string // Meta.LoadAvg at the end
+	Took    time.Duration
+	Nodes   int
 	// Failover settings.
 	FailoverClients int
 	FailoverReps    int
@@ -216,20 +202,11 @@ func modeText(system, mode string) string {
 func (r ClusterReport) Markdown() string {
 	var b strings.Builder
 	m := r.Meta
-	b.WriteString("### Latest three-node run\n\n")
-	if m.Wrapper != "" {
-		fmt.Fprintf(&b, "- Command: `%s`, which ran `%s`\n", m.Wrapper, m.Command)
-	} else {
-		fmt.Fprintf(&b, "- Command: `%s`\n", m.Command)
-	}
+	b.WriteString("### Latest three-node run\n\n" + m.commandLine())
 	fmt.Fprintf(&b, "- Date: %s (took %s)\n", m.Date.UTC().Format(time.RFC3339), m.Took.Round(time.Second))
 	fmt.Fprintf(&b, "- Machine: %d CPUs (`nproc`), %s; every node, both clusters and the load generator share it\n", m.NProc, m.CPUModel)
-	fmt.Fprintf(&b, "- Load average (`uptime`): %s at the start, %s at the end\n", orDash(m.LoadStart), orDash(m.LoadEnd))
-	goLine := m.GoVersion + " (kvbench)"
-	if m.KVStoreGo != "" {
-		goLine += ", " + m.KVStoreGo + " (kvstore)"
-	}
-	fmt.Fprintf(&b, "- Go: %s\n", goLine)
+	fmt.Fprintf(&b, "- Load average (`uptime`): %s at the start, %s at the end\n", orDash(m.LoadAvg), orDash(m.LoadEnd))
+	b.WriteString(m.goLine())
 	fmt.Fprintf(&b, "- kvstore: %d processes on loopback (hashicorp/raft, kvstore's default timing), writes sent to any node, acknowledged once committed by a majority and applied on the leader\n", m.Nodes)
 	if m.EtcdVersion != "" {
 		fmt.Fprintf(&b, "- etcd: %s, %d members on loopback, default settings, client go.etcd.io/etcd/client/v3 (%d client(s) over all endpoints)\n", m.EtcdVersion, m.Nodes, m.EtcdConns)

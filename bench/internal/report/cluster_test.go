@@ -97,9 +97,9 @@ func TestErrorKinds(t *testing.T) {
 
 func TestClusterMarkdown(t *testing.T) {
 	r := ClusterReport{
-		Meta: ClusterMeta{Command: "bin/kvbench cluster", Wrapper: "hack/bench-cluster.sh", NProc: 2, CPUModel: "Test CPU",
-			LoadStart: "0.10 0.20 0.30", LoadEnd: "1.00 1.10 1.20", Nodes: 3, EtcdVersion: "3.6.16", EtcdConns: 1,
-			Duration: 10 * time.Second, MaxOps: 100, KeySize: 16, ValueSize: 256, FailoverClients: 8, FailoverReps: 2, FailoverTimeout: 15 * time.Second},
+		Meta: ClusterMeta{Meta: Meta{Command: "bin/kvbench cluster", Wrapper: "hack/bench-cluster.sh", NProc: 2, CPUModel: "Test CPU",
+			LoadAvg: "0.10 0.20 0.30", EtcdVersion: "3.6.16", EtcdConns: 1, Duration: 10 * time.Second, MaxOps: 100, KeySize: 16, ValueSize: 256},
+			LoadEnd: "1.00 1.10 1.20", Nodes: 3, FailoverClients: 8, FailoverReps: 2, FailoverTimeout: 15 * time.Second},
 		JudgeClients: 64,
 		Rows: []ClusterRow{
 			clusterRow(KVStore, Spread, 64, 900, 20*time.Millisecond),

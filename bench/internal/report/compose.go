@@ -31,21 +31,11 @@ const GoalProxiedVsDirect = 0.6
 
 // ComposeMeta describes how and where a compose benchmark run was made.
 type ComposeMeta struct {
-	Command    string
-	Wrapper    string // script that ran Command, if any
-	Date       time.Time
-	NProc      int
-	CPUModel   string
-	GoVersion  string // of the load generator
-	LoadAvg    string // /proc/loadavg's 1, 5 and 15 minute averages at the start
+	Meta
 	Stack      string // free-form description of the stack (images, versions)
 	AppVersion string // as reported by the app's /api/v1/status
 	// URLs maps each target to the base URL it was driven at.
-	URLs      map[string]string
-	Duration  time.Duration
-	MaxOps    uint64
-	KeySize   int
-	ValueSize int
+	URLs map[string]string
 	// CPUGroups names the process groups whose CPU use was measured
 	// besides kvbench itself (empty: CPU was not broken down).
 	CPUGroups []string
@@ -177,15 +167,10 @@ func (r ComposeReport) Verdicts() []Verdict {
 func (r ComposeReport) Markdown() string {
 	var b strings.Builder
 	m := r.Meta
-	b.WriteString("### Latest compose run\n\n")
-	if m.Wrapper != "" {
-		fmt.Fprintf(&b, "- Command: `%s`, which ran `%s`\n", m.Wrapper, m.Command)
-	} else {
-		fmt.Fprintf(&b, "- Command: `%s`\n", m.Command)
-	}
+	b.WriteString("### Latest compose run\n\n" + m.commandLine())
 	fmt.Fprintf(&b, "- Date: %s\n", m.Date.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- Machine: %d CPUs (`nproc`), %s; kvbench, docker-proxy, nginx and the app all share them\n", m.NProc, m.CPUModel)
-	fmt.Fprintf(&b, "- Go: %s (kvbench)\n", m.GoVersion)
+	b.WriteString(m.goLine()) // KVStoreGo is empty: the app runs in its image
 	if m.Stack != "" {
 		fmt.Fprintf(&b, "- Stack: %s\n", m.Stack)
 	}

@@ -116,10 +116,10 @@ func TestComposePhaseCPU(t *testing.T) {
 
 func TestComposeMarkdown(t *testing.T) {
 	r := ComposeReport{
-		Meta: ComposeMeta{Command: "bin/kvbench compose -ca /tmp/ca.crt", Wrapper: "hack/bench-compose.sh",
+		Meta: ComposeMeta{Meta: Meta{Command: "bin/kvbench compose -ca /tmp/ca.crt", Wrapper: "hack/bench-compose.sh",
 			Date: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), NProc: 2, CPUModel: "Test CPU", GoVersion: "go1.26.0",
+			Duration: 5 * time.Second, MaxOps: 1000, KeySize: 16, ValueSize: 256},
 			Stack: "nginx/1.22.1", AppVersion: "v1.2.3", URLs: map[string]string{Direct: "http://127.0.0.1:18090/api/v1/kv/"},
-			Duration: 5 * time.Second, MaxOps: 1000, KeySize: 16, ValueSize: 256,
 			CPUGroups: []string{"app", "nginx"}, AppConns: true},
 		Targets:      allComposeTargets,
 		JudgeClients: 64,

@@ -12,19 +12,10 @@ import (
 func (r Report) Markdown() string {
 	var b strings.Builder
 	m := r.Meta
-	fmt.Fprintf(&b, "### Latest run\n\n")
-	if m.Wrapper != "" {
-		fmt.Fprintf(&b, "- Command: `%s`, which ran `%s`\n", m.Wrapper, m.Command)
-	} else {
-		fmt.Fprintf(&b, "- Command: `%s`\n", m.Command)
-	}
+	b.WriteString("### Latest run\n\n" + m.commandLine())
 	fmt.Fprintf(&b, "- Date: %s\n", m.Date.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- Machine: %d CPUs (`nproc`), %s\n", m.NProc, m.CPUModel)
-	goLine := m.GoVersion + " (kvbench)"
-	if m.KVStoreGo != "" {
-		goLine += ", " + m.KVStoreGo + " (kvstore)"
-	}
-	fmt.Fprintf(&b, "- Go: %s\n", goLine)
+	b.WriteString(m.goLine())
 	if m.EtcdVersion != "" {
 		fmt.Fprintf(&b, "- etcd: %s, single member, default fsync, client go.etcd.io/etcd/client/v3 over %d connection(s), serializable GETs\n", m.EtcdVersion, m.EtcdConns)
 	}

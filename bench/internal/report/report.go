@@ -3,6 +3,7 @@
 package report
 
 import (
+	"fmt"
 	"time"
 
 	"kvstore.dev/kvstore/bench/internal/stats"
@@ -15,7 +16,9 @@ const (
 	BareHTTP = "bare-http"
 )
 
-// Meta describes how and where a run was made.
+// Meta describes how and where a run was made; the meta of the compose
+// and three-node runs embed it (a compose run starts no servers and leaves
+// KVStoreGo, EtcdVersion, DataFS and EtcdConns empty).
 type Meta struct {
 	Command     string
 	Wrapper     string // script that ran Command, if any
@@ -32,6 +35,22 @@ type Meta struct {
 	KeySize     int
 	ValueSize   int
 	EtcdConns   int
+}
+
+// commandLine is the report's "Command" line.
+func (m Meta) commandLine() string {
+	if m.Wrapper != "" {
+		return fmt.Sprintf("- Command: `%s`, which ran `%s`\n", m.Wrapper, m.Command)
+	}
+	return fmt.Sprintf("- Command: `%s`\n", m.Command)
+}
+
+// goLine is the report's "Go" line: kvbench's and, if known, kvstore's.
+func (m Meta) goLine() string {
+	if m.KVStoreGo != "" {
+		return fmt.Sprintf("- Go: %s (kvbench), %s (kvstore)\n", m.GoVersion, m.KVStoreGo)
+	}
+	return fmt.Sprintf("- Go: %s (kvbench)\n", m.GoVersion)
 }
 
 // Row is the result of one target at one client count.
