@@ -2,7 +2,9 @@ package operatorbench
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -111,8 +113,8 @@ func (r *Result) Markdown() string {
 	p("\nAll 100 had every child and a written status %s after the first Create. Getting there took %.0f reconciles (%.0f errors; mean reconcile time %s) "+
 		"and %d status writes (watch events), and the operator sent these API requests (`rest_client_requests_total`, method and code): %s. "+
 		"In a %.0f s quiet window afterwards it sent %.0f write requests and the watch saw %d child modifications. Operator log lines by level, both processes: %s.\n\n",
-		r.Settle100.Round(time.Millisecond), r.Reconciles, r.ReconcileErrors, ms(r.ReconcileMean), r.StatusUpdates100, methods(r.Requests),
-		r.QuietWindow.Seconds(), r.QuietWrites, r.QuietChildUpdates, levels(r.LogLevels))
+		r.Settle100.Round(time.Millisecond), r.Reconciles, r.ReconcileErrors, ms(r.ReconcileMean), r.StatusUpdates100, cmp.Or(joinSorted(r.Requests, "%s × %.0f"), "none"),
+		r.QuietWindow.Seconds(), r.QuietWrites, r.QuietChildUpdates, joinSorted(r.LogLevels, "%s %d"))
 
 	last := r.Memory[len(r.Memory)-1]
 	p("**Targets** (issue 4):\n\n| Target | Measured | Goal | Met |\n|---|---|---|:---:|\n")
@@ -157,31 +159,12 @@ func met(ok bool) string {
 	return "❌"
 }
 
-func methods(m map[string]float64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+// joinSorted renders the entries of m in key order with format (of the
+// key and the value), comma-separated; "" when m is empty.
+func joinSorted[V any](m map[string]V, format string) string {
 	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s × %.0f", k, m[k]))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
-}
-
-func levels(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf(format, k, m[k]))
 	}
 	return strings.Join(parts, ", ")
 }
