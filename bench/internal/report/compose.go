@@ -228,22 +228,9 @@ func (r ComposeReport) Markdown() string {
 
 	var notes []string
 	for _, row := range r.Rows {
-		for _, ph := range []struct {
-			name string
-			s    string
-		}{{"PUT", row.Put.FirstError}, {"GET", row.Get.FirstError}} {
-			if ph.s != "" {
-				notes = append(notes, fmt.Sprintf("%s, %d clients, first %s error: %s", row.Target, row.Clients, ph.name, cell(ph.s)))
-			}
-		}
+		notes = append(notes, firstErrors(row.Target, row.Clients, row.Put.FirstError, row.Get.FirstError)...)
 	}
-	if len(notes) > 0 {
-		b.WriteString("\nErrors:\n\n")
-		for _, n := range notes {
-			fmt.Fprintf(&b, "- %s\n", n)
-		}
-	}
-	return b.String()
+	return b.String() + errorList(notes)
 }
 
 // ratioTable renders PUT and GET ratios of every nginx target to direct

@@ -70,25 +70,32 @@ func (r Report) Markdown() string {
 
 	var notes []string
 	for _, row := range r.Rows {
-		for _, ph := range []struct {
-			name string
-			s    string
-		}{{"PUT", row.Put.FirstError}, {"GET", row.Get.FirstError}} {
-			if ph.s != "" {
-				notes = append(notes, fmt.Sprintf("%s, %d clients, first %s error: %s", row.Target, row.Clients, ph.name, cell(ph.s)))
-			}
-		}
+		notes = append(notes, firstErrors(row.Target, row.Clients, row.Put.FirstError, row.Get.FirstError)...)
 	}
 	if l := r.Load; l != nil && l.Put.FirstError != "" {
 		notes = append(notes, "bulk load, first PUT error: "+cell(l.Put.FirstError))
 	}
-	if len(notes) > 0 {
-		b.WriteString("\nErrors:\n\n")
-		for _, n := range notes {
-			fmt.Fprintf(&b, "- %s\n", n)
+	return b.String() + errorList(notes)
+}
+
+// firstErrors notes the first PUT and GET error of target at clients, if
+// any.
+func firstErrors(target string, clients int, put, get string) (notes []string) {
+	for _, ph := range [][2]string{{"PUT", put}, {"GET", get}} {
+		if ph[1] != "" {
+			notes = append(notes, fmt.Sprintf("%s, %d clients, first %s error: %s", target, clients, ph[0], cell(ph[1])))
 		}
 	}
-	return b.String()
+	return notes
+}
+
+// errorList renders notes as the report's closing list of errors, "" when
+// there are none.
+func errorList(notes []string) string {
+	if len(notes) == 0 {
+		return ""
+	}
+	return "\nErrors:\n\n- " + strings.Join(notes, "\n- ") + "\n"
 }
 
 func errorsCell(row Row) string {
