@@ -59,18 +59,11 @@ func ProcessCPU(pid int) (uint64, error) {
 	return n, nil
 }
 
-// ParseProcessCPU extracts utime+stime from /proc/PID/stat text. The
-// command name (field 2) may contain spaces and parentheses, so fields
-// are counted from the last ')'.
+// ParseProcessCPU extracts utime+stime from /proc/PID/stat text.
 func ParseProcessCPU(stat string) (uint64, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("no command name in %q", stat)
-	}
-	f := strings.Fields(stat[i+1:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("too few fields in %q", stat)
+	f, err := statFields(stat, 13) // utime and stime are fields 14 and 15
+	if err != nil {
+		return 0, err
 	}
 	var sum uint64
 	for _, s := range f[11:13] {
@@ -81,6 +74,21 @@ func ParseProcessCPU(stat string) (uint64, error) {
 		sum += n
 	}
 	return sum, nil
+}
+
+// statFields returns the fields of /proc/PID/stat text after the command
+// name (field 2, which may contain spaces and parentheses, so the fields
+// are counted from the last ')'): f[0] is field 3 (state). It fails when
+// there are fewer than n.
+func statFields(stat string, n int) (f []string, err error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("no command name in %q", stat)
+	}
+	if f = strings.Fields(stat[i+1:]); len(f) < n {
+		return nil, fmt.Errorf("too few fields in %q", stat)
+	}
+	return f, nil
 }
 
 // Background measures how busy the machine is with processes other than

@@ -5,7 +5,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 )
 
 // Tree returns pid followed by all its descendants (children,
@@ -63,17 +62,11 @@ func Descendants(parents map[int]int, root int) []int {
 	return append([]int{root}, below...)
 }
 
-// ParseParent extracts the parent pid (field 4) from /proc/PID/stat text,
-// counting fields from the last ')' as the command name may contain
-// spaces and parentheses.
+// ParseParent extracts the parent pid (field 4) from /proc/PID/stat text.
 func ParseParent(stat string) (int, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("no command name in %q", stat)
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 2 {
-		return 0, fmt.Errorf("too few fields in %q", stat)
+	f, err := statFields(stat, 2)
+	if err != nil {
+		return 0, err
 	}
 	pp, err := strconv.Atoi(f[1])
 	if err != nil {
