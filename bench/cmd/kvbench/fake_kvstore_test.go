@@ -104,8 +104,15 @@ func runFakeKVStore(args []string) error {
 	return serveUntilSignal(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln)
 }
 
+// testConfig skips the test in -short mode, as it starts child processes,
+// and returns a config whose kvstore binary is this test binary, made a
+// fake kvstore by fakeKVStoreEnv.
 func testConfig(t *testing.T) *config {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	t.Setenv(fakeKVStoreEnv, "1") // read by the kvstore child (the test binary)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -120,10 +127,6 @@ func testConfig(t *testing.T) *config {
 }
 
 func TestRunTargetWithChildProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts child processes")
-	}
-	t.Setenv(fakeKVStoreEnv, "1") // read by the kvstore child (the test binary)
 	cfg := testConfig(t)
 	tests := []struct {
 		target string
@@ -154,10 +157,6 @@ func TestRunTargetWithChildProcesses(t *testing.T) {
 }
 
 func TestRunLoadWithFakeKVStore(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts child processes")
-	}
-	t.Setenv(fakeKVStoreEnv, "1")
 	cfg := testConfig(t)
 	l, err := runLoad(context.Background(), cfg, t.TempDir())
 	if err != nil {
@@ -169,10 +168,6 @@ func TestRunLoadWithFakeKVStore(t *testing.T) {
 }
 
 func TestKVStoreRejectsWrongToken(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts child processes")
-	}
-	t.Setenv(fakeKVStoreEnv, "1")
 	cfg := testConfig(t)
 	srv, err := startKVStore(context.Background(), cfg, t.TempDir(), 1)
 	if err != nil {
