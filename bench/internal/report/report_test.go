@@ -135,12 +135,18 @@ func TestMarkdownContainsEverything(t *testing.T) {
 	r.Rows[0].Get.Errors, r.Rows[0].Get.FirstError = 2, "op 7: 404"
 	r.Rows[0].BackgroundCPU = 0.2
 	md := r.Markdown()
-	for _, want := range []string{
+	wantContains(t, md,
 		"| 20% |", "⚠️ Other processes used up to 20%",
 		"`bin/kvbench -duration 5s`", "2026-01-02T03:04:05Z", "2 CPUs", "Test CPU", "go1.26.0", "3.6.16",
 		"| kvstore | 64 | 15,000 |", "failed: exit status 1", "PUT 0, GET 2", "op 7: 404",
 		"1,000,000", "✅", "❌",
-	} {
+	)
+}
+
+// wantContains fails t for each of wants that md lacks.
+func wantContains(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
