@@ -102,7 +102,7 @@ func (cfg *clusterConfig) run(ctx context.Context) (err error) {
 		}
 	}
 	rep.Meta.Took = time.Since(start)
-	rep.Meta.LoadEnd = loadAvg()
+	rep.Meta.LoadEnd = procstat.LoadAvg()
 
 	// Missed targets, failed rows and even lost writes are results worth
 	// recording; only a run that measured nothing leaves the file alone.

@@ -17,6 +17,7 @@ import (
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
 	"kvstore.dev/kvstore/bench/internal/mdsection"
+	"kvstore.dev/kvstore/bench/internal/procstat"
 	"kvstore.dev/kvstore/bench/internal/report"
 )
 
@@ -77,7 +78,7 @@ func runScenario(args []string) int {
 // kvstore (the bulk load) needs the binary.
 func collectMeta(c *commonFlags, l *localFlags, work string, kvstore bool) report.Meta {
 	m := report.Meta{Command: shellQuote(os.Args), Wrapper: os.Getenv(wrapperEnv), Date: time.Now(),
-		NProc: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), LoadAvg: loadAvg(),
+		NProc: runtime.NumCPU(), CPUModel: procstat.CPUModel(), GoVersion: runtime.Version(), LoadAvg: procstat.LoadAvg(),
 		Duration: c.duration, MaxOps: c.maxOps, KeySize: keyspace.KeySize, ValueSize: c.valueSize}
 	if l != nil {
 		m.DataFS, m.EtcdConns = fsType(work), l.etcdConns

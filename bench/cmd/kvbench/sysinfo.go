@@ -1,38 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"debug/buildinfo"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 )
-
-// cpuModel returns the first "model name" of /proc/cpuinfo.
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	return parseCPUModel(string(b))
-}
-
-// parseCPUModel extracts the first "model name" from cpuinfo text.
-func parseCPUModel(cpuinfo string) string {
-	sc := bufio.NewScanner(strings.NewReader(cpuinfo))
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(name) == "model name" {
-			if v := strings.TrimSpace(value); v != "" {
-				return v
-			}
-		}
-	}
-	return "unknown CPU"
-}
 
 // fsMagic names common Linux file system magic numbers (statfs f_type).
 var fsMagic = map[int64]string{
@@ -109,17 +84,4 @@ func needsQuote(r rune) bool {
 		return false
 	}
 	return !strings.ContainsRune("-_./=:,+@%", r)
-}
-
-// loadAvg returns the 1, 5 and 15 minute load averages.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -1,11 +1,9 @@
 package operatorbench
 
 import (
-	"bufio"
 	"cmp"
 	"fmt"
 	"maps"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -84,7 +82,7 @@ func (r *Result) Markdown() string {
 	p("### Latest operator run\n\n")
 	p("- Command: %s\n", r.Command)
 	p("- Date: %s\n", r.Date)
-	p("- Machine: %d CPUs (`nproc`), %s; the API server, etcd, the operator and the bench client share them\n", runtime.NumCPU(), cpuModel())
+	p("- Machine: %d CPUs (`nproc`), %s; the API server, etcd, the operator and the bench client share them\n", runtime.NumCPU(), procstat.CPUModel())
 	p("- Load average (`uptime`) at start: %s; at the end: %s\n", r.LoadStart, r.LoadEnd)
 	p("- Other CPU (the share of the machine's CPU used by processes other than the test, the control plane and the operator): %.0f%% during the latency phase, %.0f%% during the memory phase%s\n",
 		100*r.OtherLatency, 100*r.OtherMemory, noisy(max(r.OtherLatency, r.OtherMemory)))
@@ -169,31 +167,5 @@ func joinSorted[V any](m map[string]V, format string) string {
 	return strings.Join(parts, ", ")
 }
 
-// cpuModel is the first "model name" of /proc/cpuinfo.
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
 // LoadAverage is the 1, 5 and 15 minute load averages from /proc/loadavg.
-func LoadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
+func LoadAverage() string { return cmp.Or(procstat.LoadAvg(), "unknown") }

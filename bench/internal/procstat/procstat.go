@@ -1,5 +1,5 @@
-// Package procstat reads memory, CPU and TCP figures of processes from
-// /proc.
+// Package procstat reads memory, CPU and TCP figures of processes, and the
+// machine's CPU model and load average, from /proc.
 package procstat
 
 import (
