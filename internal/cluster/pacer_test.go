@@ -370,7 +370,7 @@ func TestPacerBackpressure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	fl := store.StartFlusher(st, store.FlushPolicy{Interval: time.Hour, MaxKeys: 1}, nil, nil)
+	fl := store.StartFlusher(st, store.FlushPolicy{Interval: time.Hour, MaxKeys: 1}, nil)
 	defer fl.Close()
 	fill := func() { // HoldFactor keys: the buffer is at the cap
 		for i := range store.HoldFactor {

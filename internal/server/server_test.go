@@ -122,8 +122,8 @@ func TestDebugListener(t *testing.T) {
 		t.Fatalf("/metrics: %d", code)
 	}
 	for _, name := range []string{
-		"kvstore_http_requests_total", "kvstore_http_request_duration_seconds", "kvstore_wal_commit_duration_seconds",
-		"kvstore_wal_batch_size", "kvstore_store_flush_duration_seconds", "kvstore_store_fsync_duration_seconds", "kvstore_store_flush_keys", "kvstore_store_keys", "kvstore_store_db_size_bytes",
+		"kvstore_http_requests_total", "kvstore_http_request_duration_seconds", "kvstore_cluster_propose_duration_seconds",
+		"kvstore_cluster_is_leader", "kvstore_store_flush_duration_seconds", "kvstore_store_fsync_duration_seconds", "kvstore_store_flush_keys", "kvstore_store_keys", "kvstore_store_db_size_bytes",
 		"kvstore_store_expired_keys_total", "kvstore_watchers", "go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !strings.Contains(body, name) {
