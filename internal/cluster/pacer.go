@@ -61,13 +61,6 @@ type pacerRes struct {
 	err     error
 }
 
-// startPacer starts a pacer's loop; it ends with stop.
-func startPacer(stop <-chan struct{}, timeout time.Duration, clock *store.Stamper, apply func([]byte, time.Duration) raft.ApplyFuture) *pacer {
-	p := newPacer(stop, timeout, clock, apply)
-	go p.loop()
-	return p
-}
-
 func newPacer(stop <-chan struct{}, timeout time.Duration, clock *store.Stamper, apply func([]byte, time.Duration) raft.ApplyFuture) *pacer {
 	return &pacer{ch: make(chan *pacerReq, 4*pacerMaxCmds), slots: make(chan struct{}, pacerInFlight), stop: stop, apply: apply, timeout: timeout, clock: clock}
 }
