@@ -15,9 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
-	"kvstore.dev/kvstore/internal/errcode"
 	"kvstore.dev/kvstore/internal/store"
-	"kvstore.dev/kvstore/wire"
 )
 
 // startSingle starts a single node (a one-server cluster) on dir and waits
@@ -112,30 +110,14 @@ func TestSingleNodeGroupsConcurrentWriters(t *testing.T) {
 	}
 }
 
-// TestSingleNodeIsItsOwnCluster: the cluster endpoints' answers of a single
-// node (not enabled, one member leading, membership refused) and its writes
-// after Close.
-func TestSingleNodeIsItsOwnCluster(t *testing.T) {
+// TestSingleNodeHandOffAndClose: a single node has no one to hand off to,
+// and refuses writes once closed. (Its cluster endpoints: httpapi's
+// TestSingleNodeCluster.)
+func TestSingleNodeHandOffAndClose(t *testing.T) {
 	n := startSingle(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := put(ctx, n, "a", "1"); err != nil {
-		t.Fatal(err)
-	}
-	st, err := n.ClusterStatus(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Enabled || len(st.Members) != 1 || !st.Members[0].Leader || st.Self.State != wire.StateLeader || st.Self.AppliedIndex != n.st.AppliedIndex() {
-		t.Errorf("status %+v, want not enabled, itself the one leading member at applied index %d", st, n.st.AppliedIndex())
-	}
-	if err := n.AddMember(ctx, wire.AddMemberRequest{ID: "n2", Address: "h:1"}); !errors.Is(err, errcode.ErrNotClustered) {
-		t.Errorf("AddMember: %v, want ErrNotClustered", err)
-	}
-	if err := n.RemoveMember(ctx, "n1"); !errors.Is(err, errcode.ErrNotClustered) {
-		t.Errorf("RemoveMember: %v, want ErrNotClustered", err)
-	}
-	if err := n.HandOff(ctx); err != nil {
-		t.Errorf("HandOff: %v", err)
+	if err := n.HandOff(ctx); err != nil || !n.IsLeader() {
+		t.Errorf("HandOff: %v, leader after it: %v", err, n.IsLeader())
 	}
 	node := n.Node
 	node.Close()

@@ -3,8 +3,6 @@ package server
 import (
 	"encoding/binary"
 	"hash/crc32"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/internal/testlog"
 )
 
 const adminToken = "admin-token-0123456789"
@@ -27,16 +26,7 @@ func withAdmin(dataDir string) func(*config.Config) {
 
 func do(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b := new(strings.Builder)
-	_, _ = io.Copy(b, resp.Body)
-	return resp.StatusCode, b.String()
+	return request(t, method, url, adminToken, body)
 }
 
 // wantKeys checks what GET answers for each key ("" means 404).
@@ -126,7 +116,7 @@ func TestRefusesLegacyWALBesideRaft(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.Listen, cfg.DebugListen, cfg.DataDir = "127.0.0.1:0", "", dir
-	err := Run(t.Context(), cfg, NewLogger(cfg.Log, io.Discard), nil)
+	err := Run(t.Context(), cfg, NewLogger(cfg.Log, &testlog.Buffer{}), nil)
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, store.WALDir)) || !strings.Contains(err.Error(), "refusing to start") {
 		t.Errorf("Run = %v, want a refusal naming %s", err, filepath.Join(dir, store.WALDir))
 	}
