@@ -184,6 +184,10 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 			return nil, err
 		}
 	default:
+		if err := checkNotSingle(r.GetConfiguration(), cfg); err != nil {
+			_ = n.Close()
+			return nil, err
+		}
 		cfg.Logger.Info("raft state found: rejoining as before", "node", cfg.NodeID)
 		go n.rejoin()
 	}

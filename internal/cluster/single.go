@@ -78,6 +78,20 @@ func checkSingle(cf raft.ConfigurationFuture, cfg Config) error {
 		cfg.Dir, ids, cfg.NodeID)
 }
 
+// checkNotSingle refuses to run a cluster member on a single node's Raft
+// state (one server at the in-memory address): no peer could reach that
+// server, and this node, not in its configuration, would never lead.
+func checkNotSingle(cf raft.ConfigurationFuture, cfg Config) error {
+	if cf.Error() != nil {
+		return nil // Raft reports it
+	}
+	if s := cf.Configuration().Servers; len(s) == 1 && s[0].Address == singleAddr {
+		return fmt.Errorf("refusing to start in cluster mode: the Raft state in %s is a single node's (%q); run it without cluster mode, "+
+			"or start the member on a fresh data dir (a single node's data cannot seed a cluster yet)", cfg.Dir, s[0].ID)
+	}
+	return nil
+}
+
 // singleStatus is a single node's GET /api/v1/cluster: not enabled, one
 // member, itself the leader.
 func (n *Node) singleStatus() wire.ClusterStatus {

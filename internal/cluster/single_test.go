@@ -16,6 +16,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"kvstore.dev/kvstore/internal/store"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 // startSingle starts a single node (a one-server cluster) on dir and waits
@@ -189,6 +190,27 @@ func TestSingleNodeRefusesClusterState(t *testing.T) {
 				t.Errorf("error %q", err)
 			}
 		})
+	}
+}
+
+// TestClusterModeRefusesSingleNodeState: a single node's data dir started
+// with cluster config is refused (the node would never lead).
+func TestClusterModeRefusesSingleNodeState(t *testing.T) {
+	dir := t.TempDir()
+	n := startSingle(t, dir)
+	n.stop()
+	st, err := store.Open(filepath.Join(dir, store.DBFile), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := Start(context.Background(), fastConfig("n1", dir, harness.FreeAddr(t), true, nil), st)
+	if err == nil {
+		c.Close()
+		t.Fatal("a cluster member started on a single node's Raft state")
+	}
+	if !strings.Contains(err.Error(), "refusing to start in cluster mode") {
+		t.Errorf("error %q", err)
 	}
 }
 
