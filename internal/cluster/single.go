@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -106,20 +107,24 @@ func (n *Node) singleStatus() wire.ClusterStatus {
 
 // IsSingle reports whether the Raft state in dir (a Config's Dir) of a
 // stopped node is a single node's (Config.Single): one server, at the
-// in-memory address, or no configuration yet (nothing to lose). It fails
-// if a running node holds the log open.
+// in-memory address. State without a configuration (a member that never
+// joined) is not. It fails if a running node holds the log open.
 func IsSingle(dir string) (bool, error) {
 	servers, err := ReadServers(dir)
 	if err != nil {
 		return false, err
 	}
-	return len(servers) == 0 || len(servers) == 1 && servers[0].Address == singleAddr, nil
+	return len(servers) == 1 && servers[0].Address == singleAddr, nil
 }
 
 // ReadServers returns the latest Raft configuration held in dir (a Config's
 // Dir) of a stopped node: the newest snapshot's, or a later one from the
-// log. It fails if a running node holds the log open.
+// log; none when dir holds no log. It fails if a running node holds the
+// log open.
 func ReadServers(dir string) ([]raft.Server, error) {
+	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err != nil {
+		return nil, nil // no log: no configuration (and none created here)
+	}
 	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &bolt.Options{Timeout: time.Second}})
 	if err != nil {
 		return nil, fmt.Errorf("open raft log (stop the server first): %w", err)
