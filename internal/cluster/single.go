@@ -97,7 +97,9 @@ func checkNotSingle(cf raft.ConfigurationFuture, cfg Config) error {
 // member, itself the leader.
 func (n *Node) singleStatus() wire.ClusterStatus {
 	self := n.selfStatus()
-	self.Address = ""
+	// What the state machine has applied: Raft's own AppliedIndex may lag
+	// an entry already applied and answered.
+	self.Address, self.AppliedIndex = "", max(self.AppliedIndex, n.fsm.last.Load())
 	st := wire.ClusterStatus{Self: self, Members: []wire.Member{{ID: self.ID, Suffrage: wire.SuffrageVoter, Status: &self}}}
 	if n.IsLeader() {
 		st.LeaderID, st.Members[0].Leader = self.ID, true
