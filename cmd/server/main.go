@@ -24,7 +24,6 @@ import (
 	"kvstore.dev/kvstore/internal/certs"
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/internal/server"
-	"kvstore.dev/kvstore/internal/store"
 )
 
 func main() {
@@ -69,7 +68,7 @@ func restore(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	from := fs.String("from", "", "snapshot `file` taken with GET /api/v1/snapshot")
 	dataDir := fs.String("data-dir", "", "data `directory` of the (stopped) server")
-	force := fs.Bool("force", false, "replace an existing database (it is kept as kv.db.pre-restore-<time>); never into a cluster member (a data dir with raft/)")
+	force := fs.Bool("force", false, "replace an existing database (it is kept as kv.db.pre-restore-<time>); never into a multi-server cluster member")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,7 +78,7 @@ func restore(args []string, stdout, stderr io.Writer) error {
 	case *dataDir == "":
 		return errors.New("restore: --data-dir is required")
 	}
-	st, err := store.Restore(*from, *dataDir, *force)
+	st, err := server.Restore(*from, *dataDir, *force)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}

@@ -1,9 +1,9 @@
 // Package backend is the contract between a server's API and its write
-// path. Both write paths implement [WritePath]: the single node's
-// committer (internal/single, over a WAL) and the Raft node's adapter
-// (internal/server, over internal/cluster). The API (internal/httpapi)
-// serves a [Node], a store's reads joined with a write path, and never
-// asks which one it has: a single node answers the cluster endpoints too.
+// path: [WritePath], implemented by the Raft node (internal/cluster,
+// adapted in internal/server), a single node being a one-server cluster of
+// its own. The API (internal/httpapi) serves a [Node], a store's reads
+// joined with a write path, and never asks which kind of node it serves: a
+// single node answers the cluster endpoints too.
 package backend
 
 import (
@@ -23,19 +23,19 @@ type WritePath interface {
 	store.Proposer
 	// ReadBarrier returns once a local read is as consistent as level
 	// asks ("" or "linearizable", "leader", "stale"), with how long ago
-	// this node heard from the leader (negative: never). A single node is
-	// always its own leader: it returns at once.
+	// this node heard from the leader (negative: never). A single node,
+	// its own leader, needs no round to others.
 	ReadBarrier(ctx context.Context, level string) (time.Duration, error)
 	// ClusterStatus is GET /api/v1/cluster's body.
 	ClusterStatus(ctx context.Context) (wire.ClusterStatus, error)
 	// AddMember and RemoveMember change the membership; a single node
-	// answers errcode.ErrNotClustered.
+	// (not in cluster mode) answers errcode.ErrNotClustered.
 	AddMember(ctx context.Context, req wire.AddMemberRequest) error
 	RemoveMember(ctx context.Context, id string) error
 	// Ready returns why writes cannot be served now, or nil.
 	Ready() error
 	// HandOff gives up leadership before shutdown, if this node leads
-	// others.
+	// other voters.
 	HandOff(ctx context.Context) error
 	// Sweeps reports whether this node's TTL sweeper proposes expiries now
 	// (a cluster's leader only).

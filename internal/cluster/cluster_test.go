@@ -122,24 +122,48 @@ func leaderOf(t *testing.T, nodes []*testNode) *testNode {
 	return l
 }
 
+// asClient runs op as a client would: an answer that says the operation
+// may not have happened (no quorum, outcome unknown: a leader change under
+// load) is retried; the ops given here are safe to repeat. Any other error
+// is returned.
+func asClient(t *testing.T, what string, op func() error) error {
+	t.Helper()
+	var err error
+	waitFor(t, what, func() error {
+		if err = op(); errors.Is(err, store.ErrNoQuorum) || errors.Is(err, store.ErrOutcomeUnknown) {
+			return err
+		}
+		return nil
+	})
+	return err
+}
+
 func TestReplicatesAndForwards(t *testing.T) {
 	nodes := startCluster(t, 3)
 	ctx := context.Background()
 	leader := leaderOf(t, nodes)
 	for i, n := range nodes {
 		// Writes through every node, leader or not.
-		if _, err := put(ctx, n, fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)); err != nil {
+		err := asClient(t, "put through "+n.id, func() error {
+			_, err := put(ctx, n, fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i))
+			return err
+		})
+		if err != nil {
 			t.Fatalf("put through %s (leader %v): %v", n.id, n == leader, err)
 		}
 	}
 	// CAS outcomes travel back from the leader.
-	res, err := nodes[1].Propose(ctx, store.Command{Op: store.OpPut, Key: "k0", Value: []byte("x"), IfRevision: 999})
+	var res []store.Result
+	err := asClient(t, "cas through a follower", func() (err error) {
+		res, err = nodes[1].Propose(ctx, store.Command{Op: store.OpPut, Key: "k0", Value: []byte("x"), IfRevision: 999})
+		return err
+	})
 	if err != nil || !errors.Is(res[0].Err, store.ErrPreconditionFailed) {
 		t.Fatalf("cas through a follower: %v %v", res, err)
 	}
 	// A linearizable read on any node sees every acknowledged write.
 	for _, n := range nodes {
-		if _, err := n.ReadBarrier(ctx, Linearizable); err != nil {
+		if err := asClient(t, "read barrier on "+n.id, func() error { _, err := n.ReadBarrier(ctx, Linearizable); return err }); err != nil {
 			t.Fatalf("read barrier on %s: %v", n.id, err)
 		}
 		for i := range nodes {

@@ -14,8 +14,17 @@ import (
 
 // Config configures a Node.
 type Config struct {
+	// Single runs the node as a one-server cluster: it bootstraps itself,
+	// Raft runs over an in-memory transport with no peer port (the peer
+	// fields and PeerToken are not used), membership changes are refused
+	// (errcode.ErrNotClustered), and a linearizable read needs no round
+	// through Raft's leader loop (single.go). A store that already holds
+	// data but no Raft state (a restored snapshot, a data dir of the
+	// former single-node write path) becomes the cluster's initial state.
+	Single bool
 	// NodeID names this server in the Raft configuration; stable across
-	// restarts (the pod name in Kubernetes).
+	// restarts (the pod name in Kubernetes). A single node's defaults to
+	// SingleNodeID.
 	NodeID string
 	// Dir holds Raft's log, stable store and snapshots.
 	Dir string
@@ -43,7 +52,7 @@ type Config struct {
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
 	// Flush says when the store's buffered state is flushed and past which
 	// buffer the leader's writers wait; zero fields take
-	// store.DefaultFlushPolicy(true).
+	// store.DefaultFlushPolicy().
 	Flush store.FlushPolicy
 	// SnapshotThreshold is how many log entries trigger a snapshot (and log
 	// truncation); zero keeps 8192.
@@ -72,6 +81,18 @@ const (
 )
 
 func (c *Config) defaults() {
+	if c.Single {
+		// No peers: the timeouts only delay the election at start.
+		c.PeerAdvertise, c.Bootstrap, c.Join = singleAddr, true, nil
+		if c.NodeID == "" {
+			c.NodeID = SingleNodeID
+		}
+		for _, d := range []*time.Duration{&c.HeartbeatTimeout, &c.ElectionTimeout, &c.LeaderLeaseTimeout} {
+			if *d <= 0 {
+				*d = singleTimeout
+			}
+		}
+	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}
@@ -84,7 +105,7 @@ func (c *Config) defaults() {
 	if c.LeaderLeaseTimeout <= 0 {
 		c.LeaderLeaseTimeout = min(DefaultLeaderLeaseTimeout, c.HeartbeatTimeout)
 	}
-	c.Flush = c.Flush.WithDefaults(store.DefaultFlushPolicy(true))
+	c.Flush = c.Flush.WithDefaults(store.DefaultFlushPolicy())
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -104,6 +125,9 @@ func (c Config) Validate() error {
 	}
 	if c.Dir == "" {
 		bad("dir", "required")
+	}
+	if c.Single {
+		return errors.Join(errs...)
 	}
 	if _, _, err := net.SplitHostPort(c.PeerListen); err != nil {
 		bad("peer_listen", "%q is not host:port", c.PeerListen)

@@ -195,6 +195,9 @@ func (l *logLimiter) allow() (ok bool, suppressed int) {
 }
 
 func (m *peerMux) close() error {
+	if m == nil { // a single node's: there is no peer port
+		return nil
+	}
 	m.closeOnce.Do(func() { close(m.closed) })
 	return m.ln.Close()
 }

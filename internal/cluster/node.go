@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -29,6 +30,7 @@ type Node struct {
 	fsm       *fsm
 	raft      *raft.Raft
 	logs      *raftboltdb.BoltStore
+	logStore  logStore // logs as Raft's log store
 	mux       *peerMux
 	peer      *http.Server
 	pacer     *pacer          // puts the leader's proposals in its log (pacer.go)
@@ -76,20 +78,41 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 		logs.Close()
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
+	existing, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("read raft state: %w", err)
+	}
+	if cfg.Single && !existing && st.AppliedIndex() > 0 {
+		if err := seedSnapshot(st, cfg.NodeID, snaps); err != nil {
+			logs.Close()
+			return nil, err
+		}
+		cfg.Logger.Info("store adopted as the initial state of a one-server cluster", "applied_index", st.AppliedIndex())
+		existing = true
+	}
 	if err := checkStoreNotAhead(st, cfg.Dir, logs, snaps); err != nil {
 		logs.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.PeerListen)
-	if err != nil {
-		logs.Close()
-		return nil, fmt.Errorf("cluster.peer_listen: %w", err)
-	}
 	f := newFSM(st, store.NewStamper(cfg.Clock))
 	f.onSnapshot = cfg.OnSnapshot
-	n := &Node{cfg: cfg, st: st, fsm: f, logs: logs, stop: make(chan struct{}), done: make(chan struct{})}
-	n.mux = newPeerMux(ln, cfg.PeerToken, advertiseAddr(cfg.PeerAdvertise), cfg.Logger)
-	transport := raft.NewNetworkTransportWithLogger(raftLayer{n.mux}, 3, 10*time.Second, hlog)
+	n := &Node{cfg: cfg, st: st, fsm: f, logs: logs, logStore: logStore{BoltStore: logs}, stop: make(chan struct{}), done: make(chan struct{})}
+	var transport raft.Transport
+	if cfg.Single {
+		_, transport = raft.NewInmemTransport(singleAddr)
+	} else {
+		ln, err := net.Listen("tcp", cfg.PeerListen)
+		if err != nil {
+			logs.Close()
+			return nil, fmt.Errorf("cluster.peer_listen: %w", err)
+		}
+		n.mux = newPeerMux(ln, cfg.PeerToken, advertiseAddr(cfg.PeerAdvertise), cfg.Logger)
+		// A node with Raft state takes Raft's RPCs at once; one without
+		// waits until it is admitted (bootstrapOrJoin).
+		n.mux.raftOpen.Store(existing)
+		transport = raft.NewNetworkTransportWithLogger(raftLayer{n.mux}, 3, 10*time.Second, hlog)
+	}
 	n.peers = newPeerClient(sha256.Sum256([]byte(cfg.PeerToken)), cfg.PeerAdvertise, func() string {
 		addr, _ := n.raft.LeaderWithID()
 		return string(addr)
@@ -116,18 +139,9 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 	}
-	existing, err := raft.HasExistingState(logs, logs, snaps)
-	if err != nil {
-		n.mux.close()
-		logs.Close()
-		return nil, fmt.Errorf("read raft state: %w", err)
-	}
-	// A node with Raft state takes Raft's RPCs at once; one without waits
-	// until it is admitted (bootstrapOrJoin).
-	n.mux.raftOpen.Store(existing)
 	// Recent entries are served from memory when replicated and applied,
 	// rather than read back from the bbolt log just written.
-	cached, err := raft.NewLogCache(4096, logs)
+	cached, err := raft.NewLogCache(4096, &n.logStore)
 	if err != nil {
 		n.mux.close()
 		logs.Close()
@@ -140,13 +154,16 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
-	n.flusher = store.StartFlusher(st, cfg.Flush, cfg.Logger, nil)
+	n.flusher = store.StartFlusher(st, cfg.Flush, cfg.Logger)
 	f.flusher = n.flusher
 	n.pacer = newPacer(n.stop, cfg.ApplyTimeout, f.clock, r.Apply)
 	n.pacer.room = n.flusher.WaitForRoom
+	n.pacer.logFull = n.logStore.full.Load
 	go n.pacer.loop()
-	n.peer = &http.Server{Handler: n.peerHandler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = n.peer.Serve(httpListener{n.mux}) }()
+	if n.mux != nil {
+		n.peer = &http.Server{Handler: n.peerHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = n.peer.Serve(httpListener{n.mux}) }()
+	}
 	n.obsCh = make(chan raft.Observation, 16)
 	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
@@ -155,12 +172,22 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	r.RegisterObserver(n.observer)
 	go n.background()
 
-	if !existing {
+	switch {
+	case !existing:
 		if err := n.bootstrapOrJoin(ctx); err != nil {
 			_ = n.Close()
 			return nil, err
 		}
-	} else {
+	case cfg.Single:
+		if err := checkSingle(r.GetConfiguration(), cfg); err != nil {
+			_ = n.Close()
+			return nil, err
+		}
+	default:
+		if err := checkNotSingle(r.GetConfiguration(), cfg); err != nil {
+			_ = n.Close()
+			return nil, err
+		}
 		cfg.Logger.Info("raft state found: rejoining as before", "node", cfg.NodeID)
 		go n.rejoin()
 	}
@@ -220,7 +247,9 @@ func (n *Node) bootstrapOrJoin(ctx context.Context) error {
 		}
 		n.cfg.Logger.Info("no cluster answered; bootstrapping a new one", "err", err)
 	}
-	n.mux.raftOpen.Store(true)
+	if n.mux != nil {
+		n.mux.raftOpen.Store(true)
+	}
 	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 		ID: raft.ServerID(n.cfg.NodeID), Address: raft.ServerAddress(n.cfg.PeerAdvertise), Suffrage: raft.Voter,
 	}}})
@@ -306,3 +335,19 @@ func (n *Node) Close() error {
 	errs = append(errs, n.logs.Close())
 	return errors.Join(errs...)
 }
+
+// logStore is the Raft log store (bbolt), remembering whether its last
+// write failed for want of disk space: Raft's log cache keeps only the
+// text of that error, and a write it refused is not in the log.
+type logStore struct {
+	*raftboltdb.BoltStore
+	full atomic.Bool
+}
+
+func (l *logStore) StoreLogs(logs []*raft.Log) error {
+	err := l.BoltStore.StoreLogs(logs)
+	l.full.Store(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG))
+	return err
+}
+
+func (l *logStore) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }

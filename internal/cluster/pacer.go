@@ -45,6 +45,9 @@ type pacer struct {
 	// past its cap (store.Flusher.WaitForRoom): the writes in it wait for
 	// a flush, or fail with the flush's error.
 	room func(context.Context) error
+	// logFull, if set, reports whether the log store's last write failed
+	// for want of disk space (logStore.full).
+	logFull func() bool
 }
 
 type pacerReq struct {
@@ -56,13 +59,6 @@ type pacerReq struct {
 type pacerRes struct {
 	results []store.Result
 	err     error
-}
-
-// startPacer starts a pacer's loop; it ends with stop.
-func startPacer(stop <-chan struct{}, timeout time.Duration, clock *store.Stamper, apply func([]byte, time.Duration) raft.ApplyFuture) *pacer {
-	p := newPacer(stop, timeout, clock, apply)
-	go p.loop()
-	return p
 }
 
 func newPacer(stop <-chan struct{}, timeout time.Duration, clock *store.Stamper, apply func([]byte, time.Duration) raft.ApplyFuture) *pacer {
@@ -169,7 +165,7 @@ func (p *pacer) loop() {
 		}
 		f := p.apply(data, p.timeout)
 		go func() {
-			results, err := applyOutcome(f, p.timeout)
+			results, err := applyOutcome(f, p.timeout, p.logFull)
 			<-slots
 			if err == nil && len(results) != cmds {
 				err = fmt.Errorf("propose: the state machine answered %d results for %d commands: %w", len(results), cmds, store.ErrOutcomeUnknown)
@@ -188,8 +184,10 @@ func (p *pacer) loop() {
 
 // applyOutcome waits for an entry to be applied here and maps Raft's
 // errors: not leader (retried elsewhere), not taken in time (not applied),
-// shut down, or lost leadership (may have been applied).
-func applyOutcome(f raft.ApplyFuture, timeout time.Duration) ([]store.Result, error) {
+// shut down, lost leadership (may have been applied), or the leader's own
+// log store refusing the entry on a full disk (logFull: not stored, so not
+// applied; the one entry in flight is the one refused).
+func applyOutcome(f raft.ApplyFuture, timeout time.Duration, logFull func() bool) ([]store.Result, error) {
 	switch err := f.Error(); {
 	case err == nil:
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
@@ -200,6 +198,8 @@ func applyOutcome(f raft.ApplyFuture, timeout time.Duration) ([]store.Result, er
 		return nil, fmt.Errorf("propose: %w", store.ErrClosed)
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrAbortedByRestore):
 		return nil, fmt.Errorf("propose: leadership lost while the write was in the log (%v): %w", err, store.ErrOutcomeUnknown)
+	case logFull != nil && logFull():
+		return nil, fmt.Errorf("propose: the raft log cannot store the write: %v: %w", err, store.ErrNoSpace)
 	default:
 		return nil, fmt.Errorf("propose: %w: %w", err, store.ErrOutcomeUnknown)
 	}

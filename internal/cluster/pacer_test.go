@@ -40,7 +40,18 @@ type fakeLog struct {
 	short       bool  // answer one result too few
 }
 
-func newFakeLog() *fakeLog { return &fakeLog{appended: make(chan *fakeFuture, 100)} }
+// pacerOnFakeLog returns a pacer over a new fakeLog, with clock (a
+// store.NewStamper(nil) when nil), stopped when t ends. Its loop is not
+// running yet (go p.loop()), so that a test may queue proposals first.
+func pacerOnFakeLog(t *testing.T, clock *store.Stamper) (*pacer, *fakeLog) {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	if clock == nil {
+		clock = store.NewStamper(nil)
+	}
+	log := &fakeLog{appended: make(chan *fakeFuture, 100)}
+	return newPacer(stop, time.Second, clock, log.apply), log
+}
 
 func (l *fakeLog) apply(data []byte, _ time.Duration) raft.ApplyFuture {
 	cmds, err := decodeCommands(data)
@@ -136,10 +147,8 @@ func checkResults(t *testing.T, props ...*proposal) {
 }
 
 func TestPacerBatchesWhileAnEntryIsInFlight(t *testing.T) {
-	stop := make(chan struct{})
-	defer close(stop)
-	log := newFakeLog()
-	p := startPacer(stop, time.Second, store.NewStamper(nil), log.apply)
+	p, log := pacerOnFakeLog(t, nil)
+	go p.loop()
 	ctx := context.Background()
 
 	first := puts("a", 1)
@@ -177,10 +186,7 @@ func TestPacerBatchesWhileAnEntryIsInFlight(t *testing.T) {
 }
 
 func TestPacerEntryLimits(t *testing.T) {
-	stop := make(chan struct{})
-	defer close(stop)
-	log := newFakeLog()
-	p := newPacer(stop, time.Second, store.NewStamper(nil), log.apply)
+	p, log := pacerOnFakeLog(t, nil)
 	ctx := context.Background()
 
 	// Queued before the loop starts: three proposals of which no two fit
@@ -205,21 +211,24 @@ func TestPacerEntryLimits(t *testing.T) {
 func TestPacerErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		setup func(*fakeLog)
+		setup func(*fakeLog, *pacer)
 		want  error
 	}{
-		{"not leader: retried elsewhere", func(l *fakeLog) { l.fail = raft.ErrNotLeader }, errNotLeader},
-		{"not taken in time: not applied", func(l *fakeLog) { l.fail = raft.ErrEnqueueTimeout }, store.ErrNoQuorum},
-		{"leadership lost: may be applied", func(l *fakeLog) { l.fail = raft.ErrLeadershipLost }, store.ErrOutcomeUnknown},
-		{"shut down", func(l *fakeLog) { l.fail = raft.ErrRaftShutdown }, store.ErrClosed},
-		{"results missing", func(l *fakeLog) { l.short = true }, store.ErrOutcomeUnknown},
+		{"not leader: retried elsewhere", func(l *fakeLog, _ *pacer) { l.fail = raft.ErrNotLeader }, errNotLeader},
+		{"not taken in time: not applied", func(l *fakeLog, _ *pacer) { l.fail = raft.ErrEnqueueTimeout }, store.ErrNoQuorum},
+		{"leadership lost: may be applied", func(l *fakeLog, _ *pacer) { l.fail = raft.ErrLeadershipLost }, store.ErrOutcomeUnknown},
+		{"shut down", func(l *fakeLog, _ *pacer) { l.fail = raft.ErrRaftShutdown }, store.ErrClosed},
+		{"results missing", func(l *fakeLog, _ *pacer) { l.short = true }, store.ErrOutcomeUnknown},
+		{"log store error: may be applied", func(l *fakeLog, p *pacer) {
+			l.fail, p.logFull = errors.New("disk error"), func() bool { return false }
+		}, store.ErrOutcomeUnknown},
+		{"log store full: not applied", func(l *fakeLog, p *pacer) {
+			l.fail, p.logFull = errors.New("no space left on device"), func() bool { return true }
+		}, store.ErrNoSpace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stop := make(chan struct{})
-			defer close(stop)
-			log := newFakeLog()
-			tc.setup(log)
-			p := newPacer(stop, time.Second, store.NewStamper(nil), log.apply)
+			p, log := pacerOnFakeLog(t, nil)
+			tc.setup(log, p)
 			ctx := context.Background()
 			props := []*proposal{puts("a", 1), puts("b", 2)}
 			enqueue(t, p, ctx, props...)
@@ -236,10 +245,8 @@ func TestPacerErrors(t *testing.T) {
 }
 
 func TestPacerCallerGivesUp(t *testing.T) {
-	stop := make(chan struct{})
-	defer close(stop)
-	log := newFakeLog()
-	p := startPacer(stop, time.Second, store.NewStamper(nil), log.apply)
+	p, log := pacerOnFakeLog(t, nil)
+	go p.loop()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr := puts("a", 1)
 	enqueue(t, p, ctx, pr)
@@ -260,12 +267,8 @@ func TestPacerCallerGivesUp(t *testing.T) {
 // of the pacer's clock, replacing whatever Now its proposer set (a
 // follower forwarding, or a local client), and the stamps never go back.
 func TestPacerStampsEachEntry(t *testing.T) {
-	stop := make(chan struct{})
-	defer close(stop)
-	log := newFakeLog()
 	now := time.Unix(1000, 0)
-	clock := store.NewStamper(func() time.Time { return now })
-	p := newPacer(stop, time.Second, clock, log.apply)
+	p, log := pacerOnFakeLog(t, store.NewStamper(func() time.Time { return now }))
 	ctx := context.Background()
 	props := []*proposal{puts("local", 2), puts("forwarded", 3)}
 	enqueue(t, p, ctx, props...)
@@ -294,10 +297,8 @@ func TestPacerStampsEachEntry(t *testing.T) {
 // while held, proposals queue and nothing is appended; after release they
 // go into the log as usual.
 func TestPacerHold(t *testing.T) {
-	stop := make(chan struct{})
-	defer close(stop)
-	log := newFakeLog()
-	p := startPacer(stop, time.Second, store.NewStamper(nil), log.apply)
+	p, log := pacerOnFakeLog(t, nil)
+	go p.loop()
 	ctx := context.Background()
 
 	first := puts("a", 1)
@@ -370,7 +371,7 @@ func TestPacerBackpressure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	fl := store.StartFlusher(st, store.FlushPolicy{Interval: time.Hour, MaxKeys: 1}, nil, nil)
+	fl := store.StartFlusher(st, store.FlushPolicy{Interval: time.Hour, MaxKeys: 1}, nil)
 	defer fl.Close()
 	fill := func() { // HoldFactor keys: the buffer is at the cap
 		for i := range store.HoldFactor {
@@ -380,10 +381,7 @@ func TestPacerBackpressure(t *testing.T) {
 			}
 		}
 	}
-	stop := make(chan struct{})
-	defer close(stop)
-	log := newFakeLog()
-	p := newPacer(stop, time.Second, store.NewStamper(nil), log.apply)
+	p, log := pacerOnFakeLog(t, nil)
 	p.room = fl.WaitForRoom
 	go p.loop()
 	ctx := context.Background()

@@ -103,9 +103,13 @@ func (n *Node) askJoin(ctx context.Context, peer, join string) error {
 	return n.peers.addMember(ctx, peer, wire.AddMemberRequest{ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, Voter: &voter, Join: join})
 }
 
-// AddMember adds a server to the cluster (through the leader). The id and
+// AddMember adds a server to the cluster (through the leader); a single
+// node refuses (errcode.ErrNotClustered). The id and
 // address are validated first (errors wrap errcode.ErrInvalidArgument).
 func (n *Node) AddMember(ctx context.Context, m wire.AddMemberRequest) error {
+	if n.cfg.Single {
+		return errNotClustered
+	}
 	m.Join = "" // only a server asking for itself says what state it has
 	return n.addMember(ctx, m)
 }
@@ -142,8 +146,12 @@ func (n *Node) passOn(ctx context.Context, m wire.AddMemberRequest) error {
 }
 
 // RemoveMember removes a server from the cluster (through the leader). An
-// id that is not a member is errcode.ErrNotMember.
+// id that is not a member is errcode.ErrNotMember; a single node refuses
+// (errcode.ErrNotClustered).
 func (n *Node) RemoveMember(ctx context.Context, id string) error {
+	if n.cfg.Single {
+		return errNotClustered
+	}
 	if err := ValidateMemberID(id); err != nil {
 		return err
 	}

@@ -100,6 +100,12 @@ func (n *Node) localReadIndex() (uint64, error) {
 	// committed: so the state machine's last index covers every write
 	// acknowledged before this read began.
 	idx := n.fsm.last.Load()
+	if n.cfg.Single {
+		// The only voter, and none can be added (AddMember refuses): no
+		// other node can lead or commit, so leading is enough, without a
+		// round through Raft's leader loop (VerifyLeader).
+		return idx, nil
+	}
 	if err := n.raft.VerifyLeader().Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return 0, errNotLeader

@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"kvstore.dev/kvstore/internal/store"
 	"kvstore.dev/kvstore/wire"
 )
 
@@ -26,8 +28,12 @@ func (n *Node) selfStatus() wire.NodeStatus {
 
 // Status returns this node's view of the cluster (Enabled true), with each
 // member's own status fetched from it (a member that does not answer
-// within a second carries the error instead).
+// within a second carries the error instead). A single node answers
+// Enabled false, itself the one member.
 func (n *Node) Status(ctx context.Context) (wire.ClusterStatus, error) {
+	if n.cfg.Single {
+		return n.singleStatus(), nil
+	}
 	addr, id := n.raft.LeaderWithID()
 	st := wire.ClusterStatus{Enabled: true, Self: n.selfStatus(), LeaderID: string(id), Leader: string(addr)}
 	cf := n.raft.GetConfiguration()
@@ -80,3 +86,18 @@ func (n *Node) LeaderChanges() uint64 { return n.leaderCh.Load() }
 func (n *Node) Indexes() (commit, applied uint64) {
 	return n.raft.CommitIndex(), n.raft.AppliedIndex()
 }
+
+// ClusterStatus is Status: GET /api/v1/cluster's body (backend.WritePath).
+func (n *Node) ClusterStatus(ctx context.Context) (wire.ClusterStatus, error) { return n.Status(ctx) }
+
+// Ready returns why a write cannot be served now: no leader known.
+func (n *Node) Ready() error {
+	if !n.HasLeader() {
+		return fmt.Errorf("no leader known: %w", store.ErrNoQuorum)
+	}
+	return nil
+}
+
+// Sweeps reports whether this node's TTL sweeper proposes expiries: only
+// the leader's does.
+func (n *Node) Sweeps() bool { return n.IsLeader() }

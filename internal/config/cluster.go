@@ -9,7 +9,8 @@ import (
 )
 
 // Cluster configures replication (internal/cluster). Disabled, the server
-// is a single node with its own write-ahead log.
+// is a one-server Raft cluster of its own, with no peer port: NodeID (or
+// "node-1") and the Raft timing apply, the peer fields do not.
 type Cluster struct {
 	Enabled bool `json:"enabled"`
 	// NodeID names this server; default: the host name (the pod name in

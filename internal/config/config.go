@@ -118,16 +118,13 @@ type TTL struct {
 	SweepInterval Duration `json:"sweep_interval"`
 }
 
-// StoreTuning tunes the storage engine and its write path.
+// StoreTuning tunes the storage engine.
 type StoreTuning struct {
-	MaxBatch int `json:"max_batch"`
 	// FlushInterval, FlushMaxKeys and FlushMaxBytes are the flush policy
-	// of both write paths (store.FlushPolicy): the buffered writes go to
-	// the bbolt file once the interval has passed, or sooner at that many
-	// keys or bytes; past 4 times either limit writers wait for a flush.
-	// 0 takes the write path's default (store.DefaultFlushPolicy): 100ms,
-	// 10000 keys, 64 MiB on a single node; 5s, 50000 keys, 64 MiB in
-	// cluster mode.
+	// (store.FlushPolicy): the buffered writes go to the bbolt file once
+	// the interval has passed, or sooner at that many keys or bytes; past
+	// 4 times either limit writers wait for a flush. 0 takes the default
+	// (store.DefaultFlushPolicy): 5s, 50000 keys, 64 MiB.
 	FlushInterval Duration `json:"flush_interval"`
 	FlushMaxKeys  int      `json:"flush_max_keys"`
 	FlushMaxBytes int64    `json:"flush_max_bytes"`
@@ -153,7 +150,6 @@ func Default() Config {
 		},
 		Watch:   Watch{Heartbeat: Duration(15 * time.Second), HistoryEvents: 10_000, HistoryBytes: 64 << 20, MaxWatches: 10_000, MaxWatchesPerToken: 100},
 		TTL:     TTL{SweepInterval: Duration(time.Second)},
-		Store:   StoreTuning{MaxBatch: 1000},
 		Console: Console{Enabled: true},
 		Cluster: Cluster{PeerListen: ":7000", HandoffTimeout: Duration(5 * time.Second)},
 
@@ -253,6 +249,9 @@ func Parse(b []byte, cfg *Config) error {
 	if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
 		return nil
 	}
+	if err := refuseRemoved(j); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cfg); err != nil {
@@ -299,6 +298,33 @@ func validAddr(addr string) error {
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 0 || p > 65535 {
 		return fmt.Errorf("%q: port must be 0..65535", addr)
+	}
+	return nil
+}
+
+// removedFields are keys that no longer mean anything, by section, with
+// what happened to them: a file that sets one is refused with that.
+var removedFields = map[string]map[string]string{
+	"store": {"max_batch": "removed with the single-node write-ahead log whose group commits it capped " +
+		"(a single node runs as a one-server Raft cluster, whose leader batches writes by itself); delete the line"},
+}
+
+// refuseRemoved names the first removed field the JSON document j sets.
+func refuseRemoved(j []byte) error {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(j, &doc) != nil {
+		return nil // not an object: the decoder says why
+	}
+	for section, fields := range removedFields {
+		var sec map[string]json.RawMessage
+		if json.Unmarshal(doc[section], &sec) != nil {
+			continue
+		}
+		for field, why := range fields {
+			if _, ok := sec[field]; ok {
+				return fmt.Errorf("%s.%s: %s", section, field, why)
+			}
+		}
 	}
 	return nil
 }

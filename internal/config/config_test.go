@@ -87,6 +87,7 @@ func TestInvalidConfig(t *testing.T) {
 		"bad duration":              {yaml: "http: {read_timeout: soon}", want: "invalid duration \"soon\""},
 		"negative duration":         {yaml: "ttl: {sweep_interval: -1s}", want: "ttl.sweep_interval"},
 		"unknown key":               {yaml: "listn: ':1'", want: "unknown field \"listn\""},
+		"removed store.max_batch":   {yaml: "store: {max_batch: 1000}", want: "store.max_batch: removed with the single-node write-ahead log"},
 		"wrong type":                {yaml: "limits: {max_key_bytes: big}", want: "limits.max_key_bytes"},
 		"token without name":        {yaml: "auth: {tokens: [{token: 0123456789abcdefgh, role: admin}]}", want: "auth.tokens[0].name"},
 		"token without secret":      {yaml: "auth: {tokens: [{name: a, role: admin}]}", want: "auth.tokens[0]: exactly one of"},

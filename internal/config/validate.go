@@ -91,9 +91,6 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxConnections <= c.Watch.MaxWatches || c.HTTP.MaxConnections > 10_000_000 {
 		bad("http.max_connections", "%d is out of range: more than watch.max_watches (%d, so watches leave connections for other requests) and at most 10000000", c.HTTP.MaxConnections, c.Watch.MaxWatches)
 	}
-	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 100_000 {
-		bad("store.max_batch", "%d is out of range 1..100000", c.Store.MaxBatch)
-	}
 	if d := c.Store.FlushInterval.D(); d < 0 || d > time.Hour {
 		bad("store.flush_interval", "%v is out of range 0 (the default)..1h", d)
 	}

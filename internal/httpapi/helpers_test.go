@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,9 +14,9 @@ import (
 
 	"kvstore.dev/kvstore/internal/auth"
 	"kvstore.dev/kvstore/internal/backend"
-	"kvstore.dev/kvstore/internal/single"
+	"kvstore.dev/kvstore/internal/cluster"
 	"kvstore.dev/kvstore/internal/store"
-	"kvstore.dev/kvstore/internal/wal"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 const (
@@ -26,9 +27,9 @@ const (
 
 type testServer struct {
 	*httptest.Server
-	store     *store.Store
-	committer *single.Committer // the write path: it stamps the clock
-	api       *Server
+	store *store.Store
+	node  *cluster.Node // the write path, a one-server cluster: it stamps the clock
+	api   *Server
 }
 
 // newTestServer serves the API over a real store in t.TempDir.
@@ -38,7 +39,7 @@ func newTestServer(t testing.TB, opts ...store.Options) *testServer {
 	if len(opts) > 0 {
 		so = opts[0]
 	}
-	b, c := mustBackend(t, so)
+	b, n := mustBackend(t, so)
 	a := auth.NewAuthenticator([]auth.Principal{
 		auth.NewPrincipal("admin", auth.RoleAdmin, nil, auth.Digest(adminToken)),
 		auth.NewPrincipal("app", auth.RoleReadWrite, []string{"app/"}, auth.Digest(rwToken)),
@@ -53,34 +54,28 @@ func newTestServer(t testing.TB, opts ...store.Options) *testServer {
 		api.BeginShutdown()
 		srv.Close()
 	})
-	return &testServer{Server: srv, store: b.Store, committer: c, api: api}
+	return &testServer{Server: srv, store: b.Store, node: n, api: api}
 }
 
-// mustBackend opens a store, its WAL and a committer in t.TempDir, closed
+// mustBackend opens a store in t.TempDir and starts the server's write
+// path on it, a one-server Raft cluster, once it leads; both are closed
 // when t ends (after the cleanups registered later, such as the server's).
-func mustBackend(t testing.TB, so store.Options) (backend.Node, *single.Committer) {
+func mustBackend(t testing.TB, so store.Options) (backend.Node, *cluster.Node) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, store.DBFile), so)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := wal.Open(filepath.Join(dir, store.WALDir))
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := cluster.Start(context.Background(), cluster.Config{Single: true, Dir: filepath.Join(dir, store.RaftDir), Logger: discard, RaftLog: io.Discard}, st)
 	if err != nil {
 		st.Close()
-		t.Fatal(err)
-	}
-	c, err := single.New(st, w, single.Options{})
-	if err != nil {
-		st.Close()
-		w.Close()
 		t.Fatal(err)
 	}
 	n := backend.Node{Store: st, WritePath: c}
-	t.Cleanup(func() {
-		n.Close()
-		w.Close()
-	})
+	t.Cleanup(func() { n.Close() })
+	harness.Eventually(t, "the single node leads", 10*time.Second, func() error { return c.Ready() })
 	return n, c
 }
 

@@ -240,7 +240,7 @@ func TestListLimitIsCapped(t *testing.T) {
 	for i := range maxListLimit + 5 {
 		cmds = append(cmds, store.Command{Op: store.OpPut, Key: fmt.Sprintf("%04d", i)})
 	}
-	if _, err := ts.committer.Propose(context.Background(), cmds...); err != nil {
+	if _, err := ts.node.Propose(context.Background(), cmds...); err != nil {
 		t.Fatal(err)
 	}
 	resp := ts.do(t, req{method: "GET", path: "/api/v1/kv?keys_only=true&limit=5000", token: adminToken})

@@ -66,7 +66,7 @@ func FuzzMembers(f *testing.F) {
 		f.Add([]byte(s.body), s.del)
 	}
 	st := newTestServer(f)
-	mb := &memberBackend{Node: backend.Node{Store: st.store, WritePath: st.committer}, members: map[string]bool{}}
+	mb := &memberBackend{Node: backend.Node{Store: st.store, WritePath: st.node}, members: map[string]bool{}}
 	a := auth.NewAuthenticator([]auth.Principal{auth.NewPrincipal("admin", auth.RoleAdmin, nil, auth.Digest(adminToken))})
 	api := New(mb, a, Options{MaxKeyBytes: 64, MaxValueBytes: 1024, Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	check := func(t *testing.T, r *http.Request) *httptest.ResponseRecorder {
@@ -118,7 +118,7 @@ func FuzzMembers(f *testing.F) {
 // not_member for an unknown member.
 func TestMemberErrors(t *testing.T) {
 	st := newTestServer(t)
-	mb := &memberBackend{Node: backend.Node{Store: st.store, WritePath: st.committer}, members: map[string]bool{}}
+	mb := &memberBackend{Node: backend.Node{Store: st.store, WritePath: st.node}, members: map[string]bool{}}
 	a := auth.NewAuthenticator([]auth.Principal{auth.NewPrincipal("admin", auth.RoleAdmin, nil, auth.Digest(adminToken))})
 	api := New(mb, a, Options{MaxKeyBytes: 64, MaxValueBytes: 1024, Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	tests := map[string]struct {

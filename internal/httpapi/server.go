@@ -23,8 +23,8 @@ import (
 )
 
 // Backend is what the handlers need: writes, read barriers and the cluster
-// endpoints go through the write path (backend.WritePath: a single-node
-// committer or the Raft node, never told apart here), reads go to the
+// endpoints go through the write path (backend.WritePath: the Raft node,
+// a single node's or a cluster member's, never told apart here), reads go to the
 // local store. backend.Node is one.
 type Backend interface {
 	backend.WritePath

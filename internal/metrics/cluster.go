@@ -23,7 +23,7 @@ func boolGauge(f func() bool) func() float64 {
 	}
 }
 
-// ObserveCluster registers the replication metrics of a cluster node. Call
+// ObserveCluster registers the replication metrics of the Raft node. Call
 // it once; ObservePropose and ObserveSnapshot are safe before and after.
 func (m *Metrics) ObserveCluster(c ClusterSource) {
 	m.Registry.MustRegister(

@@ -21,8 +21,6 @@ type Metrics struct {
 
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
-	walCommit  prometheus.Histogram
-	walBatch   prometheus.Histogram
 	flush      prometheus.Histogram
 	fsync      prometheus.Histogram
 	flushKeys  prometheus.Histogram
@@ -30,7 +28,7 @@ type Metrics struct {
 
 	// Created with the others so that they are never nil (a Raft snapshot
 	// goroutine may observe before ObserveCluster runs); registered, and so
-	// exported, only in cluster mode.
+	// exported, once ObserveCluster runs (on every node).
 	proposeLatency prometheus.Histogram
 	snapshot       prometheus.Histogram
 }
@@ -48,14 +46,6 @@ func New(status func() store.Status) *Metrics {
 			Name: "kvstore_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
 		}, []string{"route", "method"}),
-		walCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "kvstore_wal_commit_duration_seconds", Help: "Time to append one group commit to the WAL, fsync included: the durable part of a write's latency.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-		}),
-		walBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "kvstore_wal_batch_size", Help: "Commands per WAL group commit.",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
-		}),
 		flush: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "kvstore_store_flush_duration_seconds", Help: "Time to write buffered changes to the bbolt file, fsync included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
@@ -84,7 +74,7 @@ func New(status func() store.Status) *Metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(status()) })
 	}
 	reg.MustRegister(
-		m.requests, m.latency, m.walCommit, m.walBatch, m.flush, m.fsync, m.flushKeys, m.flushTotal,
+		m.requests, m.latency, m.flush, m.fsync, m.flushKeys, m.flushTotal,
 		gauge("kvstore_store_keys", "Keys stored, including expired keys not yet swept.", func(s store.Status) float64 { return float64(s.Keys) }),
 		gauge("kvstore_store_db_size_bytes", "Size of the bbolt file.", func(s store.Status) float64 { return float64(s.DBSizeBytes) }),
 		gauge("kvstore_store_revision", "Revision of the last committed change.", func(s store.Status) float64 { return float64(s.Revision) }),
@@ -109,13 +99,6 @@ func (m *Metrics) ObserveFlush(s store.FlushStats) {
 	m.flushKeys.Observe(float64(s.Keys))
 	m.flush.Observe(s.Duration.Seconds())
 	m.fsync.Observe(s.Write.Seconds())
-}
-
-// ObserveAppend records one WAL group commit; pass it as
-// single.Options.OnAppend.
-func (m *Metrics) ObserveAppend(entries int, d time.Duration) {
-	m.walBatch.Observe(float64(entries))
-	m.walCommit.Observe(d.Seconds())
 }
 
 // Handler serves the registry in the Prometheus exposition format.

@@ -1,8 +1,10 @@
 // Package server assembles a running kvstore node from its configuration:
-// the store and its write path (internal/single's committer over a WAL, or
-// a Raft node: backend.go), the TTL sweeper, the API and debug listeners,
-// and an orderly shutdown (hand off Raft leadership, stop accepting, drain
-// requests, end watches, commit what is queued, close the database).
+// the store and its write path (a Raft node, a one-server cluster of its
+// own without cluster mode: backend.go; a data dir of the former
+// single-node WAL is replayed once: legacywal.go), the TTL sweeper, the
+// API and debug listeners, and an orderly shutdown (hand off Raft
+// leadership, stop accepting, drain requests, end watches, commit what is
+// queued, close the database). Restore is the offline restore.
 package server
 
 import (
@@ -162,7 +164,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	// A leader first hands its leadership to another voter, while this
 	// node still takes requests: writes arriving meanwhile wait a moment
 	// and then go to the new leader, so clients see no election timeout.
-	// (A single node's HandOff returns at once.)
+	// (A single node's HandOff returns at once: no other voter.)
 	api.BeginShutdown() // /readyz fails from now on
 	if d := cfg.Cluster.HandoffTimeout.D(); d > 0 {
 		hctx, hcancel := context.WithTimeout(context.Background(), d)

@@ -75,13 +75,20 @@ func (r *running) stop(t testing.TB) {
 
 func get(t *testing.T, url, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
+	return request(t, "GET", url, token, "")
+}
+
+// request sends one request, with token unless it is "", and returns the
+// status and the body.
+func request(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -122,8 +129,8 @@ func TestDebugListener(t *testing.T) {
 		t.Fatalf("/metrics: %d", code)
 	}
 	for _, name := range []string{
-		"kvstore_http_requests_total", "kvstore_http_request_duration_seconds", "kvstore_wal_commit_duration_seconds",
-		"kvstore_wal_batch_size", "kvstore_store_flush_duration_seconds", "kvstore_store_fsync_duration_seconds", "kvstore_store_flush_keys", "kvstore_store_keys", "kvstore_store_db_size_bytes",
+		"kvstore_http_requests_total", "kvstore_http_request_duration_seconds", "kvstore_cluster_propose_duration_seconds",
+		"kvstore_cluster_is_leader", "kvstore_store_flush_duration_seconds", "kvstore_store_fsync_duration_seconds", "kvstore_store_flush_keys", "kvstore_store_keys", "kvstore_store_db_size_bytes",
 		"kvstore_store_expired_keys_total", "kvstore_watchers", "go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !strings.Contains(body, name) {

@@ -9,8 +9,8 @@ import (
 )
 
 // Apply applies entries and makes them durable in bbolt before returning: it
-// is ApplyBuffered followed by Flush. Callers with a log of their own (the
-// Committer's WAL, a Raft log) use ApplyBuffered and flush in the background.
+// is ApplyBuffered followed by Flush. Callers with a log of their own (Raft's)
+// use ApplyBuffered and flush in the background.
 func (s *Store) Apply(entries []Entry) ([]Result, error) {
 	results, err := s.ApplyBuffered(entries)
 	if err != nil {

@@ -7,9 +7,9 @@ import (
 )
 
 // The write path's clock. Every command is stamped with Now in one place,
-// by whoever puts it in the log: the Committer when it numbers a batch on a
-// single node, the leader's pacer when it builds a log entry in a cluster
-// (for its own clients' writes and the ones its followers forward alike).
+// by whoever puts it in the log: the leader's pacer when it builds a log
+// entry (for its own clients' writes and the ones its followers forward
+// alike; a single node is its own leader).
 // The applier never reads a clock: it compares expiries with the command's
 // Now, so replaying an entry on any node, at any time, decides the same.
 // Whatever Now a proposer sets is replaced.

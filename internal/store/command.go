@@ -58,15 +58,15 @@ type Command struct {
 	// (HTTP "If-Match: *").
 	IfExists bool
 	// Now is the write path's clock, Unix nanoseconds, stamped by whoever
-	// puts the command in the log (a Stamper: internal/single's Committer, or the
-	// cluster's leader), never by the proposer. Keys whose expiry is at or
+	// puts the command in the log (a Stamper: the cluster's leader), never
+	// by the proposer. Keys whose expiry is at or
 	// before Now are treated as absent. A command without one (Now <= 0)
 	// is refused at apply with ErrNoClock.
 	Now int64
 }
 
-// Proposer is how writers submit commands: the single node's committer
-// (internal/single) or the Raft node (internal/cluster). Propose returns
+// Proposer is how writers submit commands: the Raft node
+// (internal/cluster), a single node being a one-server cluster. Propose returns
 // one Result per command, after the commands are durably applied, or an
 // error when none of them was applied (or, for a replicated proposer, when
 // the outcome is unknown).

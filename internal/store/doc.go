@@ -1,9 +1,9 @@
 // Package store is kvstore's state machine: keys, values and their
 // metadata in a bbolt file, the in-memory layer in front of it, snapshots,
 // watches, verification, offline restore and the TTL sweeper. It holds no
-// log: a write path in front of it does (internal/single with its WAL on
-// one node, internal/cluster with Raft's log), and both implement
-// internal/backend's contract.
+// log: the write path in front of it does (internal/cluster with Raft's
+// log, a single node being a one-server cluster), behind internal/backend's
+// contract.
 //
 // Every mutation is a [Command] (put, delete, delete-prefix, expire) applied by
 // one deterministic function to log-indexed entries ([Store.ApplyBuffered]).
@@ -17,7 +17,7 @@
 // sorted transaction together with the applied index, so bbolt's random-key
 // page writes are paid per flush, not per write.
 //
-// Whichever write path feeds it, one [Flusher] calls Flush as a
+// One [Flusher] calls Flush as a
 // [FlushPolicy] says (an interval, a number of keys, a number of bytes) and
 // holds writers back while the unflushed layer is past HoldFactor times
 // those limits; the log in front keeps every entry until a flush has made

@@ -22,7 +22,7 @@ var (
 	ErrCompacted = errors.New("kvstore: revision compacted")
 	// ErrNoSpace means the disk is full; the write was not applied.
 	ErrNoSpace = errors.New("kvstore: no space left on device")
-	// ErrClosed means the store or committer has been closed.
+	// ErrClosed means the store or its write path has been closed.
 	ErrClosed = errors.New("kvstore: store closed")
 	// ErrCorrupt means the database file holds data this version cannot read.
 	ErrCorrupt = errors.New("kvstore: corrupt database")

@@ -123,20 +123,12 @@ type FlushPolicy struct {
 // writers wait for a flush.
 const HoldFactor = 4
 
-// DefaultFlushPolicy is the default of each write path. Both logs (the
-// single node's WAL, Raft's log) hold every unflushed entry until a flush,
-// so a flush may come late without risk; the difference is what a late one
-// costs. The WAL is truncated behind flushes and replayed on start, so the
-// single node flushes every 100 ms or 10 000 keys and keeps its WAL and
-// its restart short. Raft keeps its log until a snapshot anyway and a
+// DefaultFlushPolicy is the default flush policy: Raft keeps its log
+// until a snapshot anyway, so a flush may come late without risk, and a
 // flush rewrites every page its keys touch, so larger, rarer flushes cost
-// less per key there (docs/benchmarks.md): every 5 s, 50 000 keys or
-// 64 MiB.
-func DefaultFlushPolicy(clustered bool) FlushPolicy {
-	if clustered {
-		return FlushPolicy{Interval: 5 * time.Second, MaxKeys: 50_000, MaxBytes: 64 << 20}
-	}
-	return FlushPolicy{Interval: 100 * time.Millisecond, MaxKeys: 10_000, MaxBytes: 64 << 20}
+// less per key (docs/benchmarks.md): every 5 s, 50 000 keys or 64 MiB.
+func DefaultFlushPolicy() FlushPolicy {
+	return FlushPolicy{Interval: 5 * time.Second, MaxKeys: 50_000, MaxBytes: 64 << 20}
 }
 
 // WithDefaults returns p with each zero field taken from def.
@@ -167,7 +159,6 @@ type Flusher struct {
 	st     *Store
 	policy FlushPolicy
 	log    *slog.Logger
-	after  func() // after each successful flush, from the flusher's goroutine
 
 	kick chan struct{}
 	stop chan struct{}
@@ -179,15 +170,14 @@ type Flusher struct {
 	flushed chan struct{} // closed and replaced after every flush attempt
 }
 
-// StartFlusher starts flushing st by policy (zero fields: the single
-// node's defaults). after, if set, runs after each successful flush (the
-// committer truncates its WAL there).
-func StartFlusher(st *Store, policy FlushPolicy, log *slog.Logger, after func()) *Flusher {
+// StartFlusher starts flushing st by policy (zero fields:
+// DefaultFlushPolicy's).
+func StartFlusher(st *Store, policy FlushPolicy, log *slog.Logger) *Flusher {
 	if log == nil {
 		log = slog.Default()
 	}
 	f := &Flusher{
-		st: st, policy: policy.WithDefaults(DefaultFlushPolicy(false)), log: log, after: after,
+		st: st, policy: policy.WithDefaults(DefaultFlushPolicy()), log: log,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		flushed: make(chan struct{}),
 	}
@@ -266,9 +256,6 @@ func (f *Flusher) loop() {
 
 func (f *Flusher) flush() {
 	err := f.st.Flush()
-	if err == nil && f.after != nil {
-		f.after()
-	}
 	f.mu.Lock()
 	switch {
 	case err != nil && f.err == nil:

@@ -12,7 +12,7 @@ import (
 // flush's error, and once the flusher stops, ErrClosed.
 func TestFlusherWaitForRoom(t *testing.T) {
 	s := mustOpenStore(t)
-	f := StartFlusher(s, FlushPolicy{Interval: time.Hour, MaxKeys: 2}, nil, nil)
+	f := StartFlusher(s, FlushPolicy{Interval: time.Hour, MaxKeys: 2}, nil)
 	defer f.Close()
 	fill := func(n int, prefix string) {
 		for i := range n {

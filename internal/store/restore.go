@@ -15,7 +15,8 @@ import (
 const DBFile = "kv.db"
 
 // WALDir is the directory inside a data directory where a single node
-// keeps its write-ahead log (internal/wal).
+// kept its write-ahead log before it ran as a one-server Raft cluster
+// (issue 16; internal/server replays it once).
 const WALDir = "wal"
 
 // RaftDir is the directory inside a data directory where a cluster member
@@ -32,9 +33,10 @@ const RaftDir = "raft"
 // as kv.db.pre-restore-<unix time>. Restore fails if a server holds the
 // database open.
 //
-// A cluster member's data directory (one holding RaftDir) is refused, force
-// or not: its Raft log would skip every entry up to the snapshot's index and
-// the node would serve data the cluster does not have (ErrClusterMember).
+// A data directory holding RaftDir is refused, force or not: its Raft log
+// would skip every entry up to the snapshot's index and the node would
+// serve data the cluster does not have (ErrClusterMember). A single node's
+// Raft state is set aside by its caller first (internal/server.Restore).
 func Restore(from, dataDir string, force bool) (Status, error) {
 	if raft := filepath.Join(dataDir, RaftDir); fileExists(raft) {
 		return Status{}, fmt.Errorf("%w: %s holds %s; restoring kv.db under it would make the node skip the cluster's log up to the snapshot "+

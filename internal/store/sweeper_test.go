@@ -10,7 +10,7 @@ import (
 )
 
 // applyProposer is the simplest write path, for the sweeper's tests: it
-// numbers and stamps the commands (with the wall clock, as a committer
+// numbers and stamps the commands (with the wall clock, as the leader
 // does) and applies them at once.
 type applyProposer struct {
 	s  *Store

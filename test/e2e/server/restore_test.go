@@ -31,8 +31,9 @@ func writeStore(t *testing.T, dir string, index uint64) string {
 	return path
 }
 
-// TestClusterMemberRestoreRefused: `kvstore restore` into a data dir with
-// raft/ fails (with --force too) and leaves kv.db as it was, and a cluster
+// TestClusterMemberRestoreRefused: `kvstore restore` into a data dir whose
+// raft/ is not a single node's (internal/server's TestRestoreSingleNode)
+// fails (with --force too) and leaves kv.db as it was, and a cluster
 // node whose store is ahead of its Raft log does not start.
 func TestClusterMemberRestoreRefused(t *testing.T) {
 	bin := harness.Binary(t, "server")
