@@ -1,13 +1,37 @@
 // Package kube runs the end-to-end tests' Kubernetes: the local
 // single-node cluster of hack/kube (make e2e-up), brought up once per test
-// process, and kubectl against it. A test gets a namespace of its own
-// (enforcing the restricted Pod Security Standard) whose pods, events and
-// container logs are written to the test's artifacts when it fails.
+// process, kubectl and a controller-runtime client against it, and the
+// project's operator installed from the chart with the locally built
+// images. A test gets a namespace of its own (enforcing the restricted Pod
+// Security Standard) whose pods, events and container logs, and the
+// operator's log, are written to the test's artifacts when it fails.
+//
+//	func TestMain(m *testing.M) { kube.Main(m) } // uninstalls the operator at the end
 //
 //	k := kube.Up(t)                  // hack/kube/up.sh, cached binaries and images
+//	k.InstallOperator(t)             // once per process: images imported, helm upgrade --install
 //	ns := k.Namespace(t, "scale")    // deleted when t ends; dumped when t fails
-//	k.Apply(t, ns, manifest)
+//	s := k.KVStore(t, ns, "demo", 3, "config:\n  logLevel: debug\n") // applied, waited for
+//	s.Client.Put("k", []byte("v"))   // through the client Service's ClusterIP, admin token
+//	s.Apply(t, 5, ""); s.WaitReady(t, 5)
 //	k.Kubectl(t, "-n", ns, "get", "pods")
+//
+// The API, stable for the e2e suites:
+//   - Up(t) *Cluster; Cluster.Run, Kubectl, Apply, Namespace, Dump, Client.
+//   - Main(m): TestMain of every package that calls InstallOperator.
+//   - Cluster.InstallOperator(t) string: runs hack/images.sh --operator
+//     (unless $KVSTORE_IMAGES_BUILT=1), tags ServerImageB, imports the
+//     images with hack/kube/load-images.sh (cached by image ID), installs
+//     charts/kvstore as release OperatorRelease in OperatorNamespace and
+//     waits for the Deployment; returns OperatorNamespace. One operator
+//     serves every test process of the machine (file locks in $TMPDIR);
+//     the last one to end uninstalls it (release, CRD, namespace).
+//   - Cluster.KVStore(t, ns, name, replicas, extraSpecYAML) *Store: applies a
+//     KVStore and waits (ReadyTimeout) until all pods are Ready, Available
+//     is true and every member a voter. Store has Token, URL (the client
+//     Service from the host), Client (a harness.Client of URL), and Apply,
+//     WaitReady, Get, Pods.
+//   - Eventually: harness.Eventually at most once a second (API calls).
 //
 // The cluster's addresses are routed from the host: a test reaches pod IPs
 // and ClusterIPs directly.
@@ -25,6 +49,8 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"kvstore.dev/kvstore/test/harness"
 )
 
@@ -32,6 +58,8 @@ import (
 type Cluster struct {
 	Kubeconfig string // the admin kubeconfig
 	KubectlBin string // bin/kube/kubectl
+
+	client client.Client
 }
 
 var up = sync.OnceValues(func() (*Cluster, error) {
@@ -46,10 +74,14 @@ var up = sync.OnceValues(func() (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hack/kube/up.sh: %w\n%s", err, stderr.Bytes())
 	}
-	return &Cluster{
+	c := &Cluster{
 		Kubeconfig: strings.TrimSpace(string(out)),
 		KubectlBin: filepath.Join(root, "bin", "kube", "kubectl"),
-	}, nil
+	}
+	if c.client, err = newClient(c.Kubeconfig); err != nil {
+		return nil, fmt.Errorf("a client of %s: %w", c.Kubeconfig, err)
+	}
+	return c, nil
 })
 
 // Up brings the local cluster up (or finds it up) and returns it. It needs
@@ -109,14 +141,7 @@ func (c *Cluster) Apply(t testing.TB, ns, manifest string) {
 // after its state is dumped if t failed.
 func (c *Cluster) Namespace(t testing.TB, name string) string {
 	t.Helper()
-	c.Apply(t, "", fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata:
-  name: %s
-  labels:
-    pod-security.kubernetes.io/enforce: restricted
-    pod-security.kubernetes.io/enforce-version: latest
-`, name))
+	c.Apply(t, "", restrictedNamespace(name))
 	t.Cleanup(func() {
 		if t.Failed() {
 			c.Dump(t, name)
@@ -131,8 +156,9 @@ metadata:
 }
 
 // Dump writes the namespace's objects, events and every container's log
-// (and its previous instance's) to files under the test's artifacts
-// directory, and logs where.
+// (and its previous instance's), and once InstallOperator ran the
+// operator's log, to files under the test's artifacts directory, and
+// logs where.
 func (c *Cluster) Dump(t testing.TB, ns string) {
 	dir := filepath.Join(harness.ArtifactsDir(t), "kube-"+strings.ReplaceAll(t.Name(), "/", "_"), ns)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -158,6 +184,10 @@ func (c *Cluster) Dump(t testing.TB, ns string) {
 			save(f[0]+"_"+container+".log", "-n", ns, "logs", f[0], "-c", container)
 			save(f[0]+"_"+container+".previous.log", "-n", ns, "logs", f[0], "-c", container, "--previous")
 		}
+	}
+	if usersLock != nil { // InstallOperator ran: the operator's side too
+		save("operator.log", "-n", OperatorNamespace, "logs", "deployment/"+OperatorRelease+"-operator", "--all-containers", "--since=1h")
+		save("operator-objects.txt", "-n", OperatorNamespace, "get", "all,events", "-o", "wide")
 	}
 	t.Logf("kube: namespace %s dumped to %s", ns, dir)
 }
