@@ -46,6 +46,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +61,7 @@ type Cluster struct {
 	Kubeconfig string // the admin kubeconfig
 	KubectlBin string // bin/kube/kubectl
 
-	client client.Client
+	client client.WithWatch
 }
 
 var up = sync.OnceValues(func() (*Cluster, error) {
@@ -141,6 +143,14 @@ func (c *Cluster) Apply(t testing.TB, ns, manifest string) {
 // after its state is dumped if t failed.
 func (c *Cluster) Namespace(t testing.TB, name string) string {
 	t.Helper()
+	if !disrupting.Load() {
+		// Released last (cleanups run in reverse): after the deletion.
+		lock, err := flock("node", syscall.LOCK_SH)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { lock.Close() })
+	}
 	c.Apply(t, "", restrictedNamespace(name))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -153,6 +163,49 @@ func (c *Cluster) Namespace(t testing.TB, name string) string {
 		}
 	})
 	return name
+}
+
+// disrupting is set while a test of this process holds Disrupt.
+var disrupting atomic.Bool
+
+// Disrupt is for a test that disturbs the whole node (RestartNode): it
+// waits until no test of any process on the machine holds a Namespace, and
+// keeps new ones out until t ends (its own Namespace excepted). Call it
+// before t's Namespace; not from a parallel test.
+func (c *Cluster) Disrupt(t testing.TB) {
+	t.Helper()
+	start := time.Now()
+	lock, err := flock("node", syscall.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Logf("kube: waited %s for the other tests' namespaces", waited.Round(time.Second))
+	}
+	disrupting.Store(true)
+	t.Cleanup(func() {
+		disrupting.Store(false)
+		lock.Close()
+	})
+}
+
+// RestartNode stops the node's kubelet and containerd, kills the pods'
+// processes (as a reboot would), starts both again (hack/kube/restart.sh)
+// and waits until the node is Ready. Call Disrupt first.
+func (c *Cluster) RestartNode(t testing.TB) {
+	t.Helper()
+	if !disrupting.Load() {
+		t.Fatal("kube.RestartNode: call Disrupt first")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := run(ctx, "bash", filepath.Join(harness.Root(), "hack", "kube", "restart.sh"), "kubelet", "containerd"); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, "node Ready after the restart", ReadyTimeout, func() error {
+		_, err := c.Run(ctx, "", "wait", "--for=condition=Ready", "node/e2e", "--timeout=1s")
+		return err
+	})
 }
 
 // Dump writes the namespace's objects, events and every container's log

@@ -176,7 +176,7 @@ func uninstall() error {
 
 // flock opens the lock file named and locks it with how.
 func flock(name string, how int) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "kvstore-kube-operator."+name+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "kvstore-kube."+name+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -238,8 +238,8 @@ func condString(c *metav1.Condition) string {
 }
 
 // Client is a controller-runtime client of the cluster (the core kinds and
-// KVStore), shared by the process's tests.
-func (c *Cluster) Client(t testing.TB) client.Client {
+// KVStore; it can watch), shared by the process's tests.
+func (c *Cluster) Client(t testing.TB) client.WithWatch {
 	t.Helper()
 	if c.client == nil {
 		t.Fatal("kube: no client (a Cluster must come from kube.Up)")
@@ -258,13 +258,13 @@ var scheme = sync.OnceValue(func() *runtime.Scheme {
 	return s
 })
 
-func newClient(kubeconfig string) (client.Client, error) {
+func newClient(kubeconfig string) (client.WithWatch, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 50, 100
-	return client.New(cfg, client.Options{Scheme: scheme()})
+	return client.NewWithWatch(cfg, client.Options{Scheme: scheme()})
 }
 
 // Eventually is harness.Eventually for conditions that ask the API server
