@@ -31,7 +31,11 @@
 //     is true and every member a voter. Store has Token, URL (the client
 //     Service from the host), Client (a harness.Client of URL), and Apply,
 //     WaitReady, Get, Pods.
-//   - Eventually: harness.Eventually at most once a second (API calls).
+//   - Disrupt(t), RestartNode(t): a test that restarts the node's kubelet
+//     and containerd (hack/kube/restart.sh) waits for every other test's
+//     Namespace, of any process, to end, and keeps new ones out.
+//   - Eventually, Poll: harness's, with the condition run at most once a
+//     second (API calls).
 //
 // The cluster's addresses are routed from the host: a test reaches pod IPs
 // and ClusterIPs directly.
@@ -51,6 +55,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"kvstore.dev/kvstore/test/harness"
@@ -159,7 +164,29 @@ func (c *Cluster) Namespace(t testing.TB, name string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		if _, err := c.Run(ctx, "", "delete", "namespace", name, "--wait=true"); err != nil {
-			t.Logf("deleting namespace %s: %v", name, err)
+			t.Errorf("deleting namespace %s: %v", name, err)
+			return
+		}
+		// The claims' volumes are cluster-wide: wait for the provisioner
+		// to delete them too.
+		_, err := Poll(3*time.Minute, func() error {
+			var pvs corev1.PersistentVolumeList
+			if err := c.client.List(ctx, &pvs); err != nil {
+				return err
+			}
+			var left []string
+			for _, pv := range pvs.Items {
+				if ref := pv.Spec.ClaimRef; ref != nil && ref.Namespace == name {
+					left = append(left, pv.Name+" ("+string(pv.Status.Phase)+")")
+				}
+			}
+			if len(left) > 0 {
+				return fmt.Errorf("volumes of namespace %s left: %v", name, left)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
 		}
 	})
 	return name

@@ -268,13 +268,22 @@ func newClient(kubeconfig string) (client.WithWatch, error) {
 }
 
 // Eventually is harness.Eventually for conditions that ask the API server
-// or run a command: cond runs at most once a second, so that many tests
-// polling at once do not load the machine they are waiting on.
+// or run a command: cond runs at most once a second (Poll), so that many
+// tests polling at once do not load the machine they are waiting on.
 func Eventually(t testing.TB, what string, timeout time.Duration, cond func() error) time.Duration {
 	t.Helper()
+	took, err := Poll(timeout, cond)
+	if err != nil {
+		t.Fatalf("not true after %s: %s (last: %v)", timeout, what, err)
+	}
+	return took
+}
+
+// Poll is harness.Poll with cond run at most once a second.
+func Poll(timeout time.Duration, cond func() error) (time.Duration, error) {
 	var last time.Time
 	err := errors.New("not checked yet")
-	return harness.Eventually(t, what, timeout, func() error {
+	return harness.Poll(timeout, func() error {
 		if time.Since(last) >= time.Second {
 			last, err = time.Now(), cond()
 		}
