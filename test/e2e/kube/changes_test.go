@@ -23,13 +23,13 @@ import (
 // on scale-down (the default), so the last step brings back two servers
 // with the Raft state of a configuration that no longer has them.
 func testScale(t *testing.T, k *kube.Cluster) {
-	s := newStore(t, k, "scale", 3, "")
+	s := newStore(t, k, "scale", 3, small)
 	want := putAll(t, s, "base/", 10)
 	w := startWriters(t, s)
 	w.WaitMore(t, 20, kube.ReadyTimeout)
 	for _, n := range []int{5, 3, 1, 3} {
 		start := time.Now()
-		s.Apply(t, n, "")
+		s.Apply(t, n, small)
 		s.WaitReady(t, n)
 		t.Logf("scaled to %d: ready in %s; writers so far: %d acknowledged, failed %v", n, time.Since(start).Round(time.Second), w.Count(), w.Failed())
 		w.WaitMore(t, 20, kube.ReadyTimeout)
@@ -44,7 +44,7 @@ func testScale(t *testing.T, k *kube.Cluster) {
 // watch on the pods sees every transition), and the writers see only
 // retriable failures and lose no acknowledged write.
 func testRollingUpdate(t *testing.T, k *kube.Cluster) {
-	s := newStore(t, k, "rolling", 3, "config:\n  logLevel: info\n")
+	s := newStore(t, k, "rolling", 3, small+"config:\n  logLevel: info\n")
 	w := startWriters(t, s)
 	w.WaitMore(t, 50, kube.ReadyTimeout)
 	steps := []struct {
@@ -66,7 +66,7 @@ func testRollingUpdate(t *testing.T, k *kube.Cluster) {
 		}
 		pw := watchPods(t, k, s, 3)
 		start := time.Now()
-		s.Apply(t, 3, step.spec)
+		s.Apply(t, 3, small+step.spec)
 		s.WaitReady(t, 3)
 		seen := pw.stop()
 		t.Logf("%s change rolled out in %s; the pods went: %s", step.name, time.Since(start).Round(time.Second), strings.Join(seen.events, "; "))

@@ -23,7 +23,7 @@ const failoverLimit = 5 * time.Second
 // between acknowledged writes. The pod comes back as a voter, and no
 // acknowledged write is lost.
 func testLeaderDeleted(t *testing.T, k *kube.Cluster) {
-	s := newStore(t, k, "failover", 3, "")
+	s := newStore(t, k, "failover", 3, small)
 	w := startWriters(t, s)
 	w.WaitMore(t, 50, kube.ReadyTimeout)
 	st, err := s.Client.ClusterStatus()
@@ -92,7 +92,7 @@ func longestGap(acks []harness.Ack, since time.Time) time.Duration {
 // back. It disturbs every pod of the node, so it runs alone (Disrupt).
 func testNodeRestart(t *testing.T, k *kube.Cluster) {
 	k.Disrupt(t)
-	s := newStore(t, k, "restart", 3, "")
+	s := newStore(t, k, "restart", 3, small)
 	want := putAll(t, s, "before/", 20)
 	before := map[string]string{}
 	for _, p := range s.Pods(t) {

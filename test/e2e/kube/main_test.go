@@ -43,6 +43,12 @@ func TestKube(t *testing.T) {
 	t.Run("node restart", func(t *testing.T) { testNodeRestart(t, k) })
 }
 
+// small is the spec's resources of the scenarios' stores, except the
+// sample's: with the default requests (100m CPU each) the parallel
+// scenarios' 17 pods and the Ingress suite's would not fit on the node's
+// two cores.
+const small = "resources:\n  requests: {cpu: 10m, memory: 64Mi}\n  limits: {memory: 512Mi}\n"
+
 // newStore makes the namespace e2e-<name> and a KVStore name in it.
 func newStore(t *testing.T, k *kube.Cluster, name string, replicas int, extraSpecYAML string) *kube.Store {
 	t.Helper()

@@ -117,7 +117,7 @@ func checkProcess(t *testing.T, pod string, p process) {
 // testDeleteRecreate: deleting the KVStore keeps its PVCs; the KVStore
 // created again with the same name finds them, and the data is back.
 func testDeleteRecreate(t *testing.T, k *kube.Cluster) {
-	s := newStore(t, k, "recreate", 3, "")
+	s := newStore(t, k, "recreate", 3, small)
 	want := putAll(t, s, "kept/", 20)
 	claims := claimUIDs(t, k, s)
 	if len(claims) != 3 {
@@ -141,7 +141,7 @@ func testDeleteRecreate(t *testing.T, k *kube.Cluster) {
 		t.Fatalf("after the delete the claims are %v, want the same %v", got, claims)
 	}
 
-	s = k.KVStore(t, s.Namespace, s.Name, 3, "")
+	s = k.KVStore(t, s.Namespace, s.Name, 3, small)
 	checkAll(t, s, want)
 	if got := claimUIDs(t, k, s); !equalMaps(got, claims) {
 		t.Errorf("after the new KVStore the claims are %v, want the kept %v", got, claims)
