@@ -73,6 +73,13 @@ var up = sync.OnceValues(func() (*Cluster, error) {
 	root := harness.Root()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
+	// One up.sh at a time on the machine: a second one, seeing the first's
+	// half-made cluster, would take it down.
+	lock, err := flock("up", syscall.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "hack", "kube", "up.sh"))
 	cmd.Dir = root
 	var stderr bytes.Buffer
