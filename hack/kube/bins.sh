@@ -84,12 +84,14 @@ kube() {
 }
 
 # traefik builds bin/kube/traefik in hack/kube/traefik's module, unless the
-# binary's build info already shows the pinned Traefik module version.
+# binary's build info already shows the pinned Traefik module version (its
+# "mod" line: a package of a dependency built as a tool reports the
+# dependency as its main module).
 traefik() {
 	local mod="$ROOT/hack/kube/traefik" ver start=$SECONDS
 	ver="$(cd "$mod" && go mod edit -print | awk '{ sub(/^require[ \t]+/, "") } $1 == "github.com/traefik/traefik/v3" { print $2; exit }')"
 	if [[ -x "$OUT/traefik" ]] && go version -m "$OUT/traefik" 2>/dev/null |
-		awk -v want="$ver" '$1 == "dep" && $2 == "github.com/traefik/traefik/v3" { ok = $3 == want } END { exit !ok }'; then
+		awk -v want="$ver" '$1 == "mod" && $2 == "github.com/traefik/traefik/v3" { ok = $3 == want } END { exit !ok }'; then
 		log "traefik $ver is up to date"
 		return
 	fi
