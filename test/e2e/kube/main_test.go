@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,7 +19,17 @@ import (
 	"kvstore.dev/kvstore/wire"
 )
 
-func TestMain(m *testing.M) { kube.Main(m) }
+// TestMain runs the scenarios 8 at a time unless -parallel says otherwise
+// (its default, GOMAXPROCS, is 2 here): they spend their time waiting.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", "8")
+	}
+	kube.Main(m)
+}
 
 // TestKube runs the scenarios: those that do not disturb one another in
 // parallel, then the node restart alone.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -19,6 +20,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 	"kvstore.dev/kvstore/test/harness"
@@ -264,6 +266,7 @@ func newClient(kubeconfig string) (client.WithWatch, error) {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 50, 100
+	ctrllog.SetLogger(logr.Discard()) // the client logs nothing a test reads
 	return client.NewWithWatch(cfg, client.Options{Scheme: scheme()})
 }
 
