@@ -11,6 +11,10 @@
 #	    `go install <package>@<version>` with the versions pinned below
 #	    (none of their go.mod files has a replace directive, so no wrapper
 #	    module is needed);
+#	traefik
+#	    Traefik's own main package, built in the wrapper module
+#	    hack/kube/traefik (its go.mod pins the version and repeats
+#	    Traefik's replace directives, which `go install` refuses);
 #	pause
 #	    hack/kube/pause, the pod sandbox's process.
 #
@@ -79,7 +83,28 @@ kube() {
 	done
 }
 
+# traefik builds bin/kube/traefik in hack/kube/traefik's module, unless the
+# binary's build info already shows the pinned Traefik module version (its
+# "mod" line: a package of a dependency built as a tool reports the
+# dependency as its main module).
+traefik() {
+	local mod="$ROOT/hack/kube/traefik" ver start=$SECONDS
+	ver="$(cd "$mod" && go mod edit -print | awk '{ sub(/^require[ \t]+/, "") } $1 == "github.com/traefik/traefik/v3" { print $2; exit }')"
+	if [[ -x "$OUT/traefik" ]] && go version -m "$OUT/traefik" 2>/dev/null |
+		awk -v want="$ver" '$1 == "mod" && $2 == "github.com/traefik/traefik/v3" { ok = $3 == want } END { exit !ok }'; then
+		log "traefik $ver is up to date"
+		return
+	fi
+	log "building traefik $ver from hack/kube/traefik's module..."
+	(cd "$mod" && CGO_ENABLED=0 nice go build -trimpath \
+		-ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$ver" \
+		-o "$OUT/.traefik.tmp" github.com/traefik/traefik/v3/cmd/traefik) >&2
+	mv "$OUT/.traefik.tmp" "$OUT/traefik"
+	log "built traefik $ver in $((SECONDS - start))s"
+}
+
 kube
+traefik
 install coredns github.com/coredns/coredns "$COREDNS_VERSION" github.com/coredns/coredns
 install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION" \
 	github.com/rancher/local-path-provisioner "-X main.VERSION=$LOCAL_PATH_VERSION"

@@ -8,6 +8,8 @@
 #	                        (local-path-provisioner's helper pods, test pods)
 #	coredns                 bin/kube/coredns
 #	local-path-provisioner  bin/kube/local-path-provisioner
+#	traefik                 bin/kube/traefik, the Ingress controller
+#	                        (hack/kube/ingress.yaml)
 #
 # An image is packed again only when the binary in it changed (its sha256 is
 # kept beside the tarball). Needs hack/kube/bins.sh's output; prints the
@@ -55,5 +57,8 @@ pack coredns "$COREDNS_IMAGE" "$BIN/coredns" \
 	'COPY coredns /coredns' 'EXPOSE 53 53/udp' 'ENTRYPOINT ["/coredns"]'
 pack local-path-provisioner "$LOCAL_PATH_IMAGE" "$BIN/local-path-provisioner" \
 	'COPY local-path-provisioner /local-path-provisioner' 'ENTRYPOINT ["/local-path-provisioner"]'
+
+pack traefik docker.io/kvstore-local/traefik:e2e "$BIN/traefik" \
+	'COPY traefik /traefik' 'USER 65532:65532' 'EXPOSE 8000 8443' 'ENTRYPOINT ["/traefik"]'
 
 echo "$OUTDIR"

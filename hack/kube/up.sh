@@ -187,6 +187,17 @@ cgroups() {
 	done
 }
 
+# ingress_controller applies ingress.yaml (Traefik serving the IngressClass
+# nginx) and waits for it; on a cluster brought up before Traefik was
+# added, it imports the image first.
+ingress_controller() {
+	ctr_ images ls -q name==docker.io/kvstore-local/traefik:e2e | grep -q . ||
+		ctr_ images import "$images/traefik.tar" >/dev/null
+	kubectl_ apply -f "$HERE/ingress.yaml" >/dev/null
+	wait_for "Traefik (the Ingress controller)" 120 kubectl_ wait --for=condition=Available --timeout=2s \
+		-n traefik deployment/traefik
+}
+
 install_debs
 bins="$("$HERE/bins.sh")"
 [[ "$bins" == "$BIN" ]] || die "bins.sh printed $bins, not $BIN"
@@ -194,6 +205,7 @@ images="$("$HERE/images.sh")"
 
 if healthy; then
 	log "the cluster is already up"
+	ingress_controller
 	echo "$KUBECONFIG_OUT"
 	exit 0
 fi
@@ -264,6 +276,7 @@ wait_for "CoreDNS and local-path-provisioner" 120 kubectl_ wait --for=condition=
 	-n kube-system deployment/coredns
 wait_for "local-path-provisioner" 60 kubectl_ wait --for=condition=Available --timeout=2s \
 	-n local-path-storage deployment/local-path-provisioner
+ingress_controller
 
 trap - ERR
 log "up in $((SECONDS - start))s; node $NODE_NAME at $NODE_IP, API https://$NODE_IP:6443"

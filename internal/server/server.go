@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/net/netutil"
 
@@ -75,8 +76,46 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		return err
 	}
 	m = metrics.New(st.Status)
+
+	// The API listener serves from the start, with httpapi.Starting until
+	// the write path is up: joining a cluster can take minutes on a loaded
+	// machine, and a joining server is alive (its /healthz answers), not
+	// ready (its /readyz fails).
+	apiLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen: %w", err), st.Close())
+	}
+	apiLn = netutil.LimitListener(apiLn, cfg.HTTP.MaxConnections)
+	handler := &swapHandler{}
+	handler.set(httpapi.Starting())
+	apiSrv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
+		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
+		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
+		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
+		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	serve := func(srv *http.Server, ln net.Listener) {
+		wg.Go(func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		})
+	}
+	serve(apiSrv, apiLn)
+	log.Info("listening", "listener", "api", "addr", apiLn.Addr().String())
+	stopAPI := func() {
+		apiSrv.Close()
+		wg.Wait()
+	}
+
 	be, err := openBackend(ctx, cfg, st, m, log)
 	if err != nil {
+		stopAPI()
 		return errors.Join(err, st.Close())
 	}
 	status := st.Status()
@@ -100,56 +139,33 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 			MaxConcurrent: cfg.Snapshot.MaxConcurrent, MinBytesPerSecond: cfg.Snapshot.MinBytesPerSecond, StallTimeout: cfg.Snapshot.StallTimeout.D(),
 		},
 	})
-	apiSrv := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
-		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
-		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
-		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
-		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	apiSrv.RegisterOnShutdown(api.BeginShutdown)
-	apiLn, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return errors.Join(fmt.Errorf("listen: %w", err), be.Close())
-	}
-	apiLn = netutil.LimitListener(apiLn, cfg.HTTP.MaxConnections)
+	handler.set(api)
 	servers := []*http.Server{apiSrv}
-	listeners := []net.Listener{apiLn}
 	var debugAddr net.Addr
 	if cfg.DebugListen != "" {
 		debugLn, err := net.Listen("tcp", cfg.DebugListen)
 		if err != nil {
-			apiLn.Close()
+			stopAPI()
 			return errors.Join(fmt.Errorf("debug_listen: %w", err), be.Close())
 		}
 		debugAddr = debugLn.Addr()
 		debugLn = netutil.LimitListener(debugLn, cfg.HTTP.MaxConnections)
-		servers = append(servers, &http.Server{
+		debugSrv := &http.Server{
 			Handler:           debugMux(m, cfg.Pprof),
 			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
 			IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		})
-		listeners = append(listeners, debugLn)
+		}
+		servers = append(servers, debugSrv)
+		serve(debugSrv, debugLn)
 		log.Info("listening", "listener", "debug", "addr", debugAddr.String())
 	}
-	log.Info("listening", "listener", "api", "addr", apiLn.Addr().String())
 
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	wg.Go(func() {
 		(&store.Sweeper{Store: st, Proposer: be, Interval: cfg.TTL.SweepInterval.D(), Logger: log, Active: be.Sweeps}).Run(sweepCtx)
 	})
-	serveErr := make(chan error, len(servers))
-	for i, srv := range servers {
-		wg.Go(func() {
-			if err := srv.Serve(listeners[i]); !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- err
-			}
-		})
-	}
 	if ready != nil {
 		ready(apiLn.Addr(), debugAddr)
 	}
@@ -188,6 +204,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	}
 	log.Info("stopped cleanly")
 	return runErr
+}
+
+// swapHandler serves with the handler set last: httpapi.Starting, then the
+// API.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
 }
 
 // debugMux serves /metrics and, when withPprof, pprof; it is meant for a

@@ -221,3 +221,73 @@ func TestServesEmbeddedConsole(t *testing.T) {
 		})
 	}
 }
+
+// TestJoiningServerIsAlive starts a cluster node whose only peer never
+// answers, so it stays joining: its API must answer /healthz 200 (the
+// startup and liveness probes of its pod pass; issue 12 saw joining pods
+// killed by a 60 s startup probe under load) and /readyz and the KV API 503
+// unavailable, and it must stop when cancelled.
+func TestJoiningServerIsAlive(t *testing.T) {
+	t.Parallel()
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	cfg := config.Default()
+	cfg.Listen, cfg.DataDir = free(), t.TempDir()
+	cfg.Cluster = config.Cluster{
+		Enabled: true, NodeID: "kv-1", PeerListen: free(), BootstrapNode: "kv-0",
+		Join: []string{free()}, PeerToken: strings.Repeat("p", 32),
+	}
+	cfg.Cluster.PeerAdvertise = cfg.Cluster.PeerListen
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &testlog.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, NewLogger(cfg.Log, logs), nil) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("Run did not return after cancel\n%s", logs)
+		}
+	}()
+
+	tests := []struct {
+		path       string
+		wantStatus int
+		wantBody   string
+	}{
+		{"/healthz", 200, `"status":"starting"`},
+		{"/readyz", 503, `"code":"unavailable"`},
+		{"/api/v1/kv/a", 503, `"code":"unavailable"`},
+	}
+	for _, tc := range tests {
+		var code int
+		var body string
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get("http://" + cfg.Listen + tc.path)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				code, body = resp.StatusCode, string(b)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %v\n%s", tc.path, err, logs)
+			}
+			<-time.After(25 * time.Millisecond) // the listener is not up yet
+		}
+		if code != tc.wantStatus || !strings.Contains(body, tc.wantBody) {
+			t.Errorf("GET %s while joining: %d %s, want %d with %s", tc.path, code, body, tc.wantStatus, tc.wantBody)
+		}
+	}
+}

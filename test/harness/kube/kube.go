@@ -1,13 +1,41 @@
 // Package kube runs the end-to-end tests' Kubernetes: the local
 // single-node cluster of hack/kube (make e2e-up), brought up once per test
-// process, and kubectl against it. A test gets a namespace of its own
-// (enforcing the restricted Pod Security Standard) whose pods, events and
-// container logs are written to the test's artifacts when it fails.
+// process, kubectl and a controller-runtime client against it, and the
+// project's operator installed from the chart with the locally built
+// images. A test gets a namespace of its own (enforcing the restricted Pod
+// Security Standard) whose pods, events and container logs, and the
+// operator's log, are written to the test's artifacts when it fails.
+//
+//	func TestMain(m *testing.M) { kube.Main(m) } // uninstalls the operator at the end
 //
 //	k := kube.Up(t)                  // hack/kube/up.sh, cached binaries and images
+//	k.InstallOperator(t)             // once per process: images imported, helm upgrade --install
 //	ns := k.Namespace(t, "scale")    // deleted when t ends; dumped when t fails
-//	k.Apply(t, ns, manifest)
+//	s := k.KVStore(t, ns, "demo", 3, "config:\n  logLevel: debug\n") // applied, waited for
+//	s.Client.Put("k", []byte("v"))   // through the client Service's ClusterIP, admin token
+//	s.Apply(t, 5, ""); s.WaitReady(t, 5)
 //	k.Kubectl(t, "-n", ns, "get", "pods")
+//
+// The API, stable for the e2e suites:
+//   - Up(t) *Cluster; Cluster.Run, Kubectl, Apply, Namespace, Dump, Client.
+//   - Main(m): TestMain of every package that calls InstallOperator.
+//   - Cluster.InstallOperator(t) string: runs hack/images.sh --operator
+//     (unless $KVSTORE_IMAGES_BUILT=1), tags ServerImageB, imports the
+//     images with hack/kube/load-images.sh (cached by image ID), installs
+//     charts/kvstore as release OperatorRelease in OperatorNamespace and
+//     waits for the Deployment; returns OperatorNamespace. One operator
+//     serves every test process of the machine (file locks in $TMPDIR);
+//     the last one to end uninstalls it (release, CRD, namespace).
+//   - Cluster.KVStore(t, ns, name, replicas, extraSpecYAML) *Store: applies a
+//     KVStore and waits (ReadyTimeout) until all pods are Ready, Available
+//     is true and every member a voter. Store has Token, URL (the client
+//     Service from the host), Client (a harness.Client of URL), and Apply,
+//     WaitReady, Get, Pods.
+//   - Disrupt(t), RestartNode(t): a test that restarts the node's kubelet
+//     and containerd (hack/kube/restart.sh) waits for every other test's
+//     Namespace, of any process, to end, and keeps new ones out.
+//   - Eventually, Poll: harness's, with the condition run at most once a
+//     second (API calls).
 //
 // The cluster's addresses are routed from the host: a test reaches pod IPs
 // and ClusterIPs directly.
@@ -22,8 +50,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"kvstore.dev/kvstore/test/harness"
 )
@@ -32,12 +65,21 @@ import (
 type Cluster struct {
 	Kubeconfig string // the admin kubeconfig
 	KubectlBin string // bin/kube/kubectl
+
+	client client.WithWatch
 }
 
 var up = sync.OnceValues(func() (*Cluster, error) {
 	root := harness.Root()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
+	// One up.sh at a time on the machine: a second one, seeing the first's
+	// half-made cluster, would take it down.
+	lock, err := flock("up", syscall.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "hack", "kube", "up.sh"))
 	cmd.Dir = root
 	var stderr bytes.Buffer
@@ -46,10 +88,14 @@ var up = sync.OnceValues(func() (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hack/kube/up.sh: %w\n%s", err, stderr.Bytes())
 	}
-	return &Cluster{
+	c := &Cluster{
 		Kubeconfig: strings.TrimSpace(string(out)),
 		KubectlBin: filepath.Join(root, "bin", "kube", "kubectl"),
-	}, nil
+	}
+	if c.client, err = newClient(c.Kubeconfig); err != nil {
+		return nil, fmt.Errorf("a client of %s: %w", c.Kubeconfig, err)
+	}
+	return c, nil
 })
 
 // Up brings the local cluster up (or finds it up) and returns it. It needs
@@ -109,14 +155,15 @@ func (c *Cluster) Apply(t testing.TB, ns, manifest string) {
 // after its state is dumped if t failed.
 func (c *Cluster) Namespace(t testing.TB, name string) string {
 	t.Helper()
-	c.Apply(t, "", fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata:
-  name: %s
-  labels:
-    pod-security.kubernetes.io/enforce: restricted
-    pod-security.kubernetes.io/enforce-version: latest
-`, name))
+	if !disrupting.Load() {
+		// Released last (cleanups run in reverse): after the deletion.
+		lock, err := flock("node", syscall.LOCK_SH)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { lock.Close() })
+	}
+	c.Apply(t, "", restrictedNamespace(name))
 	t.Cleanup(func() {
 		if t.Failed() {
 			c.Dump(t, name)
@@ -124,15 +171,81 @@ metadata:
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		if _, err := c.Run(ctx, "", "delete", "namespace", name, "--wait=true"); err != nil {
-			t.Logf("deleting namespace %s: %v", name, err)
+			t.Errorf("deleting namespace %s: %v", name, err)
+			return
+		}
+		// The claims' volumes are cluster-wide: wait for the provisioner
+		// to delete them too.
+		_, err := Poll(3*time.Minute, func() error {
+			var pvs corev1.PersistentVolumeList
+			if err := c.client.List(ctx, &pvs); err != nil {
+				return err
+			}
+			var left []string
+			for _, pv := range pvs.Items {
+				if ref := pv.Spec.ClaimRef; ref != nil && ref.Namespace == name {
+					left = append(left, pv.Name+" ("+string(pv.Status.Phase)+")")
+				}
+			}
+			if len(left) > 0 {
+				return fmt.Errorf("volumes of namespace %s left: %v", name, left)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
 		}
 	})
 	return name
 }
 
+// disrupting is set while a test of this process holds Disrupt.
+var disrupting atomic.Bool
+
+// Disrupt is for a test that disturbs the whole node (RestartNode): it
+// waits until no test of any process on the machine holds a Namespace, and
+// keeps new ones out until t ends (its own Namespace excepted). Call it
+// before t's Namespace; not from a parallel test.
+func (c *Cluster) Disrupt(t testing.TB) {
+	t.Helper()
+	start := time.Now()
+	lock, err := flock("node", syscall.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Logf("kube: waited %s for the other tests' namespaces", waited.Round(time.Second))
+	}
+	disrupting.Store(true)
+	t.Cleanup(func() {
+		disrupting.Store(false)
+		lock.Close()
+	})
+}
+
+// RestartNode stops the node's kubelet and containerd, kills the pods'
+// processes (as a reboot would), starts both again (hack/kube/restart.sh)
+// and waits until the node is Ready. Call Disrupt first.
+func (c *Cluster) RestartNode(t testing.TB) {
+	t.Helper()
+	if !disrupting.Load() {
+		t.Fatal("kube.RestartNode: call Disrupt first")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := run(ctx, "bash", filepath.Join(harness.Root(), "hack", "kube", "restart.sh"), "kubelet", "containerd"); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, "node Ready after the restart", ReadyTimeout, func() error {
+		_, err := c.Run(ctx, "", "wait", "--for=condition=Ready", "node/e2e", "--timeout=1s")
+		return err
+	})
+}
+
 // Dump writes the namespace's objects, events and every container's log
-// (and its previous instance's) to files under the test's artifacts
-// directory, and logs where.
+// (and its previous instance's), and once InstallOperator ran the
+// operator's log, to files under the test's artifacts directory, and
+// logs where.
 func (c *Cluster) Dump(t testing.TB, ns string) {
 	dir := filepath.Join(harness.ArtifactsDir(t), "kube-"+strings.ReplaceAll(t.Name(), "/", "_"), ns)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -158,6 +271,10 @@ func (c *Cluster) Dump(t testing.TB, ns string) {
 			save(f[0]+"_"+container+".log", "-n", ns, "logs", f[0], "-c", container)
 			save(f[0]+"_"+container+".previous.log", "-n", ns, "logs", f[0], "-c", container, "--previous")
 		}
+	}
+	if usersLock != nil { // InstallOperator ran: the operator's side too
+		save("operator.log", "-n", OperatorNamespace, "logs", "deployment/"+OperatorRelease+"-operator", "--all-containers", "--since=1h")
+		save("operator-objects.txt", "-n", OperatorNamespace, "get", "all,events", "-o", "wide")
 	}
 	t.Logf("kube: namespace %s dumped to %s", ns, dir)
 }

@@ -1,0 +1,391 @@
+package ingress
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"kvstore.dev/kvstore/internal/certs"
+	"kvstore.dev/kvstore/test/e2e/console"
+	"kvstore.dev/kvstore/test/harness"
+	"kvstore.dev/kvstore/test/harness/kube"
+)
+
+func TestMain(m *testing.M) { kube.Main(m) }
+
+const (
+	storeName = "kv"
+	host      = "kv.ingress-e2e.test"
+	// bodyLimit is the store's maxValueBytes, and so the Ingresses'
+	// proxy-body-size: not nginx's default of 1m, so that a config without
+	// the annotation would let a body over it through.
+	bodyLimit = 256 << 10
+
+	traefikNamespace = "traefik" // hack/kube/ingress.yaml
+	traefikService   = "traefik"
+
+	nginxImage = "kvstore-local/nginx:bookworm" // hack/images.sh
+	// nginxCertDir is where the nginx pod mounts the TLS Secret; it serves
+	// the Ingresses on 8080 (HTTP) and 8443 (HTTPS).
+	nginxCertDir = "/etc/nginx/tls"
+)
+
+// TestIngress runs one KVStore with spec.ingress.enabled in a namespace of
+// its own and checks its Ingresses as served by Traefik (the Ingress
+// controller of hack/kube), from a client pod through the client Service,
+// and as nginx serves them (the annotations Traefik ignores).
+func TestIngress(t *testing.T) {
+	k := kube.Up(t)
+	k.InstallOperator(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			k.Dump(t, traefikNamespace)
+		}
+	})
+	ns := k.Namespace(t, "ingress-e2e")
+	s := k.KVStore(t, ns, storeName, 3, fmt.Sprintf("config:\n  maxValueBytes: %d\ningress:\n  enabled: true\n  host: %s\n", bodyLimit, host))
+
+	ings := ingresses(t, k, s)
+	secretName := ings[0].Spec.TLS[0].SecretName
+	var secret corev1.Secret
+	if err := k.Client(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secretName}, &secret); err != nil {
+		t.Fatalf("the Ingresses' TLS Secret: %v", err)
+	}
+	caPEM, certPEM := secret.Data["ca.crt"], secret.Data["tls.crt"]
+	if len(caPEM) == 0 || len(certPEM) == 0 {
+		t.Fatalf("Secret %s has no ca.crt or tls.crt (keys: %v)", secretName, keys(secret.Data))
+	}
+
+	// The pods start while Traefik is tested.
+	startNginx(t, k, s, ings)
+	startClientPod(t, k, s)
+
+	t.Run("traefik", func(t *testing.T) {
+		addr := traefikAddr(t, k, s, ings)
+		hc := dialTo(t, addr, caPEM)
+		c := apiClient("https://"+host, s.Token, hc)
+		kube.Eventually(t, "GET /readyz through Traefik", 2*time.Minute, func() error {
+			if r := c.Do("GET", "/readyz", nil); r.Status != 200 {
+				return fmt.Errorf("%v %s", r, r.Body)
+			}
+			return nil
+		})
+
+		t.Run("kv writes and linearizable reads over https", func(t *testing.T) {
+			checkKV(t, c, "e2e/ingress/traefik/", 20)
+		})
+		t.Run("http redirects to https", func(t *testing.T) {
+			checkRedirect(t, hc, "http://"+host, host, "/api/v1/kv/e2e/x?consistency=stale", 301)
+		})
+		t.Run("watch delivers an event", func(t *testing.T) {
+			if seen, err := watchEvent(c, c, "e2e/ingress/traefik-watch", 15*time.Second); err != nil {
+				t.Fatalf("%v; the stream showed %q", err, seen)
+			}
+		})
+		t.Run("proxy-body-size is not applied", func(t *testing.T) {
+			// Traefik ignores the annotation: the server refuses the value.
+			r := c.Put("e2e/ingress/traefik-big", bytes.Repeat([]byte("x"), bodyLimit+1))
+			if r.Status != 413 || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json") {
+				t.Fatalf("PUT of %d bytes: %v %s %q; want the server's 413 problem (Traefik applying proxy-body-size now? docs/e2e.md says it does not)", bodyLimit+1, r, r.Header.Get("Content-Type"), r.Body)
+			}
+		})
+		t.Run("console in a browser", func(t *testing.T) {
+			chromium := console.RequireChromium(t)
+			cert, err := certs.ParseCert(certPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			err = console.Run(ctx, t, "https://"+host, s.Token, console.Options{
+				ChromiumPath:      chromium,
+				HostResolverRules: "MAP " + host + " " + addr,
+				TrustedSPKIHashes: []string{console.SPKIHash(cert)},
+				HTTPClient:        hc,
+				Name:              "ingress-traefik",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+
+	t.Run("client pod through the client Service", func(t *testing.T) {
+		out := waitClientPod(t, k, ns)
+		// One status line per PUT (retried on 503 and 504, which leave the
+		// outcome open: a PUT of the same value may be repeated), then the
+		// value.
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		n := len(lines)
+		ok := n >= 2 && strings.HasPrefix(lines[n-2], "HTTP/1.1 20") && lines[n-1] == "from-a-pod"
+		for _, l := range lines[:max(n-2, 0)] {
+			ok = ok && (strings.HasPrefix(l, "HTTP/1.1 503") || strings.HasPrefix(l, "HTTP/1.1 504"))
+		}
+		if !ok {
+			t.Fatalf("the client pod printed %q; want 2xx for the PUT (after at most retriable 503/504) and the value from-a-pod", out)
+		}
+		if n > 2 {
+			t.Logf("the client pod's PUT was retried: %q", lines[:n-1])
+		}
+		if r := s.Client.Get("e2e/ingress/pod", "linearizable"); !r.OK() || string(r.Body) != "from-a-pod" {
+			t.Fatalf("GET of the pod's key from the host: %v %q", r, r.Body)
+		}
+	})
+
+	t.Run("nginx", func(t *testing.T) {
+		ip := waitNginx(t, k, ns)
+		hc := dialTo(t, ip, caPEM)
+		c := apiClient("https://"+host+":8443", s.Token, hc)
+
+		t.Run("kv writes and linearizable reads over https", func(t *testing.T) {
+			checkKV(t, c, "e2e/ingress/nginx/", 5)
+		})
+		t.Run("http redirects to https", func(t *testing.T) {
+			checkRedirect(t, hc, "http://"+host+":8080", host, "/api/v1/kv/e2e/x?consistency=stale", 308)
+		})
+		t.Run("body over proxy-body-size is refused by nginx", func(t *testing.T) {
+			r := c.Put("e2e/ingress/nginx-big", bytes.Repeat([]byte("x"), bodyLimit+1))
+			if r.Status != 413 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+				t.Fatalf("PUT of %d bytes: %v %s %q; want nginx's own 413 (text/html), not the server's", bodyLimit+1, r, r.Header.Get("Content-Type"), r.Body)
+			}
+		})
+		t.Run("body at proxy-body-size passes", func(t *testing.T) {
+			value := bytes.Repeat([]byte("y"), bodyLimit)
+			if r := c.Put("e2e/ingress/nginx-limit", value); !r.OK() {
+				t.Fatalf("PUT of %d bytes: %v %q", len(value), r, r.Body)
+			}
+			if r := c.Get("e2e/ingress/nginx-limit", "linearizable"); !r.OK() || !bytes.Equal(r.Body, value) {
+				t.Fatalf("GET: %v, %d bytes", r, len(r.Body))
+			}
+		})
+		t.Run("watch streams", func(t *testing.T) {
+			if seen, err := watchEvent(c, c, "e2e/ingress/nginx-watch", 15*time.Second); err != nil {
+				t.Fatalf("%v; the stream showed %q", err, seen)
+			}
+		})
+	})
+}
+
+// ingresses waits until the operator made the store's two Ingresses and
+// returns them, the one for / first.
+func ingresses(t *testing.T, k *kube.Cluster, s *kube.Store) []networkingv1.Ingress {
+	t.Helper()
+	var out []networkingv1.Ingress
+	kube.Eventually(t, "the KVStore's Ingresses", time.Minute, func() error {
+		out = out[:0]
+		for _, name := range []string{s.Name, s.Name + "-watch"} {
+			var ing networkingv1.Ingress
+			if err := k.Client(t).Get(context.Background(), client.ObjectKey{Namespace: s.Namespace, Name: name}, &ing); err != nil {
+				return err
+			}
+			if len(ing.Spec.TLS) == 0 || ing.Spec.TLS[0].SecretName == "" {
+				return fmt.Errorf("Ingress %s has no TLS Secret", name)
+			}
+			out = append(out, ing)
+		}
+		return nil
+	})
+	return out
+}
+
+// traefikAddr is the ClusterIP of Traefik's Service, once Traefik has
+// published it in the status of both Ingresses (it serves them).
+func traefikAddr(t *testing.T, k *kube.Cluster, s *kube.Store, ings []networkingv1.Ingress) string {
+	t.Helper()
+	var svc corev1.Service
+	if err := k.Client(t).Get(context.Background(), client.ObjectKey{Namespace: traefikNamespace, Name: traefikService}, &svc); err != nil {
+		t.Fatalf("Traefik's Service (hack/kube/ingress.yaml, applied by hack/kube/up.sh): %v", err)
+	}
+	ip := svc.Spec.ClusterIP
+	kube.Eventually(t, "Traefik publishing "+ip+" in the Ingresses' status", 2*time.Minute, func() error {
+		for _, want := range ings {
+			var ing networkingv1.Ingress
+			if err := k.Client(t).Get(context.Background(), client.ObjectKey{Namespace: s.Namespace, Name: want.Name}, &ing); err != nil {
+				return err
+			}
+			lb := ing.Status.LoadBalancer.Ingress
+			if len(lb) != 1 || lb[0].IP != ip {
+				return fmt.Errorf("Ingress %s: status %+v", ing.Name, lb)
+			}
+		}
+		return nil
+	})
+	return ip
+}
+
+// restricted is the container security context the restricted Pod
+// Security Standard asks for.
+const restricted = `
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities: {drop: [ALL]}`
+
+// startClientPod runs a busybox pod that writes e2e/ingress/pod through the
+// client Service's DNS name (busybox's wget cannot PUT: nc sends it; a 503
+// or 504 is retried) and reads it back with a linearizable read, printing
+// each PUT's status line and the value.
+func startClientPod(t *testing.T, k *kube.Cluster, s *kube.Store) {
+	t.Helper()
+	auth := s.Get(t).Status.AuthSecretName
+	svc := fmt.Sprintf("%s.%s.svc.cluster.local", s.Name, s.Namespace)
+	script := `set -eu
+body=from-a-pod
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
+	status="$(printf 'PUT /api/v1/kv/e2e/ingress/pod HTTP/1.1\r\nHost: %s:8080\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' "$SVC" "$TOKEN" ${#body} "$body" |
+		nc "$SVC" 8080 | head -n 1 | tr -d '\r')"
+	echo "$status"
+	case "$status" in "HTTP/1.1 20"*) break ;; esac
+	sleep 1 # retry pacing
+done
+wget -q -O - --header "Authorization: Bearer $TOKEN" "http://$SVC:8080/api/v1/kv/e2e/ingress/pod?consistency=linearizable"
+echo`
+	k.Apply(t, s.Namespace, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  restartPolicy: Never
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+    - name: client
+      image: docker.io/kvstore-local/busybox:e2e
+      imagePullPolicy: Never
+      command: [/bin/sh, -c, %q]
+      env:
+        - {name: SVC, value: %s}
+        - name: TOKEN
+          valueFrom: {secretKeyRef: {name: %s, key: token}}
+      securityContext:%s
+`, script, svc, auth, restricted))
+}
+
+// waitClientPod waits for the client pod to end and returns its output.
+func waitClientPod(t *testing.T, k *kube.Cluster, ns string) string {
+	t.Helper()
+	var pod corev1.Pod
+	kube.Eventually(t, "the client pod to end", 3*time.Minute, func() error {
+		if err := k.Client(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "client"}, &pod); err != nil {
+			return err
+		}
+		if p := pod.Status.Phase; p != corev1.PodSucceeded && p != corev1.PodFailed {
+			return fmt.Errorf("pod client: %s", kube.PodState(&pod))
+		}
+		return nil
+	})
+	out := k.Kubectl(t, "-n", ns, "logs", "client")
+	if pod.Status.Phase != corev1.PodSucceeded {
+		t.Fatalf("the client pod failed (%s); its output:\n%s", kube.PodState(&pod), out)
+	}
+	return out
+}
+
+// startNginx imports the compose nginx image into the cluster and runs it
+// as a pod with the config rendered from ings (backends resolved to the
+// Services' ClusterIPs).
+func startNginx(t *testing.T, k *kube.Cluster, s *kube.Store, ings []networkingv1.Ingress) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	load := exec.CommandContext(ctx, "bash", filepath.Join(harness.Root(), "hack", "kube", "load-images.sh"), nginxImage)
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("importing %s (hack/images.sh builds it): %v\n%s", nginxImage, err, out)
+	}
+	resolve := func(ns string, b networkingv1.IngressServiceBackend) (string, error) {
+		var svc corev1.Service
+		if err := k.Client(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: b.Name}, &svc); err != nil {
+			return "", err
+		}
+		for _, p := range svc.Spec.Ports {
+			if (b.Port.Name != "" && p.Name == b.Port.Name) || (b.Port.Name == "" && p.Port == b.Port.Number) {
+				return fmt.Sprintf("%s:%d", svc.Spec.ClusterIP, p.Port), nil
+			}
+		}
+		return "", fmt.Errorf("Service %s/%s has no port %+v", ns, b.Name, b.Port)
+	}
+	servers, err := nginxServers(ings, resolve, nginxOptions{HTTPPort: 8080, HTTPSPort: 8443, CertDir: nginxCertDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := nginxConfig(servers)
+	t.Logf("nginx.conf rendered from the Ingresses:\n%s", conf)
+	secret := ings[0].Spec.TLS[0].SecretName
+	k.Apply(t, s.Namespace, fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: nginx
+data:
+  nginx.conf: %q
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: nginx
+spec:
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 101
+    runAsGroup: 101
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+    - name: nginx
+      image: docker.io/%s
+      imagePullPolicy: Never
+      command: [/usr/sbin/nginx, -c, /etc/nginx/e2e/nginx.conf, -g, "daemon off;"]
+      ports: [{containerPort: 8080}, {containerPort: 8443}]
+      readinessProbe:
+        tcpSocket: {port: 8443}
+        periodSeconds: 1
+      securityContext:%s
+      volumeMounts:
+        - {name: conf, mountPath: /etc/nginx/e2e, readOnly: true}
+        - {name: tls, mountPath: %s/%s, readOnly: true}
+        - {name: tmp, mountPath: /tmp}
+  volumes:
+    - name: conf
+      configMap: {name: nginx}
+    - name: tls
+      secret: {secretName: %s, defaultMode: 0444}
+    - name: tmp
+      emptyDir: {sizeLimit: 64Mi}
+`, conf, nginxImage, restricted, nginxCertDir, secret, secret))
+}
+
+// waitNginx waits for the nginx pod to be Ready and returns its IP.
+func waitNginx(t *testing.T, k *kube.Cluster, ns string) string {
+	t.Helper()
+	var pod corev1.Pod
+	kube.Eventually(t, "the nginx pod to be Ready", 3*time.Minute, func() error {
+		if err := k.Client(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "nginx"}, &pod); err != nil {
+			return err
+		}
+		if pod.Status.Phase == corev1.PodFailed || kube.Restarts(&pod) > 0 {
+			return fmt.Errorf("nginx pod: %s", kube.PodState(&pod)) // the dump has its log
+		}
+		if !kube.PodReady(&pod) || pod.Status.PodIP == "" {
+			return fmt.Errorf("nginx pod: %s", kube.PodState(&pod))
+		}
+		return nil
+	})
+	return pod.Status.PodIP
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
