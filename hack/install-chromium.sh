@@ -29,10 +29,8 @@ cannot() {
 }
 
 command -v apt-get >/dev/null || cannot "apt-get is not available; install chromium yourself"
-sudo=()
 if [[ "$(id -u)" -ne 0 ]]; then
 	command -v sudo >/dev/null || cannot "this is not root and sudo is not available"
-	sudo=(sudo)
 fi
 
 echo "installing ${packages[*]} with apt-get..." >&2
