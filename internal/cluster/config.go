@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +38,9 @@ type Config struct {
 	// has no Raft state and no node in Join answers with a leader.
 	Bootstrap bool
 	// Join lists peer addresses to ask for membership when this node has no
-	// Raft state.
+	// Raft state, or was removed while it was away. A name that resolves
+	// to several addresses (a headless Service's) stands for all of them:
+	// each is asked in turn, this node's own skipped (joinTargets).
 	Join []string
 	// JoinAsNonvoter makes this node ask to join without a vote; something
 	// else (the operator) promotes it once it has caught up.
@@ -67,6 +70,9 @@ type Config struct {
 	// (Command.Now, what TTLs are compared with); time.Now when nil. A
 	// seam for tests.
 	Clock func() time.Time
+	// Resolve expands one Join entry (host:port) into the addresses to
+	// ask; net.DefaultResolver's lookup when nil. A seam for tests.
+	Resolve func(ctx context.Context, hostport string) ([]string, error)
 }
 
 // Raft timing defaults. hashicorp/raft's own (1 s, 1 s, 500 ms) let a

@@ -19,7 +19,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"kvstore.dev/kvstore/internal/store"
-	"kvstore.dev/kvstore/wire"
 )
 
 // Node is one member of a replicated store. Its methods are safe for
@@ -192,103 +191,6 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 		go n.rejoin()
 	}
 	return n, nil
-}
-
-// rejoin runs for a node that started with its Raft state. It may have
-// been removed while it was away (a StatefulSet scaled down and up again
-// on kept volumes): then nothing would ever contact it, since the leader
-// replicates only to members, so it asks the peers in Join to add it again
-// (JoinKept), as a voter unless JoinAsNonvoter, until one answers. A node
-// that is still a member is left as it is.
-//
-// Meanwhile it cannot disturb the cluster: Raft does not campaign while its
-// latest configuration gives it no vote, and with an older configuration
-// that still does, its pre-vote is refused by the members (it is not in
-// their configuration, and they have a leader), so its term stays put.
-func (n *Node) rejoin() {
-	if len(n.cfg.Join) == 0 {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	if err := n.join(ctx, true, wire.JoinKept); err != nil && ctx.Err() == nil {
-		n.cfg.Logger.Warn("asking to be re-admitted", "err", err)
-	}
-}
-
-// bootstrapOrJoin runs for a node with no Raft state: it asks the peers in
-// Join to add it, and only when none of them answers with a leader and
-// Bootstrap is set does it start a new cluster of itself. So a first node
-// that lost its volume joins the running cluster rather than starting a
-// second one.
-//
-// A node without Raft state answers no Raft RPC until it has been admitted
-// (the peer mux's gate): under its id the configuration may still hold a
-// voter that had a log and cast votes this node has forgotten. It asks
-// with JoinEmpty, so the leader removes such a stale entry, and commits
-// that, before it adds the node again; only then may it vote or count for
-// a commit.
-func (n *Node) bootstrapOrJoin(ctx context.Context) error {
-	if len(n.cfg.Join) > 0 {
-		err := n.join(ctx, !n.cfg.Bootstrap, wire.JoinEmpty)
-		if err == nil {
-			n.mux.raftOpen.Store(true)
-			return nil
-		}
-		if !n.cfg.Bootstrap {
-			return err
-		}
-		n.cfg.Logger.Info("no cluster answered; bootstrapping a new one", "err", err)
-	}
-	if n.mux != nil {
-		n.mux.raftOpen.Store(true)
-	}
-	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
-		ID: raft.ServerID(n.cfg.NodeID), Address: raft.ServerAddress(n.cfg.PeerAdvertise), Suffrage: raft.Voter,
-	}}})
-	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	n.cfg.Logger.Info("bootstrapped a new cluster", "node", n.cfg.NodeID)
-	return nil
-}
-
-// join asks the peers in Join to add this node, telling them whether it has
-// Raft state (state: JoinEmpty or JoinKept). With persist it keeps trying
-// until ctx ends; otherwise one round over the peers.
-func (n *Node) join(ctx context.Context, persist bool, state string) error {
-	var last error
-	for attempt := 0; ; attempt++ {
-		for _, peer := range n.cfg.Join {
-			if peer == n.cfg.PeerAdvertise {
-				continue
-			}
-			err := n.askJoin(ctx, peer, state)
-			if err == nil {
-				n.cfg.Logger.Info("joined the cluster", "via", peer)
-				return nil
-			}
-			last = err
-		}
-		if last == nil {
-			return errors.New("join: no other peer to ask")
-		}
-		if !persist {
-			return fmt.Errorf("join: no peer added this node: %w", last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("join: %w (last: %v)", ctx.Err(), last)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
 
 // background counts leader changes and drops pooled connections that may

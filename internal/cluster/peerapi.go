@@ -126,8 +126,10 @@ func (n *Node) addMember(ctx context.Context, m wire.AddMemberRequest) error {
 
 // passOn adds m for the server that asked this node: here as the leader,
 // else passed on once to the leader (a joining server may ask any member).
-// It is not retried here: the asking server tries again, or asks another
-// member (Node.join).
+// It is not retried here, nor waited for: a node that knows no leader (in
+// an election, or itself waiting to be re-admitted, when no leader
+// contacts it) answers not_leader at once, and the asking server asks
+// another address or tries again (Node.join).
 func (n *Node) passOn(ctx context.Context, m wire.AddMemberRequest) error {
 	if err := validateMember(m); err != nil {
 		return err
@@ -135,11 +137,8 @@ func (n *Node) passOn(ctx context.Context, m wire.AddMemberRequest) error {
 	if n.raft.State() == raft.Leader {
 		return n.addLocal(m)
 	}
-	addr, err := n.peers.waitLeader(ctx)
-	if err != nil {
-		return err
-	}
-	if addr == n.cfg.PeerAdvertise {
+	addr := n.peers.leader()
+	if addr == "" || addr == n.cfg.PeerAdvertise {
 		return errNotLeader
 	}
 	return n.peers.addMember(ctx, addr, m)
