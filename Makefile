@@ -112,8 +112,7 @@ test: lint test-deps verify-generated build build-operator ## Install what the t
 test-kube: test-deps ## The suites on the local Kubernetes (test/e2e/kube, test/e2e/ingress; build tag kube): builds the cluster's programs and images, brings it up, runs them. Not yet part of make test (docs/e2e.md).
 	hack/kube/bins.sh >/dev/null
 	hack/kube/images.sh >/dev/null
-	hack/images.sh --operator
-	HELM="$$(hack/install-helm.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) KVSTORE_IMAGES_BUILT=1 \
+	HELM="$$(hack/install-helm.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) \
 	$(GO) test -tags kube -count=1 -timeout 60m -v ./test/e2e/kube/ ./test/e2e/ingress/
 
 .PHONY: fuzz

@@ -20,7 +20,8 @@
 //   - Up(t) *Cluster; Cluster.Run, Kubectl, Apply, Namespace, Dump, Client.
 //   - Main(m): TestMain of every package that calls InstallOperator.
 //   - Cluster.InstallOperator(t) string: runs hack/images.sh --operator
-//     (unless $KVSTORE_IMAGES_BUILT=1), tags ServerImageB, imports the
+//     with the suite's own tags (ServerImage, OperatorImage), tags
+//     ServerImageB, imports the
 //     images with hack/kube/load-images.sh (cached by image ID), installs
 //     charts/kvstore as release OperatorRelease in OperatorNamespace and
 //     waits for the Deployment; returns OperatorNamespace. One operator

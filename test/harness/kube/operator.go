@@ -16,13 +16,16 @@ import (
 	"kvstore.dev/kvstore/test/harness"
 )
 
-// Images are the project's images InstallOperator imports into the
-// cluster: the server, the operator, and the server again under a second
-// tag (ServerImageB) for tests that change a KVStore's image.
+// Images are the project's images InstallOperator builds and imports into
+// the cluster: the server, the operator, and the server again under a
+// second tag (ServerImageB) for tests that change a KVStore's image. They
+// are the suite's own tags, so that another build of the :local images
+// (make run's compose stack, a Docker suite) cannot change what the
+// cluster runs; hack/images.sh builds both from the same cached layers.
 const (
-	ServerImage   = "kvstore/kvstore:local"
-	ServerImageB  = "kvstore/kvstore:local-b"
-	OperatorImage = "kvstore/operator:local"
+	ServerImage   = "kvstore/kvstore:e2e"
+	ServerImageB  = "kvstore/kvstore:e2e-b"
+	OperatorImage = "kvstore/operator:e2e"
 )
 
 // OperatorNamespace is where InstallOperator installs the chart's release
@@ -31,11 +34,6 @@ const (
 	OperatorNamespace = "kvstore-e2e-operator"
 	OperatorRelease   = "kvstore"
 )
-
-// ImagesBuiltEnv, set to 1, tells InstallOperator that the images are
-// fresh (make test builds them in test-deps); otherwise it runs
-// hack/images.sh --operator first.
-const ImagesBuiltEnv = "KVSTORE_IMAGES_BUILT"
 
 // The operator is shared by every test process on the machine (go test
 // runs test packages in parallel, and a KVStore must have one operator):
@@ -68,8 +66,8 @@ func Main(m *testing.M) {
 
 // InstallOperator makes sure the project's images are in the cluster and
 // the operator runs from them: helm upgrade --install of charts/kvstore
-// (image kvstore/operator:local, pull policy Never, default server image
-// kvstore/kvstore:local) into OperatorNamespace, which enforces the
+// (image OperatorImage, pull policy Never, default server image
+// ServerImage) into OperatorNamespace, which enforces the
 // restricted Pod Security Standard, waiting until the Deployment is
 // Available. It runs once per test process (later calls return at once)
 // and returns the operator's namespace. The package's TestMain must call
@@ -104,10 +102,11 @@ func install() (time.Duration, error) {
 		return 0, err
 	}
 
-	if os.Getenv(ImagesBuiltEnv) != "1" {
-		if err := run(ctx, "bash", filepath.Join(harness.Root(), "hack", "images.sh"), "--operator"); err != nil {
-			return 0, err
-		}
+	build := exec.CommandContext(ctx, "bash", filepath.Join(harness.Root(), "hack", "images.sh"), "--operator")
+	build.Dir = harness.Root()
+	build.Env = append(os.Environ(), "KVSTORE_IMAGE="+ServerImage, "OPERATOR_IMAGE="+OperatorImage)
+	if out, err := build.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("hack/images.sh --operator: %w\n%s", err, out)
 	}
 	if err := run(ctx, "docker", "tag", ServerImage, ServerImageB); err != nil {
 		return 0, err
