@@ -18,20 +18,23 @@ import (
 // proves to each side that the other holds the peer token, without sending
 // anything an observer could replay:
 //
-//	client → server  nc                                  (nonceLen random bytes)
+//	client → server  handshakeVersion, nc                (nc: nonceLen random bytes)
 //	server → client  ns, HMAC-SHA256(token, serverLabel || nc || ns)
 //	client → server  kind, HMAC-SHA256(token, clientLabel || nc || ns || kind)
 //
 // The server checks the client's answer in constant time before it reads
 // anything else; the client checks the server's before it sends its own.
+// The version byte lets a later handshake be told apart; a server refuses
+// any other.
 // The kind byte (kindRaft, kindHTTP) says what the connection carries; it
 // is covered by the client's answer. Without TLS this stops replay and
 // keeps the token off the wire, but not a man in the middle who tampers
 // with an established connection: that takes peer TLS.
 const (
-	nonceLen    = 32
-	serverLabel = "kvstore peer handshake v1 server"
-	clientLabel = "kvstore peer handshake v1 client"
+	handshakeVersion = 1
+	nonceLen         = 32
+	serverLabel      = "kvstore peer handshake v1 server"
+	clientLabel      = "kvstore peer handshake v1 client"
 )
 
 // errPeerAuth is a peer that did not prove it holds the peer token;
@@ -70,10 +73,14 @@ func (a *peerAuth) serverHandshake(conn net.Conn, timeout time.Duration) (net.Co
 		conn = tc
 	}
 	msg := make([]byte, nonceLen+sha256.Size)
-	nc := make([]byte, nonceLen)
-	if _, err := io.ReadFull(conn, nc); err != nil {
+	hello := make([]byte, 1+nonceLen)
+	if _, err := io.ReadFull(conn, hello); err != nil {
 		return nil, 0, fmt.Errorf("read the client nonce: %w", err)
 	}
+	if hello[0] != handshakeVersion {
+		return nil, 0, fmt.Errorf("%w: handshake version %d, want %d", errPeerAuth, hello[0], handshakeVersion)
+	}
+	nc := hello[1:]
 	ns := msg[:nonceLen]
 	_, _ = rand.Read(ns)
 	copy(msg[nonceLen:], proof(a.token, serverLabel, nc, ns))
@@ -103,9 +110,11 @@ func (a *peerAuth) clientHandshake(conn net.Conn, kind byte, timeout time.Durati
 		}
 		conn = tc
 	}
-	nc := make([]byte, nonceLen)
+	hello := make([]byte, 1+nonceLen)
+	hello[0] = handshakeVersion
+	nc := hello[1:]
 	_, _ = rand.Read(nc)
-	if _, err := conn.Write(nc); err != nil {
+	if _, err := conn.Write(hello); err != nil {
 		return nil, fmt.Errorf("send the nonce: %w", err)
 	}
 	msg := make([]byte, nonceLen+sha256.Size)

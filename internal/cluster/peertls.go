@@ -146,12 +146,17 @@ func (p *peerTLS) verifyPeer(chain []*x509.Certificate, roots *x509.CertPool, us
 // handshake.
 func (p *peerTLS) serverConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
+		MinVersion:             tls.VersionTLS13,
+		SessionTicketsDisabled: true,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			m := p.material()
 			return &tls.Config{
-				MinVersion:   tls.VersionTLS13,
-				Certificates: []tls.Certificate{m.Cert},
+				MinVersion: tls.VersionTLS13,
+				// Every connection is a full handshake, its certificate
+				// checked against the material of the moment; peers pool
+				// their connections, so resumption would save little.
+				SessionTicketsDisabled: true,
+				Certificates:           []tls.Certificate{m.Cert},
 				// The chain is verified in VerifyConnection, against the
 				// same material, so that one check decides.
 				ClientAuth: tls.RequireAnyClientCert,
