@@ -107,7 +107,7 @@ func (p *peerTLS) material() certs.PeerMaterial {
 	p.stamps = stamps
 	m, err := certs.LoadPeer(p.files.CertFile, p.files.KeyFile, p.files.CAFile)
 	if err == nil && m.Cluster != p.cluster {
-		err = fmt.Errorf("cluster.peer_tls_cert: the new certificate is for cluster %q, this node's is %q", m.Cluster, p.cluster)
+		err = &certs.PeerFileError{File: "cert", Err: fmt.Errorf("the new certificate is for cluster %q, this node's is %q", m.Cluster, p.cluster)}
 	}
 	if err != nil {
 		p.log.Error("peer TLS files changed but do not load: keeping the previous certificate and CA bundle", "err", peerTLSFieldError(err))
