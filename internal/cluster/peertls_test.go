@@ -341,3 +341,32 @@ func TestCleartextPeerWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigValidatePeerTLS: the node's own check of the peer TLS fields
+// (the server's config has checked them already).
+func TestConfigValidatePeerTLS(t *testing.T) {
+	for name, tc := range map[string]struct {
+		tweak func(*Config)
+		want  string // "": valid
+	}{
+		"off":              {tweak: func(*Config) {}},
+		"all three":        {tweak: func(c *Config) { c.PeerTLS = PeerTLS{CertFile: "c", KeyFile: "k", CAFile: "ca"} }},
+		"no CA":            {tweak: func(c *Config) { c.PeerTLS = PeerTLS{CertFile: "c", KeyFile: "k"} }, want: "cluster.peer_tls: cert, key and CA files must be set together"},
+		"only the key":     {tweak: func(c *Config) { c.PeerTLS = PeerTLS{KeyFile: "k"} }, want: "cluster.peer_tls:"},
+		"a bad name":       {tweak: func(c *Config) { c.ClusterName = "Not_A_Name" }, want: `cluster.name: "Not_A_Name"`},
+		"a good name":      {tweak: func(c *Config) { c.ClusterName = "prod-1" }},
+		"single, no check": {tweak: func(c *Config) { c.Single, c.PeerTLS = true, PeerTLS{KeyFile: "k"} }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := fastConfig("n0", t.TempDir(), "127.0.0.1:7000", true, nil)
+			tc.tweak(&cfg)
+			err := cfg.Validate()
+			if tc.want == "" && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
