@@ -5,6 +5,7 @@
 //	kvstore restore --from FILE --data-dir DIR [--force]
 //	kvstore healthcheck [--url URL]
 //	kvstore certs --dir DIR [--hosts h1,h2,...]
+//	kvstore certs --dir DIR --peer --cluster NAME --node ID [--hosts h1,h2,...]
 //	kvstore version
 package main
 
@@ -94,6 +95,7 @@ func makeCerts(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "certificate `directory` (ca.crt, ca.key, server.crt, server.key)")
 	hosts := fs.String("hosts", "localhost,127.0.0.1", "comma-separated DNS names and IP addresses the certificate is for")
+	peer := addPeerCertFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -108,6 +110,9 @@ func makeCerts(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(list) == 0 {
 		return errors.New("certs: --hosts must name at least one host")
+	}
+	if *peer.peer {
+		return makePeerCert(peer, *dir, list, stdout)
 	}
 	outcome, err := certs.EnsureDir(*dir, list, time.Now())
 	if err != nil {

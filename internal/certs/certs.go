@@ -1,7 +1,10 @@
 // Package certs makes the self-signed certificate authority and server
 // certificates kvstore uses when the user brings none: in docker compose
-// (the `kvstore certs` one-shot step) and in Kubernetes (the operator). Keys
-// are ECDSA P-256, encoded as PKCS#8 PEM; certificates are X.509 PEM.
+// (the `kvstore certs` one-shot step) and in Kubernetes (the operator). It
+// also holds the peer identity (peer.go): the cluster URI SAN
+// kvstore://cluster/<name> that peer certificates carry, how to issue and
+// load them. Keys are ECDSA P-256, encoded as PKCS#8 PEM; certificates are
+// X.509 PEM.
 package certs
 
 import (

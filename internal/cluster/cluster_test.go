@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -138,8 +139,28 @@ func asClient(t *testing.T, what string, op func() error) error {
 	return err
 }
 
-func TestReplicatesAndForwards(t *testing.T) {
-	nodes := startCluster(t, 3)
+// peerModes are the ways the peer port authenticates; the cluster tests
+// run under each. A mode returns the config tweak of every node of one
+// test (by node id, so a restarted node gets its own files again).
+var peerModes = map[string]func(t *testing.T) func(*Config){
+	"token": func(*testing.T) func(*Config) { return func(*Config) {} },
+	"mtls":  func(t *testing.T) func(*Config) { return newTestPKI(t).apply },
+}
+
+// forEachPeerMode runs test under every peer mode, as a subtest.
+func forEachPeerMode(t *testing.T, test func(t *testing.T, mode func(*Config))) {
+	for name, mode := range peerModes {
+		t.Run(name, func(t *testing.T) { test(t, mode(t)) })
+	}
+}
+
+// inMode is startCluster's tweak applying mode to every node.
+func inMode(mode func(*Config)) func(int, *Config) { return func(_ int, cfg *Config) { mode(cfg) } }
+
+func TestReplicatesAndForwards(t *testing.T) { forEachPeerMode(t, testReplicatesAndForwards) }
+
+func testReplicatesAndForwards(t *testing.T, mode func(*Config)) {
+	nodes := startCluster(t, 3, inMode(mode))
 	ctx := context.Background()
 	leader := leaderOf(t, nodes)
 	for i, n := range nodes {
@@ -178,8 +199,10 @@ func TestReplicatesAndForwards(t *testing.T) {
 	}
 }
 
-func TestLeaderLossElectsAnother(t *testing.T) {
-	nodes := startCluster(t, 3)
+func TestLeaderLossElectsAnother(t *testing.T) { forEachPeerMode(t, testLeaderLossElectsAnother) }
+
+func testLeaderLossElectsAnother(t *testing.T, mode func(*Config)) {
+	nodes := startCluster(t, 3, inMode(mode))
 	ctx := context.Background()
 	old := leaderOf(t, nodes)
 	if _, err := put(ctx, old, "before", "1"); err != nil {
@@ -210,7 +233,7 @@ func TestLeaderLossElectsAnother(t *testing.T) {
 		}
 	}
 	// The old leader comes back with its state and catches up.
-	back := startNode(t, old.id, old.dir, old.addr, false, []string{survivor.addr})
+	back := startNode(t, old.id, old.dir, old.addr, false, []string{survivor.addr}, mode)
 	nodes = append(nodes, back)
 	waitFor(t, "the restarted node catches up", func() error {
 		if _, err := back.st.Get("after", time.Now(), false); err != nil {
@@ -250,11 +273,21 @@ func TestNoQuorum(t *testing.T) {
 
 func TestWrongPeerTokenIsRefused(t *testing.T) {
 	nodes := startCluster(t, 1)
-	conn, err := dial(nodes[0].addr, kindHTTP, [32]byte{1}, time.Second)
+	wrong := &peerAuth{token: []byte("not-the-peer-token-0123")}
+	if conn, err := dial(nodes[0].addr, kindHTTP, wrong, time.Second); !errors.Is(err, errPeerAuth) {
+		if conn != nil {
+			conn.Close()
+		}
+		t.Fatalf("dial with a wrong token: %v, want errPeerAuth (the node's proof does not verify)", err)
+	}
+	conn, err := net.Dial("tcp", nodes[0].addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	if err := answerChallenge(conn, kindHTTP, wrong.token); err != nil {
+		t.Fatal(err)
+	}
 	fmt.Fprintf(conn, "GET /peer/v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b, err := io.ReadAll(conn)

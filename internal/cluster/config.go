@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"kvstore.dev/kvstore/internal/certs"
 	"kvstore.dev/kvstore/internal/store"
 )
 
@@ -45,8 +46,20 @@ type Config struct {
 	// JoinAsNonvoter makes this node ask to join without a vote; something
 	// else (the operator) promotes it once it has caught up.
 	JoinAsNonvoter bool
-	// PeerToken is the secret shared by all nodes; required.
+	// PeerToken is the secret shared by all nodes; required. Every peer
+	// connection proves it holds it (a challenge-response, peerauth.go),
+	// inside TLS when PeerTLS is set.
 	PeerToken string
+	// PeerTLS, when set, makes every peer connection mutual TLS 1.3: this
+	// node's certificate and key, and the CA bundle a peer's certificate
+	// must verify against (peertls.go). The files are re-read when they
+	// change. Unset, peer traffic is in cleartext (a warning at start).
+	PeerTLS PeerTLS
+	// ClusterName is the cluster a peer's certificate must name (its
+	// kvstore://cluster/<name> URI SAN, internal/certs) with PeerTLS on;
+	// "" takes the name in this node's own certificate. Set, this node's
+	// certificate must name it too.
+	ClusterName string
 	// ApplyTimeout bounds a write's wait for the log.
 	ApplyTimeout time.Duration
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout tune Raft;
@@ -143,6 +156,12 @@ func (c Config) Validate() error {
 	}
 	if len(c.PeerToken) < 16 {
 		bad("peer_token", "at least 16 characters are required")
+	}
+	if t := c.PeerTLS; t.enabled() && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "") {
+		bad("peer_tls", "cert, key and CA files must be set together (cert %q, key %q, ca %q)", t.CertFile, t.KeyFile, t.CAFile)
+	}
+	if c.ClusterName != "" && !certs.ClusterNamePattern.MatchString(c.ClusterName) {
+		bad("name", "%q is not 1-63 lower-case letters, digits and '-' (starting and ending with a letter or digit)", c.ClusterName)
 	}
 	if !c.Bootstrap && len(c.Join) == 0 {
 		bad("join", "a node that may not bootstrap needs peers to join")

@@ -19,11 +19,14 @@
 // Replay on every node, at the entry's index, thus decides expiries with
 // the same Now, and applying never reads the wall clock.
 //
-// Every node listens on one peer port. A connection starts with a preamble
-// (a kind byte and the SHA-256 of the shared peer token), checked in
-// constant time before anything else is read: kind 'R' connections carry
-// Raft's RPCs, kind 'H' connections carry the peer HTTP API (forwarded
-// writes, read-index requests, joins, status). Every call to another node
+// Every node listens on one peer port. A connection starts, inside mutual
+// TLS 1.3 when Config.PeerTLS is set (peertls.go: certificates naming the
+// cluster, re-read from disk when they change), with a challenge-response
+// over fresh nonces proving both sides hold the shared peer token
+// (peerauth.go), checked in constant time before anything else is read. It
+// ends with the connection's kind: kind 'R' connections carry Raft's RPCs,
+// kind 'H' connections carry the peer HTTP API (forwarded writes,
+// read-index requests, joins, status). Every call to another node
 // goes through one peer client (peerclient.go) with one routing policy
 // (find the leader, follow a leader change, retry only what provably did
 // nothing: not_leader, no_quorum, a refused dial) and one error policy (the

@@ -1,11 +1,8 @@
 package cluster
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -21,40 +18,40 @@ const (
 	kindHTTP = 'H'
 )
 
-// preambleLen is a kind byte and the token's SHA-256.
-const preambleLen = 1 + sha256.Size
-
-// muxOptions bound the connections that have not yet shown the token. They
+// muxOptions bound the connections that have not yet authenticated. They
 // are a struct so that tests can shrink them and pass a clock.
 type muxOptions struct {
-	// maxUnauthenticated is how many accepted connections may be reading
-	// their preamble at once; the listener closes any more at once. Peers
-	// that got through keep their connections.
+	// maxUnauthenticated is how many accepted connections may be in their
+	// handshake (peerauth.go) at once; the listener closes any more at
+	// once. Peers that got through keep their connections.
 	maxUnauthenticated int
-	// preambleTimeout is how long a connection may take to send its
-	// preamble.
-	preambleTimeout time.Duration
+	// handshakeTimeout is how long a connection may take to complete its
+	// handshake (TLS, when on, and the challenge-response).
+	handshakeTimeout time.Duration
 	// logEvery is the shortest interval between two warnings of one kind
-	// (a wrong token, over the limit); the ones in between are counted.
+	// (a wrong token, a failed TLS handshake, over the limit); the ones in
+	// between are counted.
 	logEvery time.Duration
 	now      func() time.Time
 }
 
 func defaultMuxOptions() muxOptions {
-	return muxOptions{maxUnauthenticated: 64, preambleTimeout: 5 * time.Second, logEvery: 10 * time.Second, now: time.Now}
+	return muxOptions{maxUnauthenticated: 64, handshakeTimeout: 5 * time.Second, logEvery: 10 * time.Second, now: time.Now}
 }
 
-// peerMux accepts connections on the peer port, checks their preamble, and
-// hands them to Raft's transport or the peer HTTP server.
+// peerMux accepts connections on the peer port, authenticates them (the
+// handshake of peerauth.go), and hands them to Raft's transport or the
+// peer HTTP server.
 type peerMux struct {
 	ln        net.Listener
-	digest    [sha256.Size]byte
+	auth      *peerAuth
 	advertise net.Addr
 	log       *slog.Logger
 	opts      muxOptions
-	// unauth holds one token per connection still reading its preamble.
+	// unauth holds one token per connection still in its handshake.
 	unauth    chan struct{}
 	badToken  *logLimiter
+	badTLS    *logLimiter
 	overLimit *logLimiter
 	raftConns chan net.Conn
 	httpConns chan net.Conn
@@ -65,21 +62,22 @@ type peerMux struct {
 	httpStopped  chan struct{}
 	httpStopOnce sync.Once
 	// raftOpen gates Raft's connections: until it is set they are closed
-	// after the preamble, so this node neither votes nor acknowledges
+	// after the handshake, so this node neither votes nor acknowledges
 	// entries. A node without Raft state opens it only once the cluster
 	// has admitted it (see Node.bootstrapOrJoin).
 	raftOpen atomic.Bool
 }
 
-func newPeerMux(ln net.Listener, token string, advertise net.Addr, log *slog.Logger) *peerMux {
-	return startPeerMux(ln, token, advertise, log, defaultMuxOptions())
+func newPeerMux(ln net.Listener, auth *peerAuth, advertise net.Addr, log *slog.Logger) *peerMux {
+	return startPeerMux(ln, auth, advertise, log, defaultMuxOptions())
 }
 
-func startPeerMux(ln net.Listener, token string, advertise net.Addr, log *slog.Logger, opts muxOptions) *peerMux {
+func startPeerMux(ln net.Listener, auth *peerAuth, advertise net.Addr, log *slog.Logger, opts muxOptions) *peerMux {
 	m := &peerMux{
-		ln: ln, digest: sha256.Sum256([]byte(token)), advertise: advertise, log: log, opts: opts,
+		ln: ln, auth: auth, advertise: advertise, log: log, opts: opts,
 		unauth:    make(chan struct{}, opts.maxUnauthenticated),
 		badToken:  &logLimiter{every: opts.logEvery, now: opts.now},
+		badTLS:    &logLimiter{every: opts.logEvery, now: opts.now},
 		overLimit: &logLimiter{every: opts.logEvery, now: opts.now},
 		raftConns: make(chan net.Conn), httpConns: make(chan net.Conn), closed: make(chan struct{}),
 		httpStopped: make(chan struct{}),
@@ -99,28 +97,28 @@ func (m *peerMux) serve() {
 			}
 			return
 		}
-		// At most opts.maxUnauthenticated connections wait for their
-		// preamble; past that, anyone who can reach the port could hold
-		// a goroutine and a socket each for the preamble timeout.
+		// At most opts.maxUnauthenticated connections are in their
+		// handshake; past that, anyone who can reach the port could hold
+		// a goroutine and a socket each for the handshake timeout.
 		select {
 		case m.unauth <- struct{}{}:
 			go m.route(conn)
 		default:
 			conn.Close()
 			if ok, suppressed := m.overLimit.allow(); ok {
-				m.log.Warn("refused a peer connection: too many connections have not sent the token yet",
+				m.log.Warn("refused a peer connection: too many connections have not authenticated yet",
 					"remote", conn.RemoteAddr().String(), "limit", m.opts.maxUnauthenticated, "suppressed", suppressed)
 			}
 		}
 	}
 }
 
-// route reads the preamble with a deadline, so a silent or wrong peer cannot
-// hold a goroutine, and refuses connections without the token.
-func (m *peerMux) route(conn net.Conn) {
-	kind, ok := m.preamble(conn)
+// route runs the handshake with a deadline, so a silent or wrong peer
+// cannot hold a goroutine, and refuses connections that fail it.
+func (m *peerMux) route(raw net.Conn) {
+	conn, kind, ok := m.handshake(raw)
 	if !ok {
-		conn.Close()
+		raw.Close()
 		return
 	}
 	ch := m.httpConns
@@ -149,23 +147,25 @@ func (m *peerMux) route(conn net.Conn) {
 	}
 }
 
-// preamble reads and checks a connection's preamble, then gives back its
-// place among the unauthenticated connections.
-func (m *peerMux) preamble(conn net.Conn) (kind byte, ok bool) {
+// handshake authenticates a connection (peerAuth.serverHandshake), logs a
+// refusal (rate-limited), then gives back its place among the
+// unauthenticated connections.
+func (m *peerMux) handshake(raw net.Conn) (conn net.Conn, kind byte, ok bool) {
 	defer func() { <-m.unauth }()
-	var pre [preambleLen]byte
-	_ = conn.SetReadDeadline(time.Now().Add(m.opts.preambleTimeout))
-	if _, err := io.ReadFull(conn, pre[:]); err != nil {
-		return 0, false
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	if subtle.ConstantTimeCompare(pre[1:], m.digest[:]) != 1 {
+	conn, kind, err := m.auth.serverHandshake(raw, m.opts.handshakeTimeout)
+	switch {
+	case err == nil:
+		return conn, kind, true
+	case errors.Is(err, errPeerAuth):
 		if ok, suppressed := m.badToken.allow(); ok {
-			m.log.Warn("refused a peer connection with a wrong token", "remote", conn.RemoteAddr().String(), "suppressed", suppressed)
+			m.log.Warn("refused a peer connection with a wrong token", "remote", raw.RemoteAddr().String(), "suppressed", suppressed)
 		}
-		return 0, false
+	case errors.Is(err, errPeerTLS):
+		if ok, suppressed := m.badTLS.allow(); ok {
+			m.log.Warn("refused a peer connection: TLS handshake failed", "remote", raw.RemoteAddr().String(), "err", err, "suppressed", suppressed)
+		}
 	}
-	return pre[0], true
+	return nil, 0, false
 }
 
 // logLimiter lets one log line of a kind through per interval and counts
@@ -202,24 +202,23 @@ func (m *peerMux) close() error {
 	return m.ln.Close()
 }
 
-// dial opens a connection of kind to a peer and sends the preamble.
+// dial opens a connection of kind to a peer and runs the handshake
+// (peerauth.go), both within timeout.
 //
 // TCP keepalive probes every second after two idle seconds find a peer that
 // vanished from the network (no FIN, no RST: a partition) in about five
 // seconds, so a pooled connection to it fails instead of hanging.
-func dial(addr string, kind byte, digest [sha256.Size]byte, timeout time.Duration) (net.Conn, error) {
+func dial(addr string, kind byte, auth *peerAuth, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout, KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 2 * time.Second, Interval: time.Second, Count: 3}}
-	conn, err := d.Dial("tcp", addr)
+	raw, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	pre := append([]byte{kind}, digest[:]...)
-	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := conn.Write(pre); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("peer preamble: %w", err)
+	conn, err := auth.clientHandshake(raw, kind, timeout)
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("peer handshake with %s: %w", addr, err)
 	}
-	_ = conn.SetWriteDeadline(time.Time{})
 	return conn, nil
 }
 
@@ -239,7 +238,7 @@ func (l raftLayer) Close() error   { return l.m.close() }
 func (l raftLayer) Addr() net.Addr { return l.m.advertise }
 
 func (l raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dial(string(addr), kindRaft, l.m.digest, timeout)
+	return dial(string(addr), kindRaft, l.m.auth, timeout)
 }
 
 // httpListener is the net.Listener of the peer HTTP server.

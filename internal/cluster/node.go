@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -97,6 +96,18 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	f := newFSM(st, store.NewStamper(cfg.Clock))
 	f.onSnapshot = cfg.OnSnapshot
 	n := &Node{cfg: cfg, st: st, fsm: f, logs: logs, logStore: logStore{BoltStore: logs}, stop: make(chan struct{}), done: make(chan struct{})}
+	auth := &peerAuth{token: []byte(cfg.PeerToken)}
+	if !cfg.Single && cfg.PeerTLS.enabled() {
+		if auth.tls, err = newPeerTLS(cfg.PeerTLS, cfg.ClusterName, cfg.Logger); err != nil {
+			logs.Close()
+			return nil, err
+		}
+		cfg.Logger.Info("peer port: mutual TLS 1.3", "cluster", auth.tls.cluster)
+	} else if !cfg.Single {
+		cfg.Logger.Warn("peer traffic is NOT encrypted: Raft and forwarded requests, keys and values included, cross the network in cleartext, " +
+			"and only the peer token's challenge-response authenticates peers; set cluster.peer_tls_cert, peer_tls_key and peer_tls_ca " +
+			"(--peer-tls-cert, --peer-tls-key, --peer-tls-ca; `kvstore certs --peer` makes them) to require mutual TLS")
+	}
 	var transport raft.Transport
 	if cfg.Single {
 		_, transport = raft.NewInmemTransport(singleAddr)
@@ -106,13 +117,13 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 			logs.Close()
 			return nil, fmt.Errorf("cluster.peer_listen: %w", err)
 		}
-		n.mux = newPeerMux(ln, cfg.PeerToken, advertiseAddr(cfg.PeerAdvertise), cfg.Logger)
+		n.mux = newPeerMux(ln, auth, advertiseAddr(cfg.PeerAdvertise), cfg.Logger)
 		// A node with Raft state takes Raft's RPCs at once; one without
 		// waits until it is admitted (bootstrapOrJoin).
 		n.mux.raftOpen.Store(existing)
 		transport = raft.NewNetworkTransportWithLogger(raftLayer{n.mux}, 3, 10*time.Second, hlog)
 	}
-	n.peers = newPeerClient(sha256.Sum256([]byte(cfg.PeerToken)), cfg.PeerAdvertise, func() string {
+	n.peers = newPeerClient(auth, cfg.PeerAdvertise, func() string {
 		addr, _ := n.raft.LeaderWithID()
 		return string(addr)
 	}, cfg.ApplyTimeout, n.stop)

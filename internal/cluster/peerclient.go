@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,12 +53,12 @@ type peerClient struct {
 	forwardCh chan *forwardReq // proposals to forward, batched (batch.go)
 }
 
-// newPeerClient returns a client whose connections present the peer token's
-// digest (dial), and starts its forwarders.
-func newPeerClient(digest [sha256.Size]byte, self string, leader func() string, timeout time.Duration, stop <-chan struct{}) *peerClient {
+// newPeerClient returns a client whose connections authenticate with auth
+// (dial), and starts its forwarders.
+func newPeerClient(auth *peerAuth, self string, leader func() string, timeout time.Duration, stop <-chan struct{}) *peerClient {
 	t := &http.Transport{
 		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) {
-			conn, err := dial(addr, kindHTTP, digest, 2*time.Second)
+			conn, err := dial(addr, kindHTTP, auth, 2*time.Second)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %w", errUnreachable, err)
 			}

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -93,7 +92,7 @@ func peerAnswer(t *testing.T, name string, cancel context.CancelFunc) http.Handl
 func newTestPeerClient(t *testing.T, leaders []string, cancelAt int32, cancel context.CancelFunc) *peerClient {
 	stop := make(chan struct{})
 	var retries atomic.Int32
-	c := newPeerClient(sha256.Sum256([]byte(muxTestToken)), "self.invalid:1", func() string {
+	c := newPeerClient(&peerAuth{token: []byte(muxTestToken)}, "self.invalid:1", func() string {
 		return leaders[min(int(retries.Load()), len(leaders)-1)]
 	}, 5*time.Second, stop)
 	c.after = func(time.Duration) <-chan time.Time {

@@ -35,6 +35,19 @@ type Cluster struct {
 	// PeerToken is set from KVSTORE_PEER_TOKEN or PeerTokenFile at load;
 	// never from YAML.
 	PeerToken string `json:"-"`
+	// Name is the cluster's name: with peer TLS on, a peer's certificate
+	// must carry the URI SAN kvstore://cluster/<name> (internal/certs).
+	// Default: the name in this node's own peer certificate; set, that
+	// certificate must name it too.
+	Name string `json:"name"`
+	// PeerTLSCert, PeerTLSKey and PeerTLSCA (all three, or none) turn on
+	// mutual TLS 1.3 on the peer port: this node's peer certificate and
+	// key (`kvstore certs --peer` makes them) and the PEM bundle of the CAs
+	// whose peer certificates are accepted. The files are re-read when
+	// they change (a new leaf, an old+new CA bundle during a rotation).
+	PeerTLSCert string `json:"peer_tls_cert"`
+	PeerTLSKey  string `json:"peer_tls_key"`
+	PeerTLSCA   string `json:"peer_tls_ca"`
 	// Raft timing; zero keeps kvstore's defaults (500ms, 500ms, 250ms:
 	// cluster.DefaultHeartbeatTimeout and so on).
 	HeartbeatTimeout   Duration `json:"heartbeat_timeout"`
@@ -118,4 +131,5 @@ func (c *Cluster) validate(bad func(field, format string, args ...any)) {
 	if d := c.HandoffTimeout.D(); d < 0 || d > time.Minute {
 		bad("cluster.handoff_timeout", "%s is out of range [0s, 1m] (0 disables the hand-off)", d)
 	}
+	c.validatePeerTLS(bad)
 }

@@ -183,6 +183,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&bootstrapNode, "bootstrap-node", "", "cluster mode: the node id that may start a new cluster")
 	fs.StringVar(&join, "join", "", "cluster mode: comma-separated peer addresses to join")
 	fs.StringVar(&joinAs, "join-as", "", "cluster mode: join as a voter (default) or nonvoter")
+	var clusterName, peerTLSCert, peerTLSKey, peerTLSCA string
+	fs.StringVar(&clusterName, "cluster-name", "", "cluster mode: the cluster name peer certificates carry (default: the one in --peer-tls-cert)")
+	fs.StringVar(&peerTLSCert, "peer-tls-cert", "", "cluster mode: this node's peer certificate `file`; with --peer-tls-key and --peer-tls-ca, mutual TLS on the peer port")
+	fs.StringVar(&peerTLSKey, "peer-tls-key", "", "cluster mode: the key `file` of --peer-tls-cert")
+	fs.StringVar(&peerTLSCA, "peer-tls-ca", "", "cluster mode: the `file` of CA certificates whose peer certificates are accepted")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -226,6 +231,14 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			cfg.Cluster.Enabled, cfg.Cluster.Join = true, strings.Split(join, ",")
 		case "join-as":
 			cfg.Cluster.Enabled, cfg.Cluster.JoinAs = true, joinAs
+		case "cluster-name":
+			cfg.Cluster.Enabled, cfg.Cluster.Name = true, clusterName
+		case "peer-tls-cert":
+			cfg.Cluster.Enabled, cfg.Cluster.PeerTLSCert = true, peerTLSCert
+		case "peer-tls-key":
+			cfg.Cluster.Enabled, cfg.Cluster.PeerTLSKey = true, peerTLSKey
+		case "peer-tls-ca":
+			cfg.Cluster.Enabled, cfg.Cluster.PeerTLSCA = true, peerTLSCA
 		}
 	})
 	if err := cfg.Cluster.resolve(getenv); err != nil {

@@ -18,8 +18,9 @@ const (
 	minTokenLength       = 16
 )
 
-// Validate checks every field without doing any I/O and returns all problems
-// found, each naming its field and what is allowed.
+// Validate checks every field and returns all problems found, each naming
+// its field and what is allowed. It writes nothing; the only files it reads
+// are the peer TLS files (cluster.peer_tls_*), which must parse.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {

@@ -44,6 +44,7 @@ func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *met
 	if c.Enabled {
 		ccfg.PeerListen, ccfg.PeerAdvertise, ccfg.PeerToken = c.PeerListen, c.PeerAdvertise, c.PeerToken
 		ccfg.Bootstrap, ccfg.Join, ccfg.JoinAsNonvoter = c.BootstrapNode == c.NodeID, c.Join, c.JoinAs == "nonvoter"
+		ccfg.ClusterName, ccfg.PeerTLS = c.Name, cluster.PeerTLS{CertFile: c.PeerTLSCert, KeyFile: c.PeerTLSKey, CAFile: c.PeerTLSCA}
 	} else if err := replayLegacyWAL(st, cfg.DataDir, log); err != nil {
 		return backend.Node{}, err
 	}
@@ -53,7 +54,7 @@ func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *met
 	}
 	m.ObserveCluster(node)
 	if c.Enabled {
-		log.Info("cluster mode", "node", c.NodeID, "peer", c.PeerAdvertise, "bootstrap", ccfg.Bootstrap, "join", c.Join)
+		log.Info("cluster mode", "node", c.NodeID, "peer", c.PeerAdvertise, "bootstrap", ccfg.Bootstrap, "join", c.Join, "peer_tls", c.PeerTLSCert != "")
 	}
 	return backend.Node{Store: st, WritePath: raftPath{node, m}}, nil
 }
