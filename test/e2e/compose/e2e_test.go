@@ -93,6 +93,16 @@ func run(t *testing.T, name string, args ...string) string {
 // files in composeDir) and waits until nginx answers.
 func up(t *testing.T, overrides ...string) *stack {
 	t.Helper()
+	s := newStack(t, overrides...)
+	s.start(t)
+	return s
+}
+
+// newStack builds the images and returns a stack with nothing running and
+// no volumes left from an earlier run; it is taken down, volumes and all,
+// when t ends.
+func newStack(t *testing.T, overrides ...string) *stack {
+	t.Helper()
 	harness.RequireDocker(t, "compose end-to-end test")
 	harness.BuildImages(t)
 	s := &stack{dir: composeDir, files: append([]string{"compose.yaml"}, overrides...), env: append(os.Environ(),
@@ -114,7 +124,6 @@ func up(t *testing.T, overrides ...string) *stack {
 			t.Errorf("compose down: %v", err)
 		}
 	})
-	s.start(t)
 	return s
 }
 
@@ -412,6 +421,30 @@ func TestComposeTLSToApp(t *testing.T) {
 		t.Errorf("the app's log does not say its API listener serves TLS:\n%.2000s", logs)
 	}
 	t.Run("ca.key never reaches nginx or the app", func(t *testing.T) { checkCAKeyPrivate(t) })
+}
+
+// TestComposeMigratesOldCertVolume: a certificate volume of the former
+// layout, which held ca.key beside the server's pair, loses ca.key on the
+// next up; the CA moves to the CA volume and stays the same, so clients
+// that trust it keep working.
+func TestComposeMigratesOldCertVolume(t *testing.T) {
+	s := newStack(t)
+	vol := project + "_certs"
+	run(t, "docker", "volume", "create", "--label", "com.docker.compose.project="+project, "--label", "com.docker.compose.volume=certs", vol)
+	run(t, "docker", "run", "--rm", "--network", "none", "-v", vol+":/certs", "kvstore/kvstore:local", "certs", "--dir", "/certs")
+	oldCA := run(t, "docker", "run", "--rm", "--network", "none", "-v", vol+":/certs:ro", "--user", "65532", "kvstore-local/debian:bookworm", "cat", "/certs/ca.crt", "/certs/ca.key")
+	if !strings.Contains(oldCA, "PRIVATE KEY") {
+		t.Fatalf("the former layout did not put ca.key in the volume: %q", oldCA)
+	}
+	s.start(t)
+	checkCAKeyPrivate(t)
+	newCA := run(t, "docker", "exec", "kvstore-nginx", "cat", "/etc/nginx/certs/ca.crt")
+	if !strings.HasPrefix(oldCA, newCA) {
+		t.Error("the CA changed in the migration: clients trusting the old ca.crt would fail")
+	}
+	if resp, _ := s.do(t, "GET", "/api/v1/status", s.token, ""); resp.StatusCode != 200 {
+		t.Errorf("status through nginx after the migration: %d", resp.StatusCode)
+	}
 }
 
 // waitAPI waits until nginx reaches the app again (its upstream connections
