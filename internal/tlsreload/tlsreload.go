@@ -18,6 +18,8 @@
 // ServerConfig assembles both into a *tls.Config for a listener: TLS 1.2 at
 // least, Go's default cipher suites, and (with a client CA pool) a required
 // and verified client certificate checked against the current bundle.
+// ClientConfig is the other side: a client verifying servers against the
+// current bundle and presenting a reloaded pair of its own.
 //
 // Everything here is safe for concurrent use and needs no goroutine or Close:
 // the checks ride on the handshakes (or Pool calls) themselves.
@@ -247,4 +249,62 @@ func ServerConfig(r *Reloader, clientCAs *CAPool) *tls.Config {
 		return c, nil
 	}
 	return cfg
+}
+
+// ClientConfig returns a client's TLS configuration that verifies servers
+// against roots as of each handshake (so that a bundle extended with a new
+// CA is trusted without rebuilding the client) for the name serverName,
+// or, when serverName is "", the name dialled. When cert is not nil its
+// pair is presented to servers that ask for a client certificate. TLS 1.2
+// at least. A connection dialled to an IP address has no SNI name: give
+// serverName then (a certificate's IP SANs match it too).
+//
+// crypto/tls cannot take a changing root pool, so the configuration turns
+// off the built-in verification (InsecureSkipVerify) and does the same
+// verification itself in VerifyConnection: chain to roots, server-auth
+// usage, validity, and the name. Do not clear VerifyConnection.
+func ClientConfig(roots *CAPool, cert *Reloader, serverName string) *tls.Config {
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         serverName,
+		InsecureSkipVerify: true, // verified in VerifyConnection, against the current bundle
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return verifyServer(cs, roots.Pool(), serverName)
+		},
+	}
+	if cert != nil {
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cert.Certificate(), nil
+		}
+	}
+	return cfg
+}
+
+// verifyServer does what crypto/tls does for a client that does not skip
+// verification.
+func verifyServer(cs tls.ConnectionState, roots *x509.CertPool, serverName string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("tlsreload: the server presented no certificate")
+	}
+	name := serverName
+	if name == "" {
+		name = cs.ServerName
+	}
+	if name == "" {
+		return errors.New("tlsreload: no server name to verify the certificate for")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: inter,
+		DNSName:       name,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	if err != nil {
+		return fmt.Errorf("tlsreload: %w", err)
+	}
+	return nil
 }

@@ -87,14 +87,20 @@ func serial(t *testing.T, certPEM []byte) string {
 // when not nil), and returns the serial of the certificate the client saw.
 func handshake(t *testing.T, cfg *tls.Config, roots *x509.CertPool, clientCert *tls.Certificate) (string, error) {
 	t.Helper()
-	sc, cc := net.Pipe()
-	srv := tls.Server(sc, cfg)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Handshake(); sc.Close() }()
 	ccfg := &tls.Config{RootCAs: roots, ServerName: "localhost"}
 	if clientCert != nil {
 		ccfg.Certificates = []tls.Certificate{*clientCert}
 	}
+	return handshakeWith(t, cfg, ccfg)
+}
+
+// handshakeWith is handshake with the client's whole configuration.
+func handshakeWith(t *testing.T, cfg, ccfg *tls.Config) (string, error) {
+	t.Helper()
+	sc, cc := net.Pipe()
+	srv := tls.Server(sc, cfg)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Handshake(); sc.Close() }()
 	cli := tls.Client(cc, ccfg)
 	err := cli.Handshake()
 	if err == nil {
@@ -322,5 +328,57 @@ func mustClientLeaf(t *testing.T, ca *certs.CA) certs.Pair {
 	return certs.Pair{
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
+	}
+}
+
+// TestClientConfigFollowsBundle: a client built once trusts a server of a
+// new CA as soon as its bundle file lists that CA, still checks the name,
+// and presents its reloaded pair to a server that asks.
+func TestClientConfigFollowsBundle(t *testing.T) {
+	oldCA, newCA, clientCA := mustCA(t), mustCA(t), mustCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := writePair(t, dir, mustLeaf(t, newCA))
+	srv, err := New(certFile, keyFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "roots.crt")
+	writeFile(t, bundle, oldCA.CertPEM)
+	roots, err := NewCAPool(bundle, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{t: time.Now()}
+	roots.now = clock.Now
+	clientDir := t.TempDir()
+	cp := mustClientLeaf(t, clientCA)
+	writeFile(t, filepath.Join(clientDir, "c.crt"), cp.CertPEM)
+	writeFile(t, filepath.Join(clientDir, "c.key"), cp.KeyPEM)
+	clientPair, err := New(filepath.Join(clientDir, "c.crt"), filepath.Join(clientDir, "c.key"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCAs := filepath.Join(dir, "clients.crt")
+	writeFile(t, clientCAs, clientCA.CertPEM)
+	cas, err := NewCAPool(clientCAs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverCfg := ServerConfig(srv, cas)
+
+	client := ClientConfig(roots, clientPair, "localhost")
+	if _, err := handshakeWith(t, serverCfg, client); err == nil {
+		t.Fatal("a server of a CA not in the bundle was trusted")
+	}
+	writeFile(t, bundle, append(append([]byte{}, oldCA.CertPEM...), newCA.CertPEM...))
+	clock.Add(Interval)
+	if _, err := handshakeWith(t, serverCfg, client); err != nil {
+		t.Fatalf("after the bundle gained the server's CA: %v", err)
+	}
+	if _, err := handshakeWith(t, serverCfg, ClientConfig(roots, clientPair, "other.example")); err == nil {
+		t.Error("a certificate for localhost was accepted for other.example")
+	}
+	if _, err := handshakeWith(t, serverCfg, ClientConfig(roots, nil, "localhost")); err == nil {
+		t.Error("the server accepted a client without a certificate")
 	}
 }
