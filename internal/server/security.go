@@ -13,7 +13,7 @@ import (
 )
 
 // tokenReloadInterval is how often the token files are re-read.
-var tokenReloadInterval = time.Second
+const tokenReloadInterval = time.Second
 
 // apiTLS loads the API listener's TLS configuration, nil when api.tls is
 // off. The certificate, key and client CA bundle are re-read when they

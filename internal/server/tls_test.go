@@ -192,12 +192,16 @@ func TestAPIClientCertificates(t *testing.T) {
 		t.Error("a client without a certificate was served")
 	}
 	cert := clientCert(t, clientCA)
-	harness.Eventually(t, "a client with a certificate of the client CA is served", 10*time.Second, func() error {
-		code, err := doTLS(tlsClient(roots(t, p.ca), &cert, false), "GET", url, "")
-		if err == nil && code != 200 {
-			err = fmt.Errorf("GET /readyz: %d", code)
+	harness.Eventually(t, "a client with a certificate of the client CA is served over HTTP/2", 10*time.Second, func() error {
+		resp, err := tlsClient(roots(t, p.ca), &cert, false).Get(url)
+		if err != nil {
+			return err
 		}
-		return err
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+			return fmt.Errorf("GET /readyz: %d over %s", resp.StatusCode, resp.Proto)
+		}
+		return nil
 	})
 	other := clientCert(t, newCA(t))
 	if _, err := tlsClient(roots(t, p.ca), &other, false).Get(url); err == nil {

@@ -227,15 +227,14 @@ func (p *CAPool) load() ([]byte, *x509.CertPool, error) {
 var errNoCerts = errors.New("no PEM certificate in the CA bundle")
 
 // ServerConfig returns a listener's TLS configuration serving r's pair:
-// TLS 1.2 at least, Go's default cipher suites and curves, HTTP/2 and
-// HTTP/1.1 offered. When clientCAs is not nil every client must present a
+// TLS 1.2 at least, Go's default cipher suites and curves, no application
+// protocols (http.Server.ServeTLS adds h2 and http/1.1 to it). When clientCAs is not nil every client must present a
 // certificate issued by one of its CAs, checked against the bundle as of
 // the handshake.
 func ServerConfig(r *Reloader, clientCAs *CAPool) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: r.GetCertificate,
-		NextProtos:     []string{"h2", "http/1.1"},
 	}
 	if clientCAs == nil {
 		return cfg
@@ -243,7 +242,7 @@ func ServerConfig(r *Reloader, clientCAs *CAPool) *tls.Config {
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	cfg.ClientCAs = clientCAs.Pool()
 	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		c := cfg.Clone()
+		c := cfg.Clone() // cfg as its user completed it (NextProtos)
 		c.GetConfigForClient = nil
 		c.ClientCAs = clientCAs.Pool()
 		return c, nil
