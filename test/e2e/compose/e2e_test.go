@@ -421,6 +421,29 @@ func TestComposeTLSToApp(t *testing.T) {
 		t.Errorf("the app's log does not say its API listener serves TLS:\n%.2000s", logs)
 	}
 	t.Run("ca.key never reaches nginx or the app", func(t *testing.T) { checkCAKeyPrivate(t) })
+
+	t.Run("re-issued certificate is served without restarting the app", func(t *testing.T) {
+		started := run(t, "docker", "inspect", "--format", "{{.State.StartedAt}}", "kvstore-app")
+		// Another host name makes the certs step issue a new certificate
+		// into the volume the app reads.
+		reissue := *s
+		reissue.env = append(append([]string{}, s.env...), "KVSTORE_TLS_HOSTS=localhost,127.0.0.1,kv.e2e.test")
+		if out := reissue.compose(t, "run", "--rm", "certs"); !strings.Contains(out, "issued") {
+			t.Fatalf("certs step: %q, want a new certificate issued", out)
+		}
+		harness.Eventually(t, "the app reloads its certificate", 30*time.Second, func() error {
+			if !strings.Contains(run(t, "docker", "logs", "kvstore-app"), "TLS certificate reloaded") {
+				return fmt.Errorf("no reload in the app's log yet")
+			}
+			return nil
+		})
+		if now := run(t, "docker", "inspect", "--format", "{{.State.StartedAt}}", "kvstore-app"); now != started {
+			t.Errorf("the app restarted: started %s, now %s", started, now)
+		}
+		if resp, body := s.do(t, "GET", "/api/v1/kv/e2e/tls", s.token, ""); resp.StatusCode != 200 || body != "over tls" {
+			t.Errorf("GET through nginx after the re-issue: %d %q", resp.StatusCode, body)
+		}
+	})
 }
 
 // TestComposeMigratesOldCertVolume: a certificate volume of the former
