@@ -50,7 +50,7 @@ RUN set -eu; \
             -ldflags "-s -w -X kvstore.dev/kvstore/internal/server.Version=${VERSION}" \
             -o /out/bin/$out ./cmd/$b; \
     done; \
-    mkdir -p /out/data /out/certs
+    mkdir -p /out/data /out/certs /out/ca
 
 # The operator: docker build --target operator --build-arg BINARIES="server operator"
 # (hack/images.sh --operator). Copies the whole bin directory so that a
@@ -76,9 +76,11 @@ LABEL org.opencontainers.image.title="kvstore" \
       org.opencontainers.image.base.name="${RUNTIME_IMAGE}"
 COPY --from=build /out/bin/kvstore /usr/local/bin/kvstore
 # Empty directories owned by the runtime user: a new named volume mounted
-# on them takes that ownership (/certs is where `kvstore certs` writes).
+# on them takes that ownership (/certs is where `kvstore certs` writes the
+# server's certificate, /ca where it keeps the CA with --ca-dir).
 COPY --from=build --chown=65532:65532 /out/data /data
 COPY --from=build --chown=65532:65532 /out/certs /certs
+COPY --from=build --chown=65532:65532 /out/ca /ca
 USER 65532:65532
 EXPOSE 8080
 VOLUME /data

@@ -3,8 +3,8 @@
 //
 //	kvstore [serve] [--config FILE] [--listen ADDR] [--debug-listen ADDR] [--data-dir DIR] [--log-level L] [--log-format F]
 //	kvstore restore --from FILE --data-dir DIR [--force]
-//	kvstore healthcheck [--url URL]
-//	kvstore certs --dir DIR [--hosts h1,h2,...]
+//	kvstore healthcheck [--url URL] [--ca-file FILE] [--cert-file FILE --key-file FILE]
+//	kvstore certs --dir DIR [--ca-dir DIR] [--hosts h1,h2,...]
 //	kvstore certs --dir DIR --peer --cluster NAME --node ID [--hosts h1,h2,...]
 //	kvstore version
 package main
@@ -15,15 +15,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"kvstore.dev/kvstore/internal/certdir"
 	"kvstore.dev/kvstore/internal/certs"
 	"kvstore.dev/kvstore/internal/config"
+	"kvstore.dev/kvstore/internal/healthcheck"
 	"kvstore.dev/kvstore/internal/server"
 )
 
@@ -54,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "restore":
 		return restore(args, stdout, stderr)
 	case "healthcheck":
-		return healthcheck(ctx, args, stderr)
+		return healthcheck.Run(ctx, args, stderr)
 	case "certs":
 		return makeCerts(args, stdout, stderr)
 	case "version":
@@ -96,6 +97,7 @@ func makeCerts(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", "", "certificate `directory` (ca.crt, ca.key, server.crt, server.key)")
 	hosts := fs.String("hosts", "localhost,127.0.0.1", "comma-separated DNS names and IP addresses the certificate is for")
 	peer := addPeerCertFlags(fs)
+	caDir := fs.String("ca-dir", "", "keep the CA (ca.key) in this `directory` instead, and put only server.crt, server.key and ca.crt in --dir")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,39 +114,21 @@ func makeCerts(args []string, stdout, stderr io.Writer) error {
 		return errors.New("certs: --hosts must name at least one host")
 	}
 	if *peer.peer {
+		if *caDir != "" {
+			return errors.New("certs: --peer signs with the CA in --dir; --ca-dir is for the edge certificate only")
+		}
 		return makePeerCert(peer, *dir, list, stdout)
 	}
-	outcome, err := certs.EnsureDir(*dir, list, time.Now())
+	ensure := certs.EnsureDir
+	if *caDir != "" {
+		ensure = func(dir string, hosts []string, now time.Time) (certs.Outcome, error) {
+			return certdir.Ensure(dir, *caDir, hosts, now)
+		}
+	}
+	outcome, err := ensure(*dir, list, time.Now())
 	if err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
 	fmt.Fprintf(stdout, "certs: %s in %s (hosts %s)\n", outcome, *dir, strings.Join(list, ","))
-	return nil
-}
-
-// healthcheck probes a running server's /readyz; it exists because the
-// container image has no curl.
-func healthcheck(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("kvstore healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:8080/readyz", "`URL` that must answer 200")
-	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
-	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthcheck: %s answered %s", *url, resp.Status)
-	}
 	return nil
 }

@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Role is what a token may do, within its prefixes.
@@ -139,15 +141,55 @@ func ValidPrefix(pre string) error {
 	return nil
 }
 
-// Authenticator maps presented tokens to principals. It is immutable and safe
-// for concurrent use.
+// Authenticator maps presented tokens to principals. It is safe for
+// concurrent use; Replace swaps the whole set at once, so a request sees
+// either the old set or the new one, never a mix.
 type Authenticator struct {
-	principals []Principal
+	principals atomic.Pointer[[]Principal] // never nil; the slice is never modified
 }
 
 // NewAuthenticator returns an authenticator for principals.
 func NewAuthenticator(principals []Principal) *Authenticator {
-	return &Authenticator{principals: append([]Principal(nil), principals...)}
+	a := &Authenticator{}
+	a.Replace(principals)
+	return a
+}
+
+// Replace makes principals the accepted set from now on and reports whether
+// it differs from the previous one (names, roles, prefixes or tokens).
+// Principals already returned by Authenticate stay valid.
+func (a *Authenticator) Replace(principals []Principal) (changed bool) {
+	next := make([]Principal, len(principals))
+	for i, p := range principals {
+		next[i] = NewPrincipal(p.Name, p.Role, p.Prefixes, p.digest)
+	}
+	if prev := a.principals.Load(); prev != nil && samePrincipals(*prev, next) {
+		return false
+	}
+	a.principals.Store(&next)
+	return true
+}
+
+// Names returns the names of the accepted principals, in order.
+func (a *Authenticator) Names() []string {
+	ps := *a.principals.Load()
+	names := make([]string, len(ps))
+	for i := range ps {
+		names[i] = ps[i].Name
+	}
+	return names
+}
+
+func samePrincipals(x, y []Principal) bool {
+	if len(x) != len(y) {
+		return false
+	}
+	for i := range x {
+		if x[i].Name != y[i].Name || x[i].Role != y[i].Role || x[i].digest != y[i].digest || !slices.Equal(x[i].Prefixes, y[i].Prefixes) {
+			return false
+		}
+	}
+	return true
 }
 
 // Authenticate returns the principal whose token is token. It compares the
@@ -158,16 +200,17 @@ func (a *Authenticator) Authenticate(token string) (*Principal, bool) {
 		return nil, false
 	}
 	d := Digest(token)
+	ps := *a.principals.Load()
 	match := -1
-	for i := range a.principals {
-		if subtle.ConstantTimeCompare(d[:], a.principals[i].digest[:]) == 1 && match < 0 {
+	for i := range ps {
+		if subtle.ConstantTimeCompare(d[:], ps[i].digest[:]) == 1 && match < 0 {
 			match = i
 		}
 	}
 	if match < 0 {
 		return nil, false
 	}
-	return &a.principals[match], true
+	return &ps[match], true
 }
 
 // GenerateToken returns a new random token (256 bits, URL-safe).

@@ -139,3 +139,30 @@ func TestValidPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthenticatorReplace(t *testing.T) {
+	a := NewAuthenticator([]Principal{NewPrincipal("old", RoleAdmin, nil, Digest("old-token-0123456789"))})
+	held, ok := a.Authenticate("old-token-0123456789")
+	if !ok {
+		t.Fatal("old token refused")
+	}
+	same := []Principal{NewPrincipal("old", RoleAdmin, nil, Digest("old-token-0123456789"))}
+	if a.Replace(same) {
+		t.Error("Replace with an equal set reported a change")
+	}
+	next := []Principal{NewPrincipal("new", RoleReadOnly, []string{"app/"}, Digest("new-token-0123456789"))}
+	if !a.Replace(next) {
+		t.Error("Replace with a new set reported no change")
+	}
+	next[0].Name = "mutated" // the caller's slice is copied
+	if _, ok := a.Authenticate("old-token-0123456789"); ok {
+		t.Error("removed token still accepted")
+	}
+	p, ok := a.Authenticate("new-token-0123456789")
+	if !ok || p.Name != "new" || p.CanKey(Write, "app/x") || !p.CanKey(Read, "app/x") {
+		t.Errorf("new token: %+v, %v", p, ok)
+	}
+	if held.Name != "old" || !held.CanAdmin() {
+		t.Errorf("a principal returned before Replace changed: %+v", held)
+	}
+}

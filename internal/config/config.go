@@ -25,6 +25,8 @@ import (
 type Config struct {
 	// Listen is the API's address (host:port).
 	Listen string `json:"listen"`
+	// API configures the API listener beyond its address: TLS.
+	API API `json:"api"`
 	// DebugListen is the address of /metrics and pprof; "" disables it.
 	DebugListen string `json:"debug_listen"`
 	// Pprof serves /debug/pprof on DebugListen. Turn it off when
@@ -62,11 +64,54 @@ type Limits struct {
 	MaxListPageBytes int64 `json:"max_list_page_bytes"`
 }
 
+// API configures the API listener.
+type API struct {
+	TLS APITLS `json:"tls"`
+}
+
+// APITLS turns on TLS for the API listener (plain HTTP when CertFile is
+// empty). The files are re-read when they change (internal/tlsreload), so a
+// renewed certificate needs no restart. The listener speaks TLS 1.2 and 1.3
+// with Go's default cipher suites.
+type APITLS struct {
+	// CertFile and KeyFile are the server's PEM certificate (chain) and
+	// key: both or neither.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// ClientCAFile, when set, is a PEM bundle of CAs: every client must
+	// present a certificate one of them issued (bearer tokens are still
+	// required). Re-read when it changes too.
+	ClientCAFile string `json:"client_ca_file,omitempty"`
+}
+
+// Enabled reports whether the API listener serves TLS.
+func (t APITLS) Enabled() bool { return t.CertFile != "" }
+
 // Auth lists the accepted tokens. When it lists none (and
-// KVSTORE_ADMIN_TOKEN is unset) the server generates an admin token in
-// DataDir on first start.
+// KVSTORE_ADMIN_TOKEN is unset, and TokensFile lists none) the server
+// generates an admin token in DataDir on first start.
 type Auth struct {
 	Tokens []Token `json:"tokens"`
+	// TokensFile is a YAML file holding more tokens, as a document
+	// "tokens: [...]" whose entries are those of Tokens. The server
+	// re-reads it, and every token's token_file, about once a second: a
+	// token added is accepted and a token removed refused within seconds,
+	// without a restart. A file that fails to read or validate keeps the
+	// previous tokens in force (and is logged).
+	TokensFile string `json:"tokens_file,omitempty"`
+}
+
+// Reloadable reports whether any token lives in a file the server re-reads.
+func (a Auth) Reloadable() bool {
+	if a.TokensFile != "" {
+		return true
+	}
+	for _, t := range a.Tokens {
+		if t.TokenFile != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Token is one accepted bearer token: exactly one of Token, TokenFile and
@@ -162,7 +207,8 @@ const EnvAdminToken = "KVSTORE_ADMIN_TOKEN"
 
 // Load builds the configuration from defaults, the file named by --config,
 // the other flags in args and the environment (getenv), then validates it.
-// It reads only the config file; token files are read later by Principals.
+// It reads only the config file; token files are read later by Principals
+// and TLS files by the server.
 func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("kvstore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -176,6 +222,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&dataDir, "data-dir", "", "data directory (default \"./data\")")
 	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default \"info\")")
 	fs.StringVar(&logFormat, "log-format", "", "json or text (default \"json\")")
+	var tlsCert, tlsKey, tlsClientCA, tokensFile string
+	fs.StringVar(&tlsCert, "tls-cert-file", "", "API TLS certificate `file` (PEM); with --tls-key-file the API serves HTTPS (api.tls.cert_file)")
+	fs.StringVar(&tlsKey, "tls-key-file", "", "API TLS key `file` (PEM) (api.tls.key_file)")
+	fs.StringVar(&tlsClientCA, "tls-client-ca-file", "", "CA bundle `file`: API clients must present a certificate it issued (api.tls.client_ca_file)")
+	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of more tokens, re-read while running (auth.tokens_file)")
 	var nodeID, peerListen, peerAdvertise, bootstrapNode, join, joinAs string
 	fs.StringVar(&nodeID, "node-id", "", "cluster mode: this node's id (default: the host name); setting any cluster flag enables cluster mode")
 	fs.StringVar(&peerListen, "peer-listen", "", "cluster mode: peer address (default \":7000\")")
@@ -219,6 +270,14 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			cfg.Log.Level = logLevel
 		case "log-format":
 			cfg.Log.Format = logFormat
+		case "tls-cert-file":
+			cfg.API.TLS.CertFile = tlsCert
+		case "tls-key-file":
+			cfg.API.TLS.KeyFile = tlsKey
+		case "tls-client-ca-file":
+			cfg.API.TLS.ClientCAFile = tlsClientCA
+		case "tokens-file":
+			cfg.Auth.TokensFile = tokensFile
 		case "node-id":
 			cfg.Cluster.Enabled, cfg.Cluster.NodeID = true, nodeID
 		case "peer-listen":
@@ -255,6 +314,12 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 
 // Parse overlays the YAML document b on cfg. Unknown keys are errors.
 func Parse(b []byte, cfg *Config) error {
+	return parseStrict(b, cfg, refuseRemoved)
+}
+
+// parseStrict overlays the YAML document b on v, refusing unknown keys and,
+// when check is not nil, what check refuses in the document's JSON form.
+func parseStrict(b []byte, v any, check ...func([]byte) error) error {
 	j, err := yaml.YAMLToJSON(b)
 	if err != nil {
 		return fmt.Errorf("parse YAML: %w", err)
@@ -262,12 +327,14 @@ func Parse(b []byte, cfg *Config) error {
 	if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
 		return nil
 	}
-	if err := refuseRemoved(j); err != nil {
-		return err
+	for _, c := range check {
+		if err := c(j); err != nil {
+			return err
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
+	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return fmt.Errorf("field %s: expected %s, got %s", te.Field, te.Type, te.Value)

@@ -115,6 +115,10 @@ func TestInvalidConfig(t *testing.T) {
 		"negative flush keys":       {yaml: "store: {flush_max_keys: -1}", want: "store.flush_max_keys"},
 		"negative flush bytes":      {yaml: "store: {flush_max_bytes: -1}", want: "store.flush_max_bytes"},
 		"flush keys wrong type":     {yaml: "store: {flush_max_keys: many}", want: "store.flush_max_keys"},
+		"tls cert without key":      {yaml: "api: {tls: {cert_file: /c.crt}}", want: "api.tls.key_file: must be set when api.tls.cert_file is"},
+		"tls key without cert":      {args: []string{"--tls-key-file", "/k.key"}, want: "api.tls.cert_file: must be set when api.tls.key_file is"},
+		"client ca without tls":     {yaml: "api: {tls: {client_ca_file: /ca.crt}}", want: "api.tls.client_ca_file: needs api.tls.cert_file"},
+		"tls unknown key":           {yaml: "api: {tls: {cert: /c.crt}}", want: `unknown field "cert"`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -150,6 +154,96 @@ func TestTokenFile(t *testing.T) {
 		if _, err := cfg.Principals(); err == nil || !strings.Contains(err.Error(), "auth.tokens[0].token_file") {
 			t.Errorf("token_file %s: err = %v", tf, err)
 		}
+	}
+}
+
+func TestAPITLSFromFileAndFlags(t *testing.T) {
+	tests := map[string]struct {
+		yaml string
+		args []string
+		want APITLS
+	}{
+		"off by default": {},
+		"from the file":  {yaml: "api: {tls: {cert_file: /f.crt, key_file: /f.key, client_ca_file: /ca.crt}}", want: APITLS{"/f.crt", "/f.key", "/ca.crt"}},
+		"flags override": {
+			yaml: "api: {tls: {cert_file: /f.crt, key_file: /f.key}}",
+			args: []string{"--tls-cert-file", "/g.crt", "--tls-key-file", "/g.key", "--tls-client-ca-file", "/g-ca.crt"},
+			want: APITLS{"/g.crt", "/g.key", "/g-ca.crt"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			args := tc.args
+			if tc.yaml != "" {
+				args = append([]string{"--config", writeFile(t, tc.yaml)}, args...)
+			}
+			cfg, err := Load(args, noenv, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.API.TLS != tc.want || cfg.API.TLS.Enabled() != (tc.want.CertFile != "") {
+				t.Errorf("api.tls = %+v, want %+v", cfg.API.TLS, tc.want)
+			}
+		})
+	}
+}
+
+// TestTokensFile: auth.tokens_file adds tokens, validated like the inline
+// ones, each error naming the file and the entry.
+func TestTokensFile(t *testing.T) {
+	tests := map[string]struct {
+		file    string // "" = missing
+		want    []string
+		wantErr string
+	}{
+		"adds tokens": {
+			file: "tokens:\n  - {name: ro, token: readonly-token-0123, role: readonly, prefixes: [app/]}\n  - {name: rw, sha256: \"" + strings.Repeat("cd", 32) + "\", role: readwrite}\n",
+			want: []string{"inline", "ro", "rw"},
+		},
+		"empty document":          {file: "\n", want: []string{"inline"}},
+		"empty list":              {file: "tokens: []\n", want: []string{"inline"}},
+		"missing":                 {wantErr: "auth.tokens_file: open"},
+		"bad yaml":                {file: "tokens: [", wantErr: "auth.tokens_file: "},
+		"unknown key":             {file: "tokenz: []\n", wantErr: `unknown field "tokenz"`},
+		"bad role":                {file: "tokens: [{name: x, token: readonly-token-0123, role: root}]\n", wantErr: `tokens[0].role: "root"`},
+		"short token":             {file: "tokens: [{name: x, token: short, role: admin}]\n", wantErr: "tokens[0].token: must be at least 16"},
+		"bad prefix":              {file: "tokens: [{name: x, token: readonly-token-0123, role: admin, prefixes: [app]}]\n", wantErr: "tokens[0].prefixes[0]"},
+		"name of an inline token": {file: "tokens: [{name: inline, token: readonly-token-0123, role: admin}]\n", wantErr: `tokens[0].name: "inline" is used by another token`},
+		"bad token_file":          {file: "tokens: [{name: x, token_file: /does/not/exist, role: admin}]\n", wantErr: "tokens[0].token_file"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens.yaml")
+			if tc.file != "" {
+				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, err := Load([]string{"--config", writeFile(t, "auth: {tokens: [{name: inline, token: inline-token-012345, role: admin}]}"), "--tokens-file", path}, noenv, io.Discard)
+			if err != nil {
+				t.Fatalf("Load: %v (the file is read by Principals, not Load)", err)
+			}
+			ps, err := cfg.Principals()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "auth.tokens_file") {
+					t.Fatalf("Principals: %v, want an error naming auth.tokens_file and %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range ps {
+				got = append(got, p.Name)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("principals %v, want %v", got, tc.want)
+			}
+			if !cfg.Auth.Reloadable() {
+				t.Error("Reloadable() = false with a tokens_file")
+			}
+		})
 	}
 }
 

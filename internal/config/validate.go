@@ -3,11 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
-
-	"kvstore.dev/kvstore/internal/auth"
 )
 
 // Hard ceilings on limits: bbolt keys are at most 32768 bytes and the TTL
@@ -101,73 +98,7 @@ func (c *Config) Validate() error {
 	if n := c.Store.FlushMaxBytes; n < 0 || n > 16<<30 {
 		bad("store.flush_max_bytes", "%d is out of range 0 (the default)..17179869184 (16 GiB)", n)
 	}
-	names := map[string]bool{}
-	for i, t := range c.Auth.Tokens {
-		f := fmt.Sprintf("auth.tokens[%d]", i)
-		if t.Name == "" {
-			bad(f+".name", "must not be empty")
-		} else if names[t.Name] {
-			bad(f+".name", "%q is used by another token", t.Name)
-		}
-		names[t.Name] = true
-		set := 0
-		for _, s := range []string{t.Token, t.TokenFile, t.SHA256} {
-			if s != "" {
-				set++
-			}
-		}
-		if set != 1 {
-			bad(f, "exactly one of token, token_file and sha256 must be set (%d are)", set)
-		}
-		if t.Token != "" && len(t.Token) < minTokenLength {
-			bad(f+".token", "must be at least %d characters", minTokenLength)
-		}
-		if t.SHA256 != "" {
-			if _, err := auth.ParseDigest(t.SHA256); err != nil {
-				bad(f+".sha256", "%v", err)
-			}
-		}
-		if !t.Role.Valid() {
-			bad(f+".role", "%q is not one of admin, readwrite, readonly", t.Role)
-		}
-		for j, p := range t.Prefixes {
-			field := fmt.Sprintf("%s.prefixes[%d]", f, j)
-			if p == "" {
-				bad(field, "must not be empty (omit prefixes to allow every key)")
-			} else if err := auth.ValidPrefix(p); err != nil {
-				bad(field, "%q %v", p, err)
-			}
-		}
-	}
+	validateTokens("auth.tokens", c.Auth.Tokens, map[string]bool{}, bad)
+	c.API.TLS.validate(bad)
 	return errors.Join(errs...)
-}
-
-// Principals resolves the configured tokens, reading token files, into
-// principals. Call it after Validate.
-func (c *Config) Principals() ([]auth.Principal, error) {
-	out := make([]auth.Principal, 0, len(c.Auth.Tokens))
-	for i, t := range c.Auth.Tokens {
-		var d [32]byte
-		switch {
-		case t.Token != "":
-			d = auth.Digest(t.Token)
-		case t.TokenFile != "":
-			b, err := os.ReadFile(t.TokenFile)
-			if err != nil {
-				return nil, fmt.Errorf("auth.tokens[%d].token_file: %w", i, err)
-			}
-			tok := strings.TrimSpace(string(b))
-			if len(tok) < minTokenLength {
-				return nil, fmt.Errorf("auth.tokens[%d].token_file: %s holds a token shorter than %d characters", i, t.TokenFile, minTokenLength)
-			}
-			d = auth.Digest(tok)
-		default:
-			var err error
-			if d, err = auth.ParseDigest(t.SHA256); err != nil {
-				return nil, fmt.Errorf("auth.tokens[%d].sha256: %w", i, err)
-			}
-		}
-		out = append(out, auth.NewPrincipal(t.Name, t.Role, t.Prefixes, d))
-	}
-	return out, nil
 }

@@ -2,7 +2,9 @@
 // the store and its write path (a Raft node, a one-server cluster of its
 // own without cluster mode: backend.go; a data dir of the former
 // single-node WAL is replayed once: legacywal.go), the TTL sweeper, the
-// API and debug listeners, and an orderly shutdown (hand off Raft
+// API and debug listeners (the API optionally over TLS, its certificate
+// re-read when it changes, and the tokens re-read from their files:
+// security.go), and an orderly shutdown (hand off Raft
 // leadership, stop accepting, drain requests, end watches, commit what is
 // queued, close the database). Restore is the offline restore.
 package server
@@ -50,21 +52,21 @@ func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
 // once the database is closed. ready, if not nil, is called with the bound
 // addresses once both listeners accept connections.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(api, debug net.Addr)) error {
-	principals, err := cfg.Principals()
+	if _, err := cfg.Principals(); err != nil { // before any I/O of ours
+		return err
+	}
+	tlsConfig, err := apiTLS(cfg.API.TLS, log)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	if len(principals) == 0 {
-		path, token, created, err := auth.EnsureAdminToken(cfg.DataDir)
-		if err != nil {
-			return err
-		}
-		principals = append(principals, auth.NewPrincipal("generated-admin", auth.RoleAdmin, nil, auth.Digest(token)))
-		log.Info("no tokens configured; using the generated admin token", "token_file", path, "created", created)
+	ps, err := principals(&cfg, log)
+	if err != nil {
+		return err
 	}
+	authn := auth.NewAuthenticator(ps)
 
 	var m *metrics.Metrics
 	st, err := store.Open(filepath.Join(cfg.DataDir, store.DBFile), store.Options{
@@ -96,18 +98,25 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
 		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
 	}
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 2)
 	serve := func(srv *http.Server, ln net.Listener) {
 		wg.Go(func() {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			var err error
+			if srv.TLSConfig != nil {
+				err = srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig.GetCertificate
+			} else {
+				err = srv.Serve(ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- err
 			}
 		})
 	}
 	serve(apiSrv, apiLn)
-	log.Info("listening", "listener", "api", "addr", apiLn.Addr().String())
+	log.Info("listening", "listener", "api", "addr", apiLn.Addr().String(), "tls", tlsConfig != nil)
 	stopAPI := func() {
 		apiSrv.Close()
 		wg.Wait()
@@ -125,7 +134,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	if cfg.Console.Enabled {
 		console = web.Handler()
 	}
-	api := httpapi.New(be, auth.NewAuthenticator(principals), httpapi.Options{
+	api := httpapi.New(be, authn, httpapi.Options{
 		MaxKeyBytes:      cfg.Limits.MaxKeyBytes,
 		MaxValueBytes:    cfg.Limits.MaxValueBytes,
 		MaxListPageBytes: cfg.Limits.MaxListPageBytes,
@@ -166,6 +175,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	wg.Go(func() {
 		(&store.Sweeper{Store: st, Proposer: be, Interval: cfg.TTL.SweepInterval.D(), Logger: log, Active: be.Sweeps}).Run(sweepCtx)
 	})
+	if cfg.Auth.Reloadable() {
+		wg.Go(func() { reloadTokens(sweepCtx, &cfg, authn, log) })
+	}
 	if ready != nil {
 		ready(apiLn.Addr(), debugAddr)
 	}

@@ -2,6 +2,7 @@ package compose_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -46,5 +47,20 @@ func TestServerImageBuildsFromRepository(t *testing.T) {
 				t.Errorf("%s: build context %q: %v", name, svc.Build.Context, err)
 			}
 		}
+	}
+}
+
+// TestEnvFileNotCommitted: the real .env is the user's (gitignored); the
+// repository ships .env.example.
+func TestEnvFileNotCommitted(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(composeDir, ".env.example")); err != nil {
+		t.Errorf(".env.example: %v", err)
+	}
+	root := filepath.Join(composeDir, "..", "..")
+	if out, err := exec.Command("git", "-C", root, "ls-files", "deploy/compose/.env").Output(); err != nil || len(out) > 0 {
+		t.Errorf("git ls-files deploy/compose/.env: %q, %v; want it untracked", out, err)
+	}
+	if err := exec.Command("git", "-C", root, "check-ignore", "-q", "deploy/compose/.env").Run(); err != nil {
+		t.Errorf("deploy/compose/.env is not gitignored: %v", err)
 	}
 }

@@ -38,7 +38,8 @@ const (
 )
 
 type stack struct {
-	dir   string // composeDir
+	dir   string   // composeDir
+	files []string // compose files in dir: compose.yaml, then overrides
 	env   []string
 	token string
 	ca    *x509.CertPool
@@ -56,7 +57,11 @@ func composeCmd() []string {
 // composeRun runs compose on the stack's project.
 func (s *stack) composeRun(args ...string) (string, error) {
 	c := composeCmd()
-	full := append(append(c[1:], "-p", project, "-f", filepath.Join(s.dir, "compose.yaml")), args...)
+	full := append(c[1:], "-p", project)
+	for _, f := range s.files {
+		full = append(full, "-f", filepath.Join(s.dir, f))
+	}
+	full = append(full, args...)
 	cmd := exec.Command(c[0], full...)
 	cmd.Env = s.env
 	out, err := cmd.CombinedOutput()
@@ -84,12 +89,23 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// up builds the images, starts the stack and waits until nginx answers.
-func up(t *testing.T) *stack {
+// up builds the images, starts the stack (compose.yaml, then the override
+// files in composeDir) and waits until nginx answers.
+func up(t *testing.T, overrides ...string) *stack {
+	t.Helper()
+	s := newStack(t, overrides...)
+	s.start(t)
+	return s
+}
+
+// newStack builds the images and returns a stack with nothing running and
+// no volumes left from an earlier run; it is taken down, volumes and all,
+// when t ends.
+func newStack(t *testing.T, overrides ...string) *stack {
 	t.Helper()
 	harness.RequireDocker(t, "compose end-to-end test")
 	harness.BuildImages(t)
-	s := &stack{dir: composeDir, env: append(os.Environ(),
+	s := &stack{dir: composeDir, files: append([]string{"compose.yaml"}, overrides...), env: append(os.Environ(),
 		"KVSTORE_IMAGE=kvstore/kvstore:local",
 		"KVSTORE_NGINX_IMAGE=kvstore-local/nginx:bookworm",
 		"KVSTORE_BIND_ADDRESS=127.0.0.1",
@@ -108,7 +124,6 @@ func up(t *testing.T) *stack {
 			t.Errorf("compose down: %v", err)
 		}
 	})
-	s.start(t)
 	return s
 }
 
@@ -296,6 +311,8 @@ func TestComposeStack(t *testing.T) {
 		}
 	})
 
+	t.Run("ca.key never reaches nginx", func(t *testing.T) { checkCAKeyPrivate(t) })
+
 	t.Run("containers on kvstore_net", func(t *testing.T) {
 		var nets []struct {
 			Driver     string
@@ -353,6 +370,104 @@ func TestComposeStack(t *testing.T) {
 			t.Errorf("after down/up: %d %q", resp.StatusCode, body)
 		}
 	})
+}
+
+// checkCAKeyPrivate: the CA key is in the volume only the certs step
+// mounts; nginx and the app mount neither it nor a file named ca.key.
+func checkCAKeyPrivate(t *testing.T) {
+	t.Helper()
+	for _, c := range []string{"kvstore-nginx", "kvstore-app"} {
+		var mounts []struct{ Name, Source, Destination string }
+		if err := json.Unmarshal([]byte(run(t, "docker", "inspect", "--format", "{{json .Mounts}}", c)), &mounts); err != nil {
+			t.Fatalf("%s mounts: %v", c, err)
+		}
+		for _, m := range mounts {
+			if m.Name == project+"_ca" {
+				t.Errorf("%s mounts the CA volume at %s", c, m.Destination)
+			}
+		}
+	}
+	if out, err := exec.Command("docker", "cp", "kvstore-nginx:/etc/nginx/certs/ca.key", t.TempDir()).CombinedOutput(); err == nil {
+		t.Errorf("docker cp of ca.key out of nginx succeeded: the CA key is in nginx's certificate directory")
+	} else {
+		t.Logf("docker cp ca.key from nginx fails, as it must: %s", strings.TrimSpace(string(out)))
+	}
+	if out := run(t, "docker", "exec", "kvstore-nginx", "ls", "/etc/nginx/certs"); strings.Contains(out, "ca.key") || !strings.Contains(out, "server.key") {
+		t.Errorf("nginx's certificate directory: %q, want server.crt, server.key, ca.crt only", out)
+	}
+	// The key exists, in the CA volume.
+	run(t, "docker", "run", "--rm", "--network", "none", "-v", project+"_ca:/ca:ro", "--user", "65532", "kvstore-local/debian:bookworm", "test", "-s", "/ca/ca.key")
+}
+
+// TestComposeTLSToApp: with tls-app.override.yaml the app serves its API
+// over HTTPS only, and nginx reaches it through TLS, verified.
+func TestComposeTLSToApp(t *testing.T) {
+	s := up(t, "tls-app.override.yaml")
+	resp, _ := s.do(t, "PUT", "/api/v1/kv/e2e/tls", s.token, "over tls", "Content-Type", "text/plain")
+	if resp.StatusCode != 201 {
+		t.Fatalf("PUT through nginx to the TLS app: %d", resp.StatusCode)
+	}
+	if resp, body := s.do(t, "GET", "/api/v1/kv/e2e/tls", s.token, ""); resp.StatusCode != 200 || body != "over tls" {
+		t.Fatalf("GET: %d %q", resp.StatusCode, body)
+	}
+	// Plain HTTP from nginx's container to the app is refused now.
+	out, _ := exec.Command("docker", "exec", "kvstore-nginx", "bash", "-c",
+		`exec 3<>/dev/tcp/app/8080 && printf 'GET /readyz HTTP/1.0\r\nHost: app\r\n\r\n' >&3 && head -c 200 <&3`).CombinedOutput()
+	if !strings.Contains(string(out), " 400 ") {
+		t.Errorf("plain HTTP to app:8080 answered %q, want 400 (an HTTPS listener)", out)
+	}
+	logs := run(t, "docker", "logs", "kvstore-app")
+	if !strings.Contains(logs, `"tls":true`) {
+		t.Errorf("the app's log does not say its API listener serves TLS:\n%.2000s", logs)
+	}
+	t.Run("ca.key never reaches nginx or the app", func(t *testing.T) { checkCAKeyPrivate(t) })
+
+	t.Run("re-issued certificate is served without restarting the app", func(t *testing.T) {
+		started := run(t, "docker", "inspect", "--format", "{{.State.StartedAt}}", "kvstore-app")
+		// Another host name makes the certs step issue a new certificate
+		// into the volume the app reads.
+		reissue := *s
+		reissue.env = append(append([]string{}, s.env...), "KVSTORE_TLS_HOSTS=localhost,127.0.0.1,kv.e2e.test")
+		if out := reissue.compose(t, "run", "--rm", "certs"); !strings.Contains(out, "issued") {
+			t.Fatalf("certs step: %q, want a new certificate issued", out)
+		}
+		harness.Eventually(t, "the app reloads its certificate", 30*time.Second, func() error {
+			if !strings.Contains(run(t, "docker", "logs", "kvstore-app"), "TLS certificate reloaded") {
+				return fmt.Errorf("no reload in the app's log yet")
+			}
+			return nil
+		})
+		if now := run(t, "docker", "inspect", "--format", "{{.State.StartedAt}}", "kvstore-app"); now != started {
+			t.Errorf("the app restarted: started %s, now %s", started, now)
+		}
+		if resp, body := s.do(t, "GET", "/api/v1/kv/e2e/tls", s.token, ""); resp.StatusCode != 200 || body != "over tls" {
+			t.Errorf("GET through nginx after the re-issue: %d %q", resp.StatusCode, body)
+		}
+	})
+}
+
+// TestComposeMigratesOldCertVolume: a certificate volume of the former
+// layout, which held ca.key beside the server's pair, loses ca.key on the
+// next up; the CA moves to the CA volume and stays the same, so clients
+// that trust it keep working.
+func TestComposeMigratesOldCertVolume(t *testing.T) {
+	s := newStack(t)
+	vol := project + "_certs"
+	run(t, "docker", "volume", "create", "--label", "com.docker.compose.project="+project, "--label", "com.docker.compose.volume=certs", vol)
+	run(t, "docker", "run", "--rm", "--network", "none", "-v", vol+":/certs", "kvstore/kvstore:local", "certs", "--dir", "/certs")
+	oldCA := run(t, "docker", "run", "--rm", "--network", "none", "-v", vol+":/certs:ro", "--user", "65532", "kvstore-local/debian:bookworm", "cat", "/certs/ca.crt", "/certs/ca.key")
+	if !strings.Contains(oldCA, "PRIVATE KEY") {
+		t.Fatalf("the former layout did not put ca.key in the volume: %q", oldCA)
+	}
+	s.start(t)
+	checkCAKeyPrivate(t)
+	newCA := run(t, "docker", "exec", "kvstore-nginx", "cat", "/etc/nginx/certs/ca.crt")
+	if !strings.HasPrefix(oldCA, newCA) {
+		t.Error("the CA changed in the migration: clients trusting the old ca.crt would fail")
+	}
+	if resp, _ := s.do(t, "GET", "/api/v1/status", s.token, ""); resp.StatusCode != 200 {
+		t.Errorf("status through nginx after the migration: %d", resp.StatusCode)
+	}
 }
 
 // waitAPI waits until nginx reaches the app again (its upstream connections

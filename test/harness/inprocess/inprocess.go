@@ -16,7 +16,7 @@ import (
 
 // Server is a server run by server.Run in the test's process.
 type Server struct {
-	URL  string          // "http://" + the API's address
+	URL  string          // "http://" (or "https://" with api.tls) + the API's address
 	Logs *testlog.Buffer // the server's log
 }
 
@@ -43,6 +43,9 @@ func Start(t testing.TB, cfg config.Config) *Server {
 	select {
 	case addr := <-ready:
 		s.URL = "http://" + addr
+		if cfg.API.TLS.Enabled() {
+			s.URL = "https://" + addr
+		}
 	case err := <-done:
 		cancel()
 		t.Fatalf("server.Run: %v\n%s", err, s.Logs)
