@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"time"
 )
 
@@ -93,9 +94,17 @@ func (ca *CA) IssueServer(hosts []string, validity time.Duration, now time.Time)
 	if len(hosts) == 0 {
 		return Pair{}, errors.New("at least one host is required")
 	}
+	return ca.issue(pkix.Name{CommonName: hosts[0], Organization: []string{"kvstore"}}, hosts, nil,
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, validity, now)
+}
+
+// issue signs a fresh P-256 key's certificate for subject, hosts (DNS
+// names or IP addresses) and uris, with the extended key usages eku,
+// valid from now for validity capped at the CA's own expiry.
+func (ca *CA) issue(subject pkix.Name, hosts []string, uris []*url.URL, eku []x509.ExtKeyUsage, validity time.Duration, now time.Time) (Pair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return Pair{}, fmt.Errorf("generate server key: %w", err)
+		return Pair{}, fmt.Errorf("generate key: %w", err)
 	}
 	notAfter := now.Add(validity)
 	if notAfter.After(ca.Cert.NotAfter) {
@@ -103,11 +112,12 @@ func (ca *CA) IssueServer(hosts []string, validity time.Duration, now time.Time)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"kvstore"}},
+		Subject:      subject,
 		NotBefore:    now.Add(-time.Minute),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  eku,
+		URIs:         uris,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -118,7 +128,7 @@ func (ca *CA) IssueServer(hosts []string, validity time.Duration, now time.Time)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
-		return Pair{}, fmt.Errorf("create server certificate: %w", err)
+		return Pair{}, fmt.Errorf("create certificate for %s: %w", subject.CommonName, err)
 	}
 	keyPEM, err := encodeKey(key)
 	if err != nil {
