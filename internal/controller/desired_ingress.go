@@ -16,8 +16,17 @@ import (
 // hand (deploy/compose/nginx/nginx.conf): HTTPS only with a redirect, the
 // body limit matched to the value limit, and request buffering so a slow
 // client does not hold a server connection.
+//
+// The pods serve HTTPS with the operator's pod certificate: nginx speaks
+// HTTPS to them and verifies that certificate against the CA bundle of
+// <name>-pod-tls for the client Service's name.
 func ingressAnnotations(kv *kvv1.KVStore) map[string]string {
 	return map[string]string{
+		"nginx.ingress.kubernetes.io/backend-protocol":      "HTTPS",
+		"nginx.ingress.kubernetes.io/proxy-ssl-verify":      "on",
+		"nginx.ingress.kubernetes.io/proxy-ssl-secret":      kv.Namespace + "/" + namesFor(kv).podTLS,
+		"nginx.ingress.kubernetes.io/proxy-ssl-name":        apiServerName(kv),
+		"nginx.ingress.kubernetes.io/proxy-ssl-server-name": "on",
 		"nginx.ingress.kubernetes.io/ssl-redirect":            "true",
 		"nginx.ingress.kubernetes.io/force-ssl-redirect":      "true",
 		"nginx.ingress.kubernetes.io/proxy-body-size":         bodySize(kv),
