@@ -135,13 +135,13 @@ type checkedCluster struct {
 	calls int
 }
 
-func (c *checkedCluster) Status(ctx context.Context, kv *kvv1.KVStore, token string) (wire.ClusterStatus, error) {
-	v, err := c.next.Status(ctx, kv, token)
+func (c *checkedCluster) Status(ctx context.Context, kv *kvv1.KVStore, a ServerAccess) (wire.ClusterStatus, error) {
+	v, err := c.next.Status(ctx, kv, a)
 	c.view = v
 	return v, err
 }
 
-func (c *checkedCluster) AddMember(ctx context.Context, kv *kvv1.KVStore, token, id, address string, voter bool) error {
+func (c *checkedCluster) AddMember(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, id, address string, voter bool) error {
 	c.call("AddMember " + id)
 	var commit uint64
 	for _, m := range c.view.Members {
@@ -154,17 +154,17 @@ func (c *checkedCluster) AddMember(ctx context.Context, kv *kvv1.KVStore, token,
 		commit == 0 || c.view.Members[i].Status.AppliedIndex+catchUpSlack < commit {
 		c.t.Errorf("AddMember(%s, voter=%v) is no promotion of a caught-up non-voter in the observed view %+v", id, voter, c.view)
 	}
-	return c.next.AddMember(ctx, kv, token, id, address, voter)
+	return c.next.AddMember(ctx, kv, a, id, address, voter)
 }
 
-func (c *checkedCluster) RemoveMember(ctx context.Context, kv *kvv1.KVStore, token, id string) error {
+func (c *checkedCluster) RemoveMember(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, id string) error {
 	c.call("RemoveMember " + id)
 	for _, m := range c.view.Members {
 		if ordinal(kv, m.ID) > ordinal(kv, id) {
 			c.t.Errorf("RemoveMember(%s) while %s, of a higher ordinal, is a member", id, m.ID)
 		}
 	}
-	return c.next.RemoveMember(ctx, kv, token, id)
+	return c.next.RemoveMember(ctx, kv, a, id)
 }
 
 func (c *checkedCluster) call(what string) {
