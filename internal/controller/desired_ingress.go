@@ -22,11 +22,11 @@ import (
 // <name>-pod-tls for the client Service's name.
 func ingressAnnotations(kv *kvv1.KVStore) map[string]string {
 	return map[string]string{
-		"nginx.ingress.kubernetes.io/backend-protocol":      "HTTPS",
-		"nginx.ingress.kubernetes.io/proxy-ssl-verify":      "on",
-		"nginx.ingress.kubernetes.io/proxy-ssl-secret":      kv.Namespace + "/" + namesFor(kv).podTLS,
-		"nginx.ingress.kubernetes.io/proxy-ssl-name":        apiServerName(kv),
-		"nginx.ingress.kubernetes.io/proxy-ssl-server-name": "on",
+		"nginx.ingress.kubernetes.io/backend-protocol":        "HTTPS",
+		"nginx.ingress.kubernetes.io/proxy-ssl-verify":        "on",
+		"nginx.ingress.kubernetes.io/proxy-ssl-secret":        kv.Namespace + "/" + namesFor(kv).podTLS,
+		"nginx.ingress.kubernetes.io/proxy-ssl-name":          apiServerName(kv),
+		"nginx.ingress.kubernetes.io/proxy-ssl-server-name":   "on",
 		"nginx.ingress.kubernetes.io/ssl-redirect":            "true",
 		"nginx.ingress.kubernetes.io/force-ssl-redirect":      "true",
 		"nginx.ingress.kubernetes.io/proxy-body-size":         bodySize(kv),

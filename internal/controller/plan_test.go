@@ -94,7 +94,7 @@ func TestPlan(t *testing.T) {
 		"new KVStore": {
 			want: every, events: []string{"TokenGenerated", "CAIssued", "CertificateIssued", "TokenGenerated", "PodCertificatesIssued"}, tls: true, step: "sts 3",
 		},
-		"settled":                     {obs: settled, want: every, tls: true, step: "sts 3"},
+		"settled":                      {obs: settled, want: every, tls: true, step: "sts 3"},
 		"certificates due for renewal": {obs: settled, at: now.AddDate(1, 0, 0), want: every, events: []string{"CertificateRenewed", "PodCertificatesIssued"}, tls: true, step: "sts 3"},
 		"scale up adds peer certificates": {
 			edit: func(k *kvv1.KVStore) { k.Spec.Replicas = ptr(int32(5)) },

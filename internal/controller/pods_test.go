@@ -167,7 +167,9 @@ func (f *fakeCluster) AddMember(context.Context, *kvv1.KVStore, ServerAccess, st
 	return nil
 }
 
-func (f *fakeCluster) RemoveMember(context.Context, *kvv1.KVStore, ServerAccess, string) error { return nil }
+func (f *fakeCluster) RemoveMember(context.Context, *kvv1.KVStore, ServerAccess, string) error {
+	return nil
+}
 
 // TestPDBFollowsVoters runs reconciles against servers reporting a scale up
 // from one voter to three (non-voters lagging, so none is promoted) and
