@@ -142,6 +142,14 @@ type TLSSpec struct {
 	// cert-manager must be installed.
 	// +optional
 	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+
+	// Pods is whether the servers' own API port serves HTTPS, with a
+	// certificate from the operator's CA (Enabled), or plain HTTP inside
+	// the cluster (Disabled). Peer traffic is mutual TLS either way.
+	// +kubebuilder:validation:Enum=Enabled;Disabled
+	// +kubebuilder:default=Enabled
+	// +optional
+	Pods string `json:"pods,omitempty"`
 }
 
 // IssuerReference names a cert-manager Issuer or ClusterIssuer.

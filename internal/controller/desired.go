@@ -264,7 +264,7 @@ func endpoint(kv *kvv1.KVStore, o BuildOptions) string {
 	if domain == "" {
 		domain = "cluster.local"
 	}
-	return fmt.Sprintf("https://%s.%s.svc.%s:%d/", kv.Name, kv.Namespace, domain, httpPort)
+	return fmt.Sprintf("%s://%s.%s.svc.%s:%d/", apiScheme(kv), kv.Name, kv.Namespace, domain, httpPort)
 }
 
 // condition builds a condition of kv's status at generation gen.

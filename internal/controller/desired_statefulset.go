@@ -36,8 +36,6 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 			"--peer-tls-cert="+podTLSDir+"/$(POD_NAME).crt",
 			"--peer-tls-key="+podTLSDir+"/$(POD_NAME).key",
 			"--peer-tls-ca="+podTLSDir+"/"+caCertKey,
-			"--tls-cert-file="+podTLSDir+"/"+corev1.TLSCertKey,
-			"--tls-key-file="+podTLSDir+"/"+corev1.TLSPrivateKeyKey,
 			"--tokens-file="+tokensDir+"/"+tokensFile).
 		WithEnv(
 			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(
@@ -58,9 +56,9 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 			corev1ac.VolumeMount().WithName("pod-tls").WithMountPath(podTLSDir).WithReadOnly(true),
 			corev1ac.VolumeMount().WithName("tokens").WithMountPath(tokensDir).WithReadOnly(true),
 		).
-		WithStartupProbe(httpProbe("/healthz", 1, 60)).
-		WithLivenessProbe(httpProbe("/healthz", 10, 3)).
-		WithReadinessProbe(httpProbe("/readyz", 5, 2)).
+		WithStartupProbe(httpProbe(kv, "/healthz", 1, 60)).
+		WithLivenessProbe(httpProbe(kv, "/healthz", 10, 3)).
+		WithReadinessProbe(httpProbe(kv, "/readyz", 5, 2)).
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithRunAsNonRoot(true).
 			WithRunAsUser(serverUID).
@@ -69,6 +67,9 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 			WithReadOnlyRootFilesystem(true).
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+	if podAPITLS(kv) {
+		container.WithArgs("--tls-cert-file="+podTLSDir+"/"+corev1.TLSCertKey, "--tls-key-file="+podTLSDir+"/"+corev1.TLSPrivateKeyKey)
+	}
 	if kv.Spec.ImagePullPolicy != "" {
 		container.WithImagePullPolicy(kv.Spec.ImagePullPolicy)
 	}
@@ -144,11 +145,15 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 				WithSpec(pod)))
 }
 
-func httpProbe(path string, period, failures int32) *corev1ac.ProbeApplyConfiguration {
+func httpProbe(kv *kvv1.KVStore, path string, period, failures int32) *corev1ac.ProbeApplyConfiguration {
+	// HTTPS when the API port serves the pods' certificate; the kubelet
+	// does not verify it.
+	scheme := corev1.URISchemeHTTP
+	if podAPITLS(kv) {
+		scheme = corev1.URISchemeHTTPS
+	}
 	return corev1ac.Probe().
-		// HTTPS: the API port serves the pods' certificate; the kubelet
-		// does not verify it.
-		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("http")).WithScheme(corev1.URISchemeHTTPS)).
+		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("http")).WithScheme(scheme)).
 		WithPeriodSeconds(period).
 		WithTimeoutSeconds(2).
 		WithFailureThreshold(failures)

@@ -43,7 +43,8 @@ const catchUpSlack = 64
 const clusterCallTimeout = 10 * time.Second
 
 // HTTPClusterClient is the ClusterClient of a real cluster: package client
-// calling the KVStore's client Service over HTTPS. Each call verifies the
+// calling the KVStore's client Service over HTTPS (plain HTTP when
+// spec.tls.pods is Disabled). Each call verifies the
 // server's certificate against the access's CA bundle for the client
 // Service's name (apiServerName), whatever address it dials, and closes
 // its connections when done: the bundle may change between calls.
@@ -55,17 +56,16 @@ type HTTPClusterClient struct {
 
 // call runs f with a kvstore client of kv's client Service.
 func (c *HTTPClusterClient) call(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, f func(context.Context, *kvclient.Client) error) error {
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(a.CABundle) {
-		return fmt.Errorf("reach %s/%s: no CA certificate in the pods' bundle", kv.Namespace, kv.Name)
-	}
-	tr := &http.Transport{
-		Proxy:             http.ProxyFromEnvironment,
-		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: apiServerName(kv), MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2: true,
+	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	if podAPITLS(kv) {
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(a.CABundle) {
+			return fmt.Errorf("reach %s/%s: no CA certificate in the pods' bundle", kv.Namespace, kv.Name)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, ServerName: apiServerName(kv), MinVersion: tls.VersionTLS12}
 	}
 	defer tr.CloseIdleConnections()
-	url := fmt.Sprintf("https://%s.%s.svc.%s:%d", kv.Name, kv.Namespace, clusterDomain(c.Options), httpPort)
+	url := fmt.Sprintf("%s://%s.%s.svc.%s:%d", apiScheme(kv), kv.Name, kv.Namespace, clusterDomain(c.Options), httpPort)
 	if c.BaseURL != nil {
 		url = c.BaseURL(kv)
 	}

@@ -77,7 +77,8 @@ func checkPodTLS(kv *kvv1.KVStore, want int) (map[string][]byte, error) {
 // <name>-pod-tls, one more per pod on a scale up with the others left as
 // they were and the pod template unchanged; the StatefulSet's flags,
 // volumes and HTTPS probes; the Ingress's backend HTTPS annotations; and
-// the https:// status endpoint without an Ingress.
+// the https:// status endpoint without an Ingress; and plain HTTP on the
+// API port (peer TLS kept) with spec.tls.pods: Disabled.
 func TestPodTLS(t *testing.T) {
 	ns := newNamespace(t)
 	kv := create(t, sample(t, ns))
@@ -162,6 +163,29 @@ func TestPodTLS(t *testing.T) {
 			return err
 		}
 		if want := "https://demo." + ns + ".svc.cluster.local:8080/"; got.Status.Endpoint != want {
+			return fmt.Errorf("endpoint %q, want %q", got.Status.Endpoint, want)
+		}
+		return nil
+	})
+
+	// spec.tls.pods: Disabled: plain HTTP on the API port, peer TLS kept.
+	patch(t, kv, func(k *kvv1.KVStore) { k.Spec.TLS.Pods = "Disabled" })
+	eventually(t, "plain HTTP on the API port", func() error {
+		got := &kvv1.KVStore{}
+		if err := get(ns, "demo", got); err != nil {
+			return err
+		}
+		if err := get(ns, "demo", sts); err != nil {
+			return err
+		}
+		c := sts.Spec.Template.Spec.Containers[0]
+		if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--tls-") }) || !slices.Contains(c.Args, "--peer-tls-ca=/etc/kvstore-tls/ca.crt") {
+			return fmt.Errorf("args %v, want peer TLS without API TLS", c.Args)
+		}
+		if c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTP {
+			return fmt.Errorf("readiness probe scheme %s", c.ReadinessProbe.HTTPGet.Scheme)
+		}
+		if want := "http://demo." + ns + ".svc.cluster.local:8080/"; got.Status.Endpoint != want {
 			return fmt.Errorf("endpoint %q, want %q", got.Status.Endpoint, want)
 		}
 		return nil

@@ -70,6 +70,18 @@ func apiHosts(kv *kvv1.KVStore, o BuildOptions) []string {
 	return hosts
 }
 
+// podAPITLS reports whether the pods' API port serves HTTPS
+// (spec.tls.pods, Enabled by default).
+func podAPITLS(kv *kvv1.KVStore) bool { return kv.Spec.TLS.Pods != "Disabled" }
+
+// apiScheme is the scheme of the pods' API port.
+func apiScheme(kv *kvv1.KVStore) string {
+	if podAPITLS(kv) {
+		return "https"
+	}
+	return "http"
+}
+
 // apiServerName is the name the operator and the Ingress verify the pods'
 // API certificate against: the client Service's.
 func apiServerName(kv *kvv1.KVStore) string { return kv.Name + "." + kv.Namespace + ".svc" }
