@@ -105,3 +105,44 @@ func TestPodLeaves(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestPodAPITLSSwitch checks what spec.tls.pods changes in the builders:
+// the API TLS flags, the probes' scheme, the Ingress's backend
+// annotations and the endpoint's scheme; the peer TLS flags stay.
+func TestPodAPITLSSwitch(t *testing.T) {
+	cases := map[string]struct {
+		pods string
+		tls  bool
+	}{
+		"default":  {"", true},
+		"Enabled":  {"Enabled", true},
+		"Disabled": {"Disabled", false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			kv := newKV(func(k *kvv1.KVStore) { k.Spec.TLS.Pods = tc.pods })
+			c := desiredStatefulSet(kv, testOpts, "hash", 3).Spec.Template.Spec.Containers[0]
+			if got := slices.Contains(c.Args, "--tls-cert-file=/etc/kvstore-tls/tls.crt"); got != tc.tls {
+				t.Errorf("API TLS flag = %v, want %v", got, tc.tls)
+			}
+			if !slices.Contains(c.Args, "--peer-tls-cert=/etc/kvstore-tls/$(POD_NAME).crt") || !slices.Contains(c.Args, "--cluster-name=kv") {
+				t.Errorf("args %v lack the peer TLS flags", c.Args)
+			}
+			scheme := corev1.URISchemeHTTP
+			if tc.tls {
+				scheme = corev1.URISchemeHTTPS
+			}
+			if *c.ReadinessProbe.HTTPGet.Scheme != scheme || *c.StartupProbe.HTTPGet.Scheme != scheme {
+				t.Errorf("probe scheme %s, want %s", *c.ReadinessProbe.HTTPGet.Scheme, scheme)
+			}
+			a := ingressAnnotations(kv)
+			if got := a["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS" && a["nginx.ingress.kubernetes.io/proxy-ssl-secret"] == "ns/kv-pod-tls" &&
+				a["nginx.ingress.kubernetes.io/proxy-ssl-name"] == "kv.ns.svc" && a["nginx.ingress.kubernetes.io/proxy-ssl-verify"] == "on"; got != tc.tls {
+				t.Errorf("backend HTTPS annotations = %v, want %v: %v", got, tc.tls, a)
+			}
+			if got := strings.HasPrefix(endpoint(kv, testOpts), "https://"); got != tc.tls {
+				t.Errorf("endpoint %s", endpoint(kv, testOpts))
+			}
+		})
+	}
+}
