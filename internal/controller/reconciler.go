@@ -115,7 +115,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil && !errors.As(err, &prob) {
 		return reconcile.Result{}, err // retried with backoff
 	}
-	after := requeueAfter(now, p.tls, st)
+	after := requeueAfter(now, p.renewAt, st)
 	if in.membershipPending != "" && (after == 0 || after > membershipRetry) {
 		after = membershipRetry // membership changes are not watched: look again soon
 	}
@@ -140,16 +140,17 @@ func (r *Reconciler) now() time.Time {
 }
 
 // requeueAfter is when the KVStore must be looked at again without any
-// event: at the certificate's renewal time, or at the progress deadline.
-func requeueAfter(now time.Time, tls *tlsMaterial, st kvv1.KVStoreStatus) time.Duration {
+// event: when a certificate or CA phase falls due (renewAt, zero for
+// none), or at the progress deadline.
+func requeueAfter(now time.Time, renewAt time.Time, st kvv1.KVStoreStatus) time.Duration {
 	var next time.Duration
 	consider := func(at time.Time) {
 		if d := at.Sub(now); d > 0 && (next == 0 || d < next) {
 			next = d
 		}
 	}
-	if tls != nil {
-		consider(tls.renewAt)
+	if !renewAt.IsZero() {
+		consider(renewAt)
 	}
 	if c := meta.FindStatusCondition(st.Conditions, kvv1.ConditionProgressing); c != nil && c.Status == "True" {
 		consider(c.LastTransitionTime.Add(ProgressDeadline + time.Second))
@@ -163,7 +164,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kvv1.KVStore{}, secretRefIndex, func(o client.Object) []string {
 		kv := o.(*kvv1.KVStore)
 		var refs []string
-		for _, s := range []string{kv.Spec.TLS.SecretName, kv.Spec.Auth.SecretName} {
+		for _, s := range append([]string{kv.Spec.TLS.SecretName, kv.Spec.Auth.SecretName}, tokenSecretNames(kv)...) {
 			if s != "" {
 				refs = append(refs, s)
 			}
@@ -186,7 +187,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // kvstoresReferencing maps a Secret to the KVStores that name it in
-// spec.tls.secretName or spec.auth.secretName.
+// spec.tls.secretName, spec.auth.secretName or spec.auth.tokens.
 func (r *Reconciler) kvstoresReferencing(ctx context.Context, o client.Object) []reconcile.Request {
 	var list kvv1.KVStoreList
 	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretRefIndex: o.GetName()}); err != nil {
