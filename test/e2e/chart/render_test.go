@@ -166,8 +166,16 @@ func TestTestHookPod(t *testing.T) {
 				!strings.Contains(out, "/etc/kvstore-tls/ca.crt") || !strings.Contains(out, "-pod-tls") {
 				t.Errorf("the pod does not probe the client Service's /healthz over HTTPS verified with <name>-pod-tls's ca.crt")
 			}
-			if tc.secret != "" && !strings.Contains(out, fmt.Sprintf("secretKeyRef:\n              name: %s\n              key: token", tc.secret)) {
-				t.Errorf("the token does not come from Secret %s key token", tc.secret)
+			if tc.secret != "" {
+				// The token is a file of the auth Secret's volume, passed by
+				// path: never an argument or an environment variable.
+				if !strings.Contains(out, fmt.Sprintf("secretName: %s\n        items: [{key: token, path: token}]", tc.secret)) ||
+					!strings.Contains(out, "--put-get, --token-file, /etc/kvstore-auth/token") {
+					t.Errorf("the put-get step does not read the token from Secret %s key token, mounted at /etc/kvstore-auth", tc.secret)
+				}
+				if strings.Contains(out, "secretKeyRef") {
+					t.Errorf("the test pod puts a Secret in an environment variable")
+				}
 			}
 		})
 	}
