@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/wire"
 )
 
 // Reconciler reconciles KVStores. Its fields are set once before
@@ -119,10 +120,36 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if in.membershipPending != "" && (after == 0 || after > membershipRetry) {
 		after = membershipRetry // membership changes are not watched: look again soon
 	}
+	after = serversResync(after, in.sts != nil, obs.view)
 	if prob != nil && (after == 0 || after > problemRetry) {
 		after = problemRetry // for what no watch reports, like cert-manager's CRD appearing
 	}
 	return reconcile.Result{RequeueAfter: after}, nil
+}
+
+// leaderRetry is how soon a KVStore whose servers named no leader (or did
+// not answer) is looked at again, so that status.leader follows an
+// election within seconds.
+const leaderRetry = 3 * time.Second
+
+// statusRefresh is the longest a KVStore goes without being looked at:
+// status.leader and status.members come from the servers, whose elections
+// and membership changes make no Kubernetes event.
+const statusRefresh = 30 * time.Second
+
+// serversResync shortens after (0: no requeue) for what the servers, not
+// Kubernetes, report: every statusRefresh at the latest, and every
+// leaderRetry while a StatefulSet exists whose servers named no leader or
+// did not answer.
+func serversResync(after time.Duration, haveStatefulSet bool, view *wire.ClusterStatus) time.Duration {
+	limit := statusRefresh
+	if haveStatefulSet && (view == nil || view.LeaderID == "") {
+		limit = leaderRetry
+	}
+	if after == 0 || after > limit {
+		return limit
+	}
+	return after
 }
 
 // problemRetry is how soon a KVStore with a problem is looked at again.
