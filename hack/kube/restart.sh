@@ -45,11 +45,19 @@ for ((i = $# - 1; i >= 0; i--)); do
 	log "starting $c"
 	nsenter --net="/run/netns/$NETNS" "${cmd[@]}" </dev/null >>"$STATE/logs/$c.log" 2>&1 &
 	echo $! >"$RUN/$c.pid"
+	if [[ "$c" == containerd ]]; then
+		# The kubelet exits at once when the CRI socket does not answer
+		# (it took containerd 1.7 s to boot on a loaded machine), so what
+		# starts after containerd waits until it serves.
+		for ((j = 0; j < 300; j++)); do
+			ctr_ version >/dev/null 2>&1 && break
+			sleep 0.2
+		done
+		ctr_ version >/dev/null 2>&1 || die "containerd did not answer on $RUN/containerd.sock within 60 s (log: $STATE/logs/containerd.log)"
+	fi
 done
-if [[ " $* " == *" containerd "* ]]; then
-	for ((i = 0; i < 150; i++)); do
-		ctr_ version >/dev/null 2>&1 && break
-		sleep 0.2
-	done
-fi
+sleep 2
+for c in "$@"; do
+	pid_alive "$c" || die "$c exited right after its restart (log: $STATE/logs/$c.log)"
+done
 log "restarted $*"

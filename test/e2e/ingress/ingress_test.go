@@ -324,6 +324,12 @@ func startNginx(t *testing.T, k *kube.Cluster, s *kube.Store, ings []networkingv
 	conf := nginxConfig(servers)
 	t.Logf("nginx.conf rendered from the Ingresses:\n%s", conf)
 	secret := ings[0].Spec.TLS[0].SecretName
+	// The Secret whose ca.crt verifies the pods (proxy-ssl-secret), mounted
+	// next to the edge certificate's.
+	_, podCA, ok := strings.Cut(ings[0].Annotations["nginx.ingress.kubernetes.io/proxy-ssl-secret"], "/")
+	if !ok {
+		t.Fatalf("Ingress %s has no proxy-ssl-secret: the pods serve HTTPS by default, verified with their CA", ings[0].Name)
+	}
 	k.Apply(t, s.Namespace, fmt.Sprintf(`apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -354,15 +360,18 @@ spec:
       volumeMounts:
         - {name: conf, mountPath: /etc/nginx/e2e, readOnly: true}
         - {name: tls, mountPath: %s/%s, readOnly: true}
+        - {name: pod-ca, mountPath: %s/%s, readOnly: true}
         - {name: tmp, mountPath: /tmp}
   volumes:
     - name: conf
       configMap: {name: nginx}
     - name: tls
       secret: {secretName: %s, defaultMode: 0444}
+    - name: pod-ca
+      secret: {secretName: %s, defaultMode: 0444, items: [{key: ca.crt, path: ca.crt}]}
     - name: tmp
       emptyDir: {sizeLimit: 64Mi}
-`, conf, nginxImage, restricted, nginxCertDir, secret, secret))
+`, conf, nginxImage, restricted, nginxCertDir, secret, nginxCertDir, podCA, secret, podCA))
 }
 
 // waitNginx waits for the nginx pod to be Ready and returns its IP.

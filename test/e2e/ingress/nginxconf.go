@@ -39,6 +39,11 @@ type location struct {
 	// On plain HTTP, redirect to HTTPS instead of proxying: sslRedirect
 	// when the host has TLS, forceSSLRedirect always.
 	sslRedirect, forceSSLRedirect bool
+	// scheme of proxy_pass: "http", or "https" with backend-protocol HTTPS.
+	scheme string
+	// sslSecret is proxy-ssl-secret's Secret name: its ca.crt verifies the
+	// backends, at <CertDir>/<sslSecret>/ca.crt.
+	sslSecret string
 }
 
 // nginxServers renders ings as nginx server blocks, as ingress-nginx would
@@ -55,6 +60,12 @@ type location struct {
 //	proxy-{connect,send,read}-timeout  proxy_*_timeout (seconds)
 //	ssl-redirect, force-ssl-redirect   plain HTTP answers 308 to https
 //	                                   (ingress-nginx's http-redirect-code)
+//	backend-protocol         HTTP or HTTPS: proxy_pass's scheme
+//	proxy-ssl-verify         proxy_ssl_verify
+//	proxy-ssl-secret         proxy_ssl_trusted_certificate <CertDir>/<name>/ca.crt
+//	                         (namespace/name; the Secret is mounted there)
+//	proxy-ssl-name           proxy_ssl_name
+//	proxy-ssl-server-name    proxy_ssl_server_name
 //
 // ssl-redirect defaults to true for a host with TLS, as in ingress-nginx.
 // Any other nginx.ingress.kubernetes.io annotation is an error: one the
@@ -108,7 +119,11 @@ func nginxServers(ings []networkingv1.Ingress, resolve resolver, o nginxOptions)
 				for _, m := range matches {
 					l := loc
 					l.match = m
-					l.directives = append(slices.Clone(loc.directives), "proxy_pass http://"+upstream+";")
+					l.directives = slices.Clone(loc.directives)
+					if loc.sslSecret != "" {
+						l.directives = append(l.directives, fmt.Sprintf("proxy_ssl_trusted_certificate %s/%s/ca.crt;", o.CertDir, loc.sslSecret))
+					}
+					l.directives = append(l.directives, "proxy_pass "+loc.scheme+"://"+upstream+";")
 					s.locations = append(s.locations, l)
 				}
 			}
@@ -197,13 +212,13 @@ var (
 	nginxSize = regexp.MustCompile(`^[0-9]+[kKmMgG]?$`)
 	onOff     = regexp.MustCompile(`^(on|off)$`)
 	seconds   = regexp.MustCompile(`^[0-9]+$`)
+	hostName  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
 )
 
 // ingressDirectives turns an Ingress's nginx annotations into the
 // directives of its locations.
 func ingressDirectives(annotations map[string]string) (location, error) {
-	var l location
-	l.sslRedirect = true
+	l := location{sslRedirect: true, scheme: "http"}
 	for _, name := range slices.Sorted(maps.Keys(annotations)) {
 		short, ok := strings.CutPrefix(name, annotationPrefix)
 		if !ok {
@@ -233,6 +248,26 @@ func ingressDirectives(annotations map[string]string) (location, error) {
 			err = check(seconds, "proxy_send_timeout", "s")
 		case "proxy-read-timeout":
 			err = check(seconds, "proxy_read_timeout", "s")
+		case "backend-protocol":
+			switch v {
+			case "HTTP", "HTTPS":
+				l.scheme = strings.ToLower(v)
+			default:
+				err = fmt.Errorf("%q is not rendered (HTTP or HTTPS)", v)
+			}
+		case "proxy-ssl-verify":
+			err = check(onOff, "proxy_ssl_verify", "")
+		case "proxy-ssl-server-name":
+			err = check(onOff, "proxy_ssl_server_name", "")
+		case "proxy-ssl-name":
+			err = check(hostName, "proxy_ssl_name", "")
+		case "proxy-ssl-secret":
+			_, secret, ok := strings.Cut(v, "/")
+			if !ok || !hostName.MatchString(secret) {
+				err = fmt.Errorf("%q is not namespace/name", v)
+				break
+			}
+			l.sslSecret = secret
 		case "ssl-redirect":
 			l.sslRedirect, err = strconv.ParseBool(v)
 		case "force-ssl-redirect":

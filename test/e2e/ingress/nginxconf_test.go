@@ -72,6 +72,14 @@ func TestNginxServers(t *testing.T) {
 				"location = /api/v1/watch {", "proxy_buffering off;", "proxy_read_timeout 3600s;", "proxy_pass http://10.0.0.1:8080;",
 			},
 		},
+		"HTTPS to the backends, verified": {
+			ings: []networkingv1.Ingress{testIngress("kv", "/", a("backend-protocol", "HTTPS", "proxy-ssl-verify", "on",
+				"proxy-ssl-secret", "ns/kv-pod-tls", "proxy-ssl-name", "kv.ns.svc", "proxy-ssl-server-name", "on"), true)},
+			opts: opts,
+			want: []string{"proxy_ssl_name kv.ns.svc;", "proxy_ssl_server_name on;", "proxy_ssl_verify on;",
+				"proxy_ssl_trusted_certificate /tls/kv-pod-tls/ca.crt;", "proxy_pass https://10.0.0.1:8080;"},
+			notWant: []string{"proxy_pass http://"},
+		},
 		"ssl-redirect false proxies plain HTTP too": {
 			ings:    []networkingv1.Ingress{testIngress("kv", "/", a("ssl-redirect", "false"), true)},
 			opts:    opts,
@@ -119,6 +127,14 @@ func TestNginxServers(t *testing.T) {
 		"bad timeout": {
 			ings: []networkingv1.Ingress{testIngress("kv", "/", a("proxy-read-timeout", "60s"), true)},
 			err:  `"60s" is not a valid value`,
+		},
+		"unknown backend protocol": {
+			ings: []networkingv1.Ingress{testIngress("kv", "/", a("backend-protocol", "GRPCS"), true)},
+			err:  `"GRPCS" is not rendered`,
+		},
+		"proxy-ssl-secret without a namespace": {
+			ings: []networkingv1.Ingress{testIngress("kv", "/", a("proxy-ssl-secret", "kv-pod-tls"), true)},
+			err:  "is not namespace/name",
 		},
 		"bad bool": {
 			ings: []networkingv1.Ingress{testIngress("kv", "/", a("ssl-redirect", "yes please"), true)},
