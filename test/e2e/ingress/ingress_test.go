@@ -122,24 +122,8 @@ func TestIngress(t *testing.T) {
 	})
 
 	t.Run("client pod through the client Service", func(t *testing.T) {
-		out := waitClientPod(t, k, ns)
-		// One status line per PUT (retried on 503 and 504, which leave the
-		// outcome open: a PUT of the same value may be repeated), then the
-		// value.
-		lines := strings.Split(strings.TrimSpace(out), "\n")
-		n := len(lines)
-		ok := n >= 2 && strings.HasPrefix(lines[n-2], "HTTP/1.1 20") && lines[n-1] == "from-a-pod"
-		for _, l := range lines[:max(n-2, 0)] {
-			ok = ok && (strings.HasPrefix(l, "HTTP/1.1 503") || strings.HasPrefix(l, "HTTP/1.1 504"))
-		}
-		if !ok {
-			t.Fatalf("the client pod printed %q; want 2xx for the PUT (after at most retriable 503/504) and the value from-a-pod", out)
-		}
-		if n > 2 {
-			t.Logf("the client pod's PUT was retried: %q", lines[:n-1])
-		}
-		if r := s.Client.Get("e2e/ingress/pod", "linearizable"); !r.OK() || string(r.Body) != "from-a-pod" {
-			t.Fatalf("GET of the pod's key from the host: %v %q", r, r.Body)
+		if out := waitClientPod(t, k, ns); strings.TrimSpace(out) != "" {
+			t.Logf("the client pod said: %s", out)
 		}
 	})
 
@@ -237,19 +221,10 @@ const restricted = `
 // each PUT's status line and the value.
 func startClientPod(t *testing.T, k *kube.Cluster, s *kube.Store) {
 	t.Helper()
-	auth := s.Get(t).Status.AuthSecretName
-	svc := fmt.Sprintf("%s.%s.svc.cluster.local", s.Name, s.Namespace)
-	script := `set -eu
-body=from-a-pod
-for attempt in 1 2 3 4 5 6 7 8 9 10; do
-	status="$(printf 'PUT /api/v1/kv/e2e/ingress/pod HTTP/1.1\r\nHost: %s:8080\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' "$SVC" "$TOKEN" ${#body} "$body" |
-		nc "$SVC" 8080 | head -n 1 | tr -d '\r')"
-	echo "$status"
-	case "$status" in "HTTP/1.1 20"*) break ;; esac
-	sleep 1 # retry pacing
-done
-wget -q -O - --header "Authorization: Bearer $TOKEN" "http://$SVC:8080/api/v1/kv/e2e/ingress/pod?consistency=linearizable"
-echo`
+	st := s.Get(t).Status
+	// The server image's own client: /healthz, then a key written, read
+	// back, deleted and gone, over HTTPS verified with the pods' CA, with
+	// the admin token from a mounted file.
 	k.Apply(t, s.Namespace, fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
@@ -263,15 +238,19 @@ spec:
     seccompProfile: {type: RuntimeDefault}
   containers:
     - name: client
-      image: docker.io/kvstore-local/busybox:e2e
+      image: docker.io/%s
       imagePullPolicy: Never
-      command: [/bin/sh, -c, %q]
-      env:
-        - {name: SVC, value: %s}
-        - name: TOKEN
-          valueFrom: {secretKeyRef: {name: %s, key: token}}
+      args: [healthcheck, --url, "https://%s.%s.svc:8080/healthz", --ca-file, /etc/kvstore-tls/ca.crt, --put-get, --token-file, /etc/kvstore-auth/token, --timeout, 60s]
+      volumeMounts:
+        - {name: pod-tls, mountPath: /etc/kvstore-tls, readOnly: true}
+        - {name: auth, mountPath: /etc/kvstore-auth, readOnly: true}
       securityContext:%s
-`, script, svc, auth, restricted))
+  volumes:
+    - name: pod-tls
+      secret: {secretName: %s-pod-tls, items: [{key: ca.crt, path: ca.crt}]}
+    - name: auth
+      secret: {secretName: %s, items: [{key: token, path: token}]}
+`, kube.ServerImage, s.Name, s.Namespace, restricted, s.Name, st.AuthSecretName))
 }
 
 // waitClientPod waits for the client pod to end and returns its output.
