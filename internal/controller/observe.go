@@ -80,6 +80,7 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 		&appsv1.StatefulSet{ObjectMeta: om(n.kv)},
 		&policyv1.PodDisruptionBudget{ObjectMeta: om(n.kv)},
 		&networkingv1.Ingress{ObjectMeta: om(n.kv)}, &networkingv1.Ingress{ObjectMeta: om(n.watch)},
+		&networkingv1.NetworkPolicy{ObjectMeta: om(n.kv)},
 	}
 	optional := []schema.GroupVersionKind{serviceMonitorGVK}
 	if n.certIssuer {
@@ -101,7 +102,11 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 	}
 	for _, o := range reads {
 		k := keyOf(o)
-		switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(o), o); {
+		var reader client.Reader = r.Client
+		if k.kind == "Secret" && (n.userTLS && k.name == n.tls || n.userAuth && k.name == n.auth) {
+			reader = r.apiReader() // the user's: not in the cache
+		}
+		switch err := reader.Get(ctx, client.ObjectKeyFromObject(o), o); {
 		case err == nil:
 			obs.objects[k] = o
 		case !apierrors.IsNotFound(err):

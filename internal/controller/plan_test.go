@@ -65,7 +65,7 @@ func TestPlan(t *testing.T) {
 	}
 	view := func(ms ...wire.Member) *wire.ClusterStatus { return &wire.ClusterStatus{LeaderID: "kv-0", Members: ms} }
 	every := []string{"Secret kv-auth", "Secret kv-ca", "Secret kv-tls", "Secret kv-peer", "ConfigMap kv-config",
-		"Service kv-peers", "Service kv", "StatefulSet kv", "PodDisruptionBudget kv", "-Ingress kv", "-Ingress kv-watch"}
+		"Service kv-peers", "Service kv", "NetworkPolicy kv", "StatefulSet kv", "PodDisruptionBudget kv", "-Ingress kv", "-Ingress kv-watch"}
 
 	cases := map[string]struct {
 		edit    func(*kvv1.KVStore)
@@ -89,7 +89,7 @@ func TestPlan(t *testing.T) {
 				o.obs.installed[serviceMonitorGVK] = true
 				return settled(o)
 			},
-			want: append(slices.Replace(slices.Clone(every), 9, 11, "Ingress kv", "Ingress kv-watch"), "ServiceMonitor kv"),
+			want: append(slices.Replace(slices.Clone(every), 10, 12, "Ingress kv", "Ingress kv-watch"), "ServiceMonitor kv"),
 			// The certificate is re-issued for the Ingress host.
 			events: []string{"CertificateHostsChanged"}, tls: true, step: "sts 3",
 		},
