@@ -189,6 +189,14 @@ type TLSSpec struct {
 	// cert-manager must be installed.
 	// +optional
 	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+
+	// Pods is whether the servers' own API port serves HTTPS, with a
+	// certificate from the operator's CA (Enabled), or plain HTTP inside
+	// the cluster (Disabled). Peer traffic is mutual TLS either way.
+	// +kubebuilder:validation:Enum=Enabled;Disabled
+	// +kubebuilder:default=Enabled
+	// +optional
+	Pods string `json:"pods,omitempty"`
 }
 
 // IssuerReference names a cert-manager Issuer or ClusterIssuer.
@@ -218,6 +226,51 @@ type AuthSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
+
+	// Tokens are further API tokens. The operator renders them (as SHA-256
+	// digests) into the Secret <name>-tokens, which the servers re-read
+	// while running: adding, changing or removing one restarts no pod.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Tokens []TokenSpec `json:"tokens,omitempty"`
+}
+
+// TokenSpec is one API token: who it is, what it may do, and where its
+// secret value is.
+type TokenSpec struct {
+	// Name identifies the token in the servers' logs; unique.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// Role is what the token may do: admin, readwrite or readonly.
+	// +kubebuilder:validation:Enum=admin;readwrite;readonly
+	Role string `json:"role"`
+	// Prefixes limit the keys the token reaches, each ending with "/"
+	// ("app/"). Empty: every key.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:Pattern=`^[^/]+(/[^/]+)*/$`
+	// +listType=set
+	// +optional
+	Prefixes []string `json:"prefixes,omitempty"`
+	// SecretRef is the key of a Secret in the KVStore's namespace holding
+	// the token (at least 16 characters); the operator only reads it.
+	SecretRef SecretKeyRef `json:"secretRef"`
+}
+
+// SecretKeyRef names one key of a Secret in the KVStore's namespace.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Key in the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
 }
 
 // IngressSpec describes the networking.k8s.io/v1 Ingress of the store.

@@ -98,6 +98,18 @@ func (ca *CA) IssueServer(hosts []string, validity time.Duration, now time.Time)
 		[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, validity, now)
 }
 
+// IssueClient issues a client certificate (client-auth usage only) with
+// the common name name, valid from now for validity, capped at the CA's own
+// expiry: what a server requiring client certificates (api.tls
+// client_ca_file) accepts from an application.
+func (ca *CA) IssueClient(name string, validity time.Duration, now time.Time) (Pair, error) {
+	if name == "" {
+		return Pair{}, errors.New("a client name is required")
+	}
+	return ca.issue(pkix.Name{CommonName: name, Organization: []string{"kvstore"}}, nil, nil,
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, validity, now)
+}
+
 // issue signs a fresh P-256 key's certificate for subject, hosts (DNS
 // names or IP addresses) and uris, with the extended key usages eku,
 // valid from now for validity capped at the CA's own expiry.

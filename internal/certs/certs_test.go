@@ -48,6 +48,37 @@ func TestIssuedCertificateVerifies(t *testing.T) {
 	}
 }
 
+// TestIssueClient: a client certificate verifies for client auth only,
+// and a name is required.
+func TestIssueClient(t *testing.T) {
+	ca, err := NewCA("test CA", CAValidity, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.IssueClient("", time.Hour, now); err == nil {
+		t.Error("IssueClient with no name: no error")
+	}
+	pair, err := ca.IssueClient("app", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ParseCert(pair.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	for usage, ok := range map[x509.ExtKeyUsage]bool{x509.ExtKeyUsageClientAuth: true, x509.ExtKeyUsageServerAuth: false} {
+		_, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{usage}, CurrentTime: now})
+		if (err == nil) != ok {
+			t.Errorf("verify for usage %v: %v, want ok %v", usage, err, ok)
+		}
+	}
+	if cert.Subject.CommonName != "app" {
+		t.Errorf("common name %q, want app", cert.Subject.CommonName)
+	}
+}
+
 func TestRenewal(t *testing.T) {
 	ca, _ := NewCA("test CA", CAValidity, now)
 	pair, _ := ca.IssueServer([]string{"a.example"}, 90*24*time.Hour, now)

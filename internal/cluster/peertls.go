@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"sync"
-	"syscall"
 	"time"
 
 	"kvstore.dev/kvstore/internal/certs"
+	"kvstore.dev/kvstore/internal/tlsreload"
 )
 
 // PeerTLS names the files of mutual TLS on the peer port: this node's
@@ -25,51 +23,28 @@ type PeerTLS struct {
 // enabled reports whether peer TLS is configured.
 func (p PeerTLS) enabled() bool { return p.CertFile != "" || p.KeyFile != "" || p.CAFile != "" }
 
-// peerTLS holds the current peer TLS material and re-reads it from disk
-// when one of its files changes: each handshake stats the three files
-// (cheap) and reloads them when a file's size, modification time or inode
-// differs from the last attempt. A reload that fails (a file that does not
-// parse, a key that does not match, a certificate for another cluster)
-// keeps the previous material and logs an error once per change. New
-// handshakes use the new material; established connections are left
-// alone. It is safe for concurrent use.
+// peerTLS holds the current peer TLS material: this node's pair in an
+// internal/tlsreload Reloader that also checks the leaf names this node's
+// cluster, and the CA bundle in a tlsreload CAPool. Both re-read their
+// files at most once a second, on a handshake, when the contents changed;
+// a file that does not load (does not parse, a key that does not match, a
+// certificate for another cluster) keeps the previous material and is
+// logged once per change, without key material. New handshakes use the
+// new material; established connections are left alone. It is safe for
+// concurrent use.
 type peerTLS struct {
-	files   PeerTLS
 	cluster string // fixed at start
-	log     *slog.Logger
+	cert    *tlsreload.Reloader
+	roots   *tlsreload.CAPool
 
 	now func() time.Time // for chain verification; a seam for tests
-
-	mu     sync.Mutex
-	cur    certs.PeerMaterial
-	stamps [3]fileStamp // of the last attempt, good or bad
-}
-
-// fileStamp is what a stat says about a file's version.
-type fileStamp struct {
-	size  int64
-	mtime time.Time
-	ino   uint64
-	err   bool
-}
-
-func stampOf(path string) fileStamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{err: true}
-	}
-	s := fileStamp{size: fi.Size(), mtime: fi.ModTime()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.ino = st.Ino
-	}
-	return s
 }
 
 // newPeerTLS loads the peer TLS files. cluster is this node's cluster name;
 // "" takes the one in its certificate. Errors name the config field.
 func newPeerTLS(files PeerTLS, cluster string, log *slog.Logger) (*peerTLS, error) {
-	p := &peerTLS{files: files, log: log, now: time.Now}
-	p.stamps = p.stat()
+	// certs.LoadPeer checks the three files together and says which one
+	// is wrong; the reloaders then serve them.
 	m, err := certs.LoadPeer(files.CertFile, files.KeyFile, files.CAFile)
 	if err != nil {
 		return nil, peerTLSFieldError(err)
@@ -79,7 +54,20 @@ func newPeerTLS(files PeerTLS, cluster string, log *slog.Logger) (*peerTLS, erro
 	} else if m.Cluster != cluster {
 		return nil, fmt.Errorf("cluster.peer_tls_cert: the certificate is for cluster %q, this node's cluster.name is %q", m.Cluster, cluster)
 	}
-	p.cluster, p.cur = cluster, m
+	p := &peerTLS{cluster: cluster, now: time.Now}
+	sameCluster := func(leaf *x509.Certificate) error {
+		name, err := certs.ClusterOf(leaf)
+		if err == nil && name != cluster {
+			err = fmt.Errorf("the certificate is for cluster %q, this node's is %q", name, cluster)
+		}
+		return err
+	}
+	if p.cert, err = tlsreload.NewVerified(files.CertFile, files.KeyFile, log, sameCluster); err != nil {
+		return nil, fmt.Errorf("cluster.peer_tls_cert: %w", err)
+	}
+	if p.roots, err = tlsreload.NewCAPool(files.CAFile, log); err != nil {
+		return nil, fmt.Errorf("cluster.peer_tls_ca: %w", err)
+	}
 	return p, nil
 }
 
@@ -91,31 +79,9 @@ func peerTLSFieldError(err error) error {
 	return fmt.Errorf("cluster.peer_tls: %w", err)
 }
 
-func (p *peerTLS) stat() [3]fileStamp {
-	return [3]fileStamp{stampOf(p.files.CertFile), stampOf(p.files.KeyFile), stampOf(p.files.CAFile)}
-}
-
-// material returns the current material, reloading it first if a file
-// changed since the last attempt.
-func (p *peerTLS) material() certs.PeerMaterial {
-	stamps := p.stat()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if stamps == p.stamps {
-		return p.cur
-	}
-	p.stamps = stamps
-	m, err := certs.LoadPeer(p.files.CertFile, p.files.KeyFile, p.files.CAFile)
-	if err == nil && m.Cluster != p.cluster {
-		err = &certs.PeerFileError{File: "cert", Err: fmt.Errorf("the new certificate is for cluster %q, this node's is %q", m.Cluster, p.cluster)}
-	}
-	if err != nil {
-		p.log.Error("peer TLS files changed but do not load: keeping the previous certificate and CA bundle", "err", peerTLSFieldError(err))
-		return p.cur
-	}
-	p.cur = m
-	p.log.Info("peer TLS files reloaded", "cert_serial", m.Cert.Leaf.SerialNumber.Text(16), "not_after", m.Cert.Leaf.NotAfter)
-	return p.cur
+// material returns this node's pair and the CA bundle as of now.
+func (p *peerTLS) material() (*tls.Certificate, *x509.CertPool) {
+	return p.cert.Certificate(), p.roots.Pool()
 }
 
 // verifyPeer checks a peer's certificate chain against roots for usage and
@@ -149,19 +115,19 @@ func (p *peerTLS) serverConfig() *tls.Config {
 		MinVersion:             tls.VersionTLS13,
 		SessionTicketsDisabled: true,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			m := p.material()
+			cert, roots := p.material()
 			return &tls.Config{
 				MinVersion: tls.VersionTLS13,
 				// Every connection is a full handshake, its certificate
 				// checked against the material of the moment; peers pool
 				// their connections, so resumption would save little.
 				SessionTicketsDisabled: true,
-				Certificates:           []tls.Certificate{m.Cert},
+				Certificates:           []tls.Certificate{*cert},
 				// The chain is verified in VerifyConnection, against the
 				// same material, so that one check decides.
 				ClientAuth: tls.RequireAnyClientCert,
 				VerifyConnection: func(cs tls.ConnectionState) error {
-					return p.verifyPeer(cs.PeerCertificates, m.Roots, x509.ExtKeyUsageClientAuth)
+					return p.verifyPeer(cs.PeerCertificates, roots, x509.ExtKeyUsageClientAuth)
 				},
 			}, nil
 		},
@@ -173,13 +139,13 @@ func (p *peerTLS) serverConfig() *tls.Config {
 // a peer's identity is its cluster URI (internal/certs), and any member
 // may answer at any address.
 func (p *peerTLS) clientConfig() *tls.Config {
-	m := p.material()
+	cert, roots := p.material()
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
-		Certificates:       []tls.Certificate{m.Cert},
+		Certificates:       []tls.Certificate{*cert},
 		InsecureSkipVerify: true, // verified by VerifyConnection below
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return p.verifyPeer(cs.PeerCertificates, m.Roots, x509.ExtKeyUsageServerAuth)
+			return p.verifyPeer(cs.PeerCertificates, roots, x509.ExtKeyUsageServerAuth)
 		},
 	}
 }

@@ -88,7 +88,7 @@ func (r *Reconciler) act(ctx context.Context, kv *kvv1.KVStore, obs *observed, p
 		stsWritten = stsWritten || wrote && c.key.kind == "StatefulSet"
 	}
 	if p.step != nil {
-		r.membership(ctx, kv, obs.adminToken(kv, namesFor(kv)), *p.step)
+		r.membership(ctx, kv, obs.access(kv, namesFor(kv)), *p.step)
 	}
 	return stsWritten, nil
 }

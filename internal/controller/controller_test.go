@@ -62,12 +62,14 @@ func get(ns, name string, o client.Object) error { return k8s.Get(ctx, key(ns, n
 func children(kv *kvv1.KVStore) map[string]client.Object {
 	n := kv.Name
 	return map[string]client.Object{
-		n + "-config": &corev1.ConfigMap{},
-		n + "-peers":  &corev1.Service{},
-		n:             &corev1.Service{},
-		n + "-tls":    &corev1.Secret{},
-		n + "-ca":     &corev1.Secret{},
-		n + "-auth":   &corev1.Secret{},
+		n + "-config":  &corev1.ConfigMap{},
+		n + "-peers":   &corev1.Service{},
+		n:              &corev1.Service{},
+		n + "-tls":     &corev1.Secret{},
+		n + "-ca":      &corev1.Secret{},
+		n + "-auth":    &corev1.Secret{},
+		n + "-pod-tls": &corev1.Secret{},
+		n + "-tokens":  &corev1.Secret{},
 	}
 }
 
@@ -354,6 +356,22 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 		"issuer kind":     {func(k *kvv1.KVStore) { k.Spec.TLS.IssuerRef = &kvv1.IssuerReference{Name: "x", Kind: "Vault"} }, `spec.tls.issuerRef.kind: Unsupported value: "Vault"`},
 		"long name":       {func(k *kvv1.KVStore) { k.Name = strings.Repeat("a", 53) }, "metadata.name must be at most 52 characters"},
 		"bad pull policy": {func(k *kvv1.KVStore) { k.Spec.ImagePullPolicy = "Sometimes" }, `spec.imagePullPolicy: Unsupported value: "Sometimes"`},
+		"token role":      {func(k *kvv1.KVStore) { k.Spec.Auth.Tokens = []kvv1.TokenSpec{tokenSpec("a", "root")} }, `spec.auth.tokens[0].role: Unsupported value: "root"`},
+		"token prefix": {func(k *kvv1.KVStore) {
+			k.Spec.Auth.Tokens = []kvv1.TokenSpec{tokenSpec("a", "readonly", "app")}
+		}, "spec.auth.tokens[0].prefixes[0]: Invalid value"},
+		"token name": {func(k *kvv1.KVStore) { k.Spec.Auth.Tokens = []kvv1.TokenSpec{tokenSpec("env:admin", "admin")} }, "spec.auth.tokens[0].name: Invalid value"},
+		"token names repeat": {func(k *kvv1.KVStore) {
+			k.Spec.Auth.Tokens = []kvv1.TokenSpec{tokenSpec("a", "admin"), tokenSpec("a", "readonly")}
+		}, "spec.auth.tokens[1]: Duplicate value"},
+		"token secret key": {func(k *kvv1.KVStore) {
+			k.Spec.Auth.Tokens = []kvv1.TokenSpec{{Name: "a", Role: "admin", SecretRef: kvv1.SecretKeyRef{Name: "s"}}}
+		}, "spec.auth.tokens[0].secretRef.key"},
+		"65 tokens": {func(k *kvv1.KVStore) {
+			for i := range 65 {
+				k.Spec.Auth.Tokens = append(k.Spec.Auth.Tokens, tokenSpec(fmt.Sprintf("t%d", i), "readonly"))
+			}
+		}, "spec.auth.tokens: Too many: 65: must have at most 64 items"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -406,4 +424,9 @@ func envSecret(c corev1.Container, name string) string {
 		}
 	}
 	return ""
+}
+
+// tokenSpec is a spec.auth.tokens entry reading Secret s key token.
+func tokenSpec(name, role string, prefixes ...string) kvv1.TokenSpec {
+	return kvv1.TokenSpec{Name: name, Role: role, Prefixes: prefixes, SecretRef: kvv1.SecretKeyRef{Name: "s", Key: "token"}}
 }

@@ -201,22 +201,31 @@ func desiredPeerSecret(kv *kvv1.KVStore, token string) *corev1ac.SecretApplyConf
 		WithData(map[string][]byte{AuthTokenKey: []byte(token)})
 }
 
-// desiredTLSSecrets are the operator-generated CA Secret (<name>-ca, the CA's
-// key stays here, out of the Secret the Ingress reads) and edge certificate
-// Secret (<name>-tls, with ca.crt for clients to trust).
-func desiredTLSSecrets(kv *kvv1.KVStore, m tlsMaterial) (ca, tls *corev1ac.SecretApplyConfiguration) {
+// desiredCASecret is the operator's CA Secret <name>-ca: the CA keys stay
+// here, out of the Secrets the Ingress and the pods read. Its annotations
+// record the rotation phase (caState).
+func desiredCASecret(kv *kvv1.KVStore, ca caState) *corev1ac.SecretApplyConfiguration {
 	n := namesFor(kv)
-	ca = corev1ac.Secret(n.ca, n.namespace).
+	s := corev1ac.Secret(n.ca, n.namespace).
 		WithLabels(labels(kv, "ca")).
 		WithOwnerReferences(ownerRef(kv)).
 		WithType(corev1.SecretTypeOpaque).
-		WithData(map[string][]byte{caCertKey: m.caCert, caKeyKey: m.caKey})
-	tls = corev1ac.Secret(n.tls, n.namespace).
+		WithData(ca.data())
+	if a := ca.annotations(); a != nil {
+		s.WithAnnotations(a)
+	}
+	return s
+}
+
+// desiredTLSSecret is the operator-issued edge certificate Secret
+// <name>-tls, with ca.crt (the CA bundle) for clients to trust.
+func desiredTLSSecret(kv *kvv1.KVStore, m tlsMaterial) *corev1ac.SecretApplyConfiguration {
+	n := namesFor(kv)
+	return corev1ac.Secret(n.tls, n.namespace).
 		WithLabels(labels(kv, "tls")).
 		WithOwnerReferences(ownerRef(kv)).
 		WithType(corev1.SecretTypeTLS).
-		WithData(map[string][]byte{corev1.TLSCertKey: m.cert, corev1.TLSPrivateKeyKey: m.key, caCertKey: m.caCert})
-	return ca, tls
+		WithData(map[string][]byte{corev1.TLSCertKey: m.cert, corev1.TLSPrivateKeyKey: m.key, caCertKey: m.bundle})
 }
 
 // tlsHosts are the names the edge certificate is issued for: the Ingress
@@ -263,7 +272,7 @@ func endpoint(kv *kvv1.KVStore, o BuildOptions) string {
 	if domain == "" {
 		domain = "cluster.local"
 	}
-	return fmt.Sprintf("http://%s.%s.svc.%s:%d/", kv.Name, kv.Namespace, domain, httpPort)
+	return fmt.Sprintf("%s://%s.%s.svc.%s:%d/", apiScheme(kv), kv.Name, kv.Namespace, domain, httpPort)
 }
 
 // condition builds a condition of kv's status at generation gen.

@@ -16,8 +16,13 @@ import (
 // hand (deploy/compose/nginx/nginx.conf): HTTPS only with a redirect, the
 // body limit matched to the value limit, and request buffering so a slow
 // client does not hold a server connection.
+//
+// The pods serve HTTPS with the operator's pod certificate: nginx speaks
+// HTTPS to them and verifies that certificate against the CA bundle of
+// <name>-pod-tls for the client Service's name (unless spec.tls.pods is
+// Disabled).
 func ingressAnnotations(kv *kvv1.KVStore) map[string]string {
-	return map[string]string{
+	a := map[string]string{
 		"nginx.ingress.kubernetes.io/ssl-redirect":            "true",
 		"nginx.ingress.kubernetes.io/force-ssl-redirect":      "true",
 		"nginx.ingress.kubernetes.io/proxy-body-size":         bodySize(kv),
@@ -27,6 +32,14 @@ func ingressAnnotations(kv *kvv1.KVStore) map[string]string {
 		"nginx.ingress.kubernetes.io/proxy-send-timeout":      "60",
 		"nginx.ingress.kubernetes.io/proxy-read-timeout":      "60",
 	}
+	if podAPITLS(kv) {
+		a["nginx.ingress.kubernetes.io/backend-protocol"] = "HTTPS"
+		a["nginx.ingress.kubernetes.io/proxy-ssl-verify"] = "on"
+		a["nginx.ingress.kubernetes.io/proxy-ssl-secret"] = kv.Namespace + "/" + namesFor(kv).podTLS
+		a["nginx.ingress.kubernetes.io/proxy-ssl-name"] = apiServerName(kv)
+		a["nginx.ingress.kubernetes.io/proxy-ssl-server-name"] = "on"
+	}
+	return a
 }
 
 // watchAnnotations are those of the /api/v1/watch location in compose:

@@ -28,7 +28,15 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 		WithImage(image(kv, o)).
 		WithArgs("serve", "--config", configDir+"/"+configFile,
 			"--node-id=$(POD_NAME)",
-			"--peer-advertise=$(POD_NAME)."+peersHost(kv, o)+":"+strconv.Itoa(peerPort)).
+			"--peer-advertise=$(POD_NAME)."+peersHost(kv, o)+":"+strconv.Itoa(peerPort),
+			// Peer mTLS with the pod's own certificate, API TLS, extra
+			// tokens: files the servers re-read when the kubelet updates
+			// the Secret volumes (podtls.go, tokens.go).
+			"--cluster-name="+clusterName(kv),
+			"--peer-tls-cert="+podTLSDir+"/$(POD_NAME).crt",
+			"--peer-tls-key="+podTLSDir+"/$(POD_NAME).key",
+			"--peer-tls-ca="+podTLSDir+"/"+caCertKey,
+			"--tokens-file="+tokensDir+"/"+tokensFile).
 		WithEnv(
 			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(
 				corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
@@ -45,10 +53,12 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 		WithVolumeMounts(
 			corev1ac.VolumeMount().WithName("data").WithMountPath(dataDir),
 			corev1ac.VolumeMount().WithName("config").WithMountPath(configDir).WithReadOnly(true),
+			corev1ac.VolumeMount().WithName("pod-tls").WithMountPath(podTLSDir).WithReadOnly(true),
+			corev1ac.VolumeMount().WithName("tokens").WithMountPath(tokensDir).WithReadOnly(true),
 		).
-		WithStartupProbe(httpProbe("/healthz", 1, 60)).
-		WithLivenessProbe(httpProbe("/healthz", 10, 3)).
-		WithReadinessProbe(httpProbe("/readyz", 5, 2)).
+		WithStartupProbe(httpProbe(kv, "/healthz", 1, 60)).
+		WithLivenessProbe(httpProbe(kv, "/healthz", 10, 3)).
+		WithReadinessProbe(httpProbe(kv, "/readyz", 5, 2)).
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithRunAsNonRoot(true).
 			WithRunAsUser(serverUID).
@@ -57,6 +67,9 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 			WithReadOnlyRootFilesystem(true).
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+	if podAPITLS(kv) {
+		container.WithArgs("--tls-cert-file="+podTLSDir+"/"+corev1.TLSCertKey, "--tls-key-file="+podTLSDir+"/"+corev1.TLSPrivateKeyKey)
+	}
 	if kv.Spec.ImagePullPolicy != "" {
 		container.WithImagePullPolicy(kv.Spec.ImagePullPolicy)
 	}
@@ -79,7 +92,13 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 		WithContainers(container).
 		WithVolumes(corev1ac.Volume().WithName("config").WithConfigMap(
-			corev1ac.ConfigMapVolumeSource().WithName(n.config).WithDefaultMode(0o444)))
+			corev1ac.ConfigMapVolumeSource().WithName(n.config).WithDefaultMode(0o444)),
+			// 0o440 with fsGroup: the keys are readable by the server's
+			// group only.
+			corev1ac.Volume().WithName("pod-tls").WithSecret(
+				corev1ac.SecretVolumeSource().WithSecretName(n.podTLS).WithDefaultMode(0o440)),
+			corev1ac.Volume().WithName("tokens").WithSecret(
+				corev1ac.SecretVolumeSource().WithSecretName(n.tokens).WithDefaultMode(0o440)))
 	for _, s := range kv.Spec.ImagePullSecrets {
 		pod.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(s.Name))
 	}
@@ -126,9 +145,15 @@ func desiredStatefulSet(kv *kvv1.KVStore, o BuildOptions, hash string, stsReplic
 				WithSpec(pod)))
 }
 
-func httpProbe(path string, period, failures int32) *corev1ac.ProbeApplyConfiguration {
+func httpProbe(kv *kvv1.KVStore, path string, period, failures int32) *corev1ac.ProbeApplyConfiguration {
+	// HTTPS when the API port serves the pods' certificate; the kubelet
+	// does not verify it.
+	scheme := corev1.URISchemeHTTP
+	if podAPITLS(kv) {
+		scheme = corev1.URISchemeHTTPS
+	}
 	return corev1ac.Probe().
-		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("http"))).
+		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("http")).WithScheme(scheme)).
 		WithPeriodSeconds(period).
 		WithTimeoutSeconds(2).
 		WithFailureThreshold(failures)

@@ -175,46 +175,53 @@ func TestTLSHosts(t *testing.T) {
 	}
 }
 
+// newCA is a fresh Stable CA state issued at now.
+func newCA(t *testing.T, now time.Time) caState {
+	t.Helper()
+	ca, err := decideCA(nil, nil, false, now)
+	if err != nil || ca.reason != caIssued {
+		t.Fatalf("decideCA: %q %v", ca.reason, err)
+	}
+	return ca
+}
+
 func TestDecideTLS(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	hosts := []string{"kv.example.com", "kv.ns.svc", "*.kv-peers.ns.svc"}
-	first, why, err := decideTLS(nil, nil, hosts, now)
+	ca := newCA(t, now)
+	first, why, err := decideTLS(ca, nil, hosts, now)
 	if err != nil || why != tlsIssued {
 		t.Fatalf("first: %q %v", why, err)
 	}
-	caData := map[string][]byte{caCertKey: first.caCert, caKeyKey: first.caKey}
-	tlsData := map[string][]byte{"tls.crt": first.cert, "tls.key": first.key, "ca.crt": first.caCert}
-	other, _, _ := decideTLS(nil, nil, hosts, now)
+	tlsData := map[string][]byte{"tls.crt": first.cert, "tls.key": first.key, "ca.crt": first.bundle}
+	other, _, _ := decideTLS(newCA(t, now), nil, hosts, now)
 
 	cases := map[string]struct {
-		ca, tls map[string][]byte
-		hosts   []string
-		now     time.Time
-		want    string
-		sameCA  bool
+		tls   map[string][]byte
+		hosts []string
+		now   time.Time
+		want  string
 	}{
-		"valid: kept":                   {caData, tlsData, hosts, now.Add(24 * time.Hour), tlsKept, true},
-		"past two thirds: renewed":      {caData, tlsData, hosts, now.Add(245 * 24 * time.Hour), tlsRenewed, true},
-		"new host: re-issued":           {caData, tlsData, append(hosts, "kv2.example.com"), now, tlsHostsChanged, true},
-		"certificate from another CA":   {caData, map[string][]byte{"tls.crt": other.cert, "tls.key": other.key}, hosts, now, tlsIssued, true},
-		"garbage certificate":           {caData, map[string][]byte{"tls.crt": []byte("x"), "tls.key": []byte("y")}, hosts, now, tlsIssued, true},
-		"certificate without key":       {caData, map[string][]byte{"tls.crt": first.cert}, hosts, now, tlsIssued, true},
-		"CA unreadable: replaced":       {map[string][]byte{caCertKey: []byte("x")}, tlsData, hosts, now, tlsNewCA, false},
-		"CA near its own end: replaced": {caData, tlsData, hosts, now.Add(7 * 365 * 24 * time.Hour), tlsNewCA, false},
+		"valid: kept":                 {tlsData, hosts, now.Add(24 * time.Hour), tlsKept},
+		"past two thirds: renewed":    {tlsData, hosts, now.Add(245 * 24 * time.Hour), tlsRenewed},
+		"new host: re-issued":         {tlsData, append(hosts, "kv2.example.com"), now, tlsHostsChanged},
+		"certificate from another CA": {map[string][]byte{"tls.crt": other.cert, "tls.key": other.key}, hosts, now, tlsIssued},
+		"garbage certificate":         {map[string][]byte{"tls.crt": []byte("x"), "tls.key": []byte("y")}, hosts, now, tlsIssued},
+		"certificate without key":     {map[string][]byte{"tls.crt": first.cert}, hosts, now, tlsIssued},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			m, why, err := decideTLS(tc.ca, tc.tls, tc.hosts, tc.now)
+			m, why, err := decideTLS(ca, tc.tls, tc.hosts, tc.now)
 			if err != nil || why != tc.want {
 				t.Fatalf("reason %q (%v), want %q", why, err, tc.want)
 			}
-			if bytes.Equal(m.caCert, first.caCert) != tc.sameCA {
-				t.Errorf("same CA = %v, want %v", !tc.sameCA, tc.sameCA)
+			if !bytes.Equal(m.bundle, ca.signer.CertPEM) {
+				t.Error("ca.crt is not the CA's bundle")
 			}
 			if (why == tlsKept) != bytes.Equal(m.cert, first.cert) {
 				t.Errorf("certificate bytes changed = %v with reason %q", !bytes.Equal(m.cert, first.cert), why)
 			}
-			if _, still := checkServerCert(mustCert(t, m.caCert), map[string][]byte{"tls.crt": m.cert, "tls.key": m.key}, tc.hosts, tc.now); still != tlsKept {
+			if _, still := checkServerCert(ca.signer.Cert, map[string][]byte{"tls.crt": m.cert, "tls.key": m.key}, tc.hosts, tc.now); still != tlsKept {
 				t.Errorf("the result is not a valid certificate for the hosts at that time: %s", still)
 			}
 			if !m.renewAt.After(tc.now) || !m.notAfter.After(m.renewAt) {
@@ -225,7 +232,7 @@ func TestDecideTLS(t *testing.T) {
 }
 
 func TestCheckUserTLS(t *testing.T) {
-	good, _, _ := decideTLS(nil, nil, []string{"a"}, time.Now())
+	good, _, _ := decideTLS(newCA(t, time.Now()), nil, []string{"a"}, time.Now())
 	cases := map[string]struct {
 		typ  string
 		data map[string][]byte

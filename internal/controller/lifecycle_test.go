@@ -255,7 +255,8 @@ func TestUserSecretsAreUsedAndUntouched(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"demo-tls", "demo-ca", "demo-auth"} {
+	// The CA is still the operator's: it signs the pods' certificates.
+	for _, name := range []string{"demo-tls", "demo-auth"} {
 		if err := get(ns, name, &corev1.Secret{}); err == nil {
 			t.Errorf("Secret %s was generated although the user brought their own", name)
 		}
@@ -412,8 +413,13 @@ func TestCertManagerIssuer(t *testing.T) {
 		}
 		return nil
 	})
-	if err := get(ns, "demo-ca", &corev1.Secret{}); err == nil {
-		t.Error("the operator generated its own CA although cert-manager issues the certificate")
+	// cert-manager writes demo-tls; the operator's CA signs the pods'
+	// certificates only.
+	if err := get(ns, "demo-tls", &corev1.Secret{}); err == nil {
+		t.Error("the operator wrote demo-tls although cert-manager issues it")
+	}
+	if _, err := checkPodTLS(kv, 3); err != nil {
+		t.Errorf("pod certificates: %v", err)
 	}
 }
 

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"slices"
@@ -15,12 +17,22 @@ import (
 )
 
 // ClusterClient reaches a KVStore's servers' cluster API
-// (/api/v1/cluster) with the admin token. It is a Reconciler field so tests
-// can point it at server processes standing in for pods, or fake it.
+// (/api/v1/cluster) with the admin token, over HTTPS verified against the
+// CA bundle of <name>-pod-tls. It is a Reconciler field so tests can point
+// it at server processes standing in for pods, or fake it.
 type ClusterClient interface {
-	Status(ctx context.Context, kv *kvv1.KVStore, token string) (wire.ClusterStatus, error)
-	AddMember(ctx context.Context, kv *kvv1.KVStore, token, id, address string, voter bool) error
-	RemoveMember(ctx context.Context, kv *kvv1.KVStore, token, id string) error
+	Status(ctx context.Context, kv *kvv1.KVStore, access ServerAccess) (wire.ClusterStatus, error)
+	AddMember(ctx context.Context, kv *kvv1.KVStore, access ServerAccess, id, address string, voter bool) error
+	RemoveMember(ctx context.Context, kv *kvv1.KVStore, access ServerAccess, id string) error
+}
+
+// ServerAccess is what reaching a KVStore's servers takes, as observed.
+type ServerAccess struct {
+	// Token is the admin token.
+	Token string
+	// CABundle is the PEM bundle the pods' API certificate verifies
+	// against (ca.crt of <name>-pod-tls).
+	CABundle []byte
 }
 
 // catchUpSlack is how many log entries a non-voter may lag the leader's
@@ -31,43 +43,58 @@ const catchUpSlack = 64
 const clusterCallTimeout = 10 * time.Second
 
 // HTTPClusterClient is the ClusterClient of a real cluster: package client
-// calling the KVStore's client Service.
+// calling the KVStore's client Service over HTTPS (plain HTTP when
+// spec.tls.pods is Disabled). Each call verifies the
+// server's certificate against the access's CA bundle for the client
+// Service's name (apiServerName), whatever address it dials, and closes
+// its connections when done: the bundle may change between calls.
 type HTTPClusterClient struct {
-	// HTTP is the client requests go through (http.DefaultClient when nil).
-	HTTP    *http.Client
 	Options BuildOptions
 	// BaseURL overrides the client Service's URL (tests).
 	BaseURL func(kv *kvv1.KVStore) string
 }
 
-// client is a kvstore client of kv's client Service with token.
-func (c *HTTPClusterClient) client(kv *kvv1.KVStore, token string) *kvclient.Client {
-	url := fmt.Sprintf("http://%s.%s.svc.%s:%d", kv.Name, kv.Namespace, clusterDomain(c.Options), httpPort)
+// call runs f with a kvstore client of kv's client Service.
+func (c *HTTPClusterClient) call(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, f func(context.Context, *kvclient.Client) error) error {
+	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	if podAPITLS(kv) {
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(a.CABundle) {
+			return fmt.Errorf("reach %s/%s: no CA certificate in the pods' bundle", kv.Namespace, kv.Name)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, ServerName: apiServerName(kv), MinVersion: tls.VersionTLS12}
+	}
+	defer tr.CloseIdleConnections()
+	url := fmt.Sprintf("%s://%s.%s.svc.%s:%d", apiScheme(kv), kv.Name, kv.Namespace, clusterDomain(c.Options), httpPort)
 	if c.BaseURL != nil {
 		url = c.BaseURL(kv)
 	}
-	return kvclient.New(url, kvclient.WithToken(token), kvclient.WithHTTPClient(c.HTTP))
+	ctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
+	defer cancel()
+	return f(ctx, kvclient.New(url, kvclient.WithToken(a.Token), kvclient.WithHTTPClient(&http.Client{Transport: tr})))
 }
 
 // Status implements ClusterClient.
-func (c *HTTPClusterClient) Status(ctx context.Context, kv *kvv1.KVStore, token string) (wire.ClusterStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
-	defer cancel()
-	return c.client(kv, token).ClusterStatus(ctx)
+func (c *HTTPClusterClient) Status(ctx context.Context, kv *kvv1.KVStore, a ServerAccess) (st wire.ClusterStatus, err error) {
+	err = c.call(ctx, kv, a, func(ctx context.Context, cl *kvclient.Client) error {
+		st, err = cl.ClusterStatus(ctx)
+		return err
+	})
+	return st, err
 }
 
 // AddMember implements ClusterClient.
-func (c *HTTPClusterClient) AddMember(ctx context.Context, kv *kvv1.KVStore, token, id, address string, voter bool) error {
-	ctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
-	defer cancel()
-	return c.client(kv, token).AddMember(ctx, wire.AddMemberRequest{ID: id, Address: address, Voter: &voter})
+func (c *HTTPClusterClient) AddMember(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, id, address string, voter bool) error {
+	return c.call(ctx, kv, a, func(ctx context.Context, cl *kvclient.Client) error {
+		return cl.AddMember(ctx, wire.AddMemberRequest{ID: id, Address: address, Voter: &voter})
+	})
 }
 
 // RemoveMember implements ClusterClient.
-func (c *HTTPClusterClient) RemoveMember(ctx context.Context, kv *kvv1.KVStore, token, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
-	defer cancel()
-	return c.client(kv, token).RemoveMember(ctx, id)
+func (c *HTTPClusterClient) RemoveMember(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, id string) error {
+	return c.call(ctx, kv, a, func(ctx context.Context, cl *kvclient.Client) error {
+		return cl.RemoveMember(ctx, id)
+	})
 }
 
 // membershipStep is what the operator does next to a KVStore's Raft
@@ -150,16 +177,16 @@ func nextStep(kv *kvv1.KVStore, current int32, view *wire.ClusterStatus) members
 
 // membership takes step: at most one call to the servers, recorded as an
 // event. A failure is only recorded: the next reconcile decides again.
-func (r *Reconciler) membership(ctx context.Context, kv *kvv1.KVStore, token string, step membershipStep) {
+func (r *Reconciler) membership(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, step membershipStep) {
 	switch {
 	case step.promote != nil:
-		if err := r.Cluster.AddMember(ctx, kv, token, step.promote.ID, step.promote.Address, true); err != nil {
+		if err := r.Cluster.AddMember(ctx, kv, a, step.promote.ID, step.promote.Address, true); err != nil {
 			r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, "PromoteFailed", "Membership", "promoting %s: %v", step.promote.ID, err)
 		} else {
 			r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, "MemberPromoted", "Membership", "%s caught up and is now a voter", step.promote.ID)
 		}
 	case step.remove != nil:
-		if err := r.Cluster.RemoveMember(ctx, kv, token, step.remove.ID); err != nil {
+		if err := r.Cluster.RemoveMember(ctx, kv, a, step.remove.ID); err != nil {
 			r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, "RemoveFailed", "Membership", "removing %s: %v", step.remove.ID, err)
 		} else {
 			r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, "MemberRemoved", "Membership", "%s left the cluster; the StatefulSet shrinks after it", step.remove.ID)

@@ -3,6 +3,8 @@ package controller
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -82,9 +84,16 @@ func (p *pods) start(i int32) *podProc {
 		}
 		p.dirs[i] = dir
 	}
+	// The pod's Secret volumes, as the kubelet would write them now.
+	tlsDir, tokDir := p.secretDir(p.kv.Name+"-pod-tls"), p.secretDir(p.kv.Name+"-tokens")
 	pr.cmd = exec.Command(p.bin, "serve", "--listen", pr.api, "--debug-listen", "off", "--data-dir", dir,
 		"--node-id", pr.name, "--peer-listen", pr.peer, "--peer-advertise", pr.peer,
-		"--bootstrap-node", podName(p.kv, 0), "--join", join, "--join-as", "nonvoter")
+		"--bootstrap-node", podName(p.kv, 0), "--join", join, "--join-as", "nonvoter",
+		"--cluster-name", clusterName(p.kv),
+		"--peer-tls-cert", filepath.Join(tlsDir, pr.name+".crt"), "--peer-tls-key", filepath.Join(tlsDir, pr.name+".key"),
+		"--peer-tls-ca", filepath.Join(tlsDir, caCertKey),
+		"--tls-cert-file", filepath.Join(tlsDir, corev1.TLSCertKey), "--tls-key-file", filepath.Join(tlsDir, corev1.TLSPrivateKeyKey),
+		"--tokens-file", filepath.Join(tokDir, tokensFile))
 	pr.cmd.Env = append(os.Environ(), "KVSTORE_ADMIN_TOKEN="+p.adminToken, "KVSTORE_PEER_TOKEN="+p.peerToken)
 	pr.cmd.Stdout, pr.cmd.Stderr = pr.out, pr.out
 	if err := pr.cmd.Start(); err != nil {
@@ -98,16 +107,49 @@ func (p *pods) start(i int32) *podProc {
 	return pr
 }
 
+// secretDir writes the Secret name's data into a new directory, one file
+// per key, as a Secret volume holds it.
+func (p *pods) secretDir(name string) string {
+	p.t.Helper()
+	s := &corev1.Secret{}
+	if err := get(p.kv.Namespace, name, s); err != nil {
+		p.t.Fatalf("the pods' Secret %s: %v", name, err)
+	}
+	dir := p.t.TempDir()
+	for k, v := range s.Data {
+		if err := os.WriteFile(filepath.Join(dir, k), v, 0o600); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// httpClient is a client of the pods' API over HTTPS, trusting the CA
+// bundle of <name>-pod-tls and verifying the client Service's name, as the
+// operator and the Ingress do.
+func (p *pods) httpClient() *http.Client {
+	p.t.Helper()
+	s := &corev1.Secret{}
+	if err := get(p.kv.Namespace, p.kv.Name+"-pod-tls", s); err != nil {
+		p.t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(s.Data[caCertKey]) {
+		p.t.Fatal("no CA in the pods' bundle")
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: apiServerName(p.kv), MinVersion: tls.VersionTLS12}}}
+}
+
 // url is the client Service: any running pod (the lowest ordinal).
 func (p *pods) url(*kvv1.KVStore) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := int32(0); i < 10; i++ {
 		if pr, ok := p.procs[i]; ok {
-			return "http://" + pr.api
+			return "https://" + pr.api
 		}
 	}
-	return "http://127.0.0.1:1"
+	return "https://127.0.0.1:1"
 }
 
 // noteRecorder keeps event reasons and notes.
@@ -135,13 +177,13 @@ type checkedCluster struct {
 	calls int
 }
 
-func (c *checkedCluster) Status(ctx context.Context, kv *kvv1.KVStore, token string) (wire.ClusterStatus, error) {
-	v, err := c.next.Status(ctx, kv, token)
+func (c *checkedCluster) Status(ctx context.Context, kv *kvv1.KVStore, a ServerAccess) (wire.ClusterStatus, error) {
+	v, err := c.next.Status(ctx, kv, a)
 	c.view = v
 	return v, err
 }
 
-func (c *checkedCluster) AddMember(ctx context.Context, kv *kvv1.KVStore, token, id, address string, voter bool) error {
+func (c *checkedCluster) AddMember(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, id, address string, voter bool) error {
 	c.call("AddMember " + id)
 	var commit uint64
 	for _, m := range c.view.Members {
@@ -154,17 +196,17 @@ func (c *checkedCluster) AddMember(ctx context.Context, kv *kvv1.KVStore, token,
 		commit == 0 || c.view.Members[i].Status.AppliedIndex+catchUpSlack < commit {
 		c.t.Errorf("AddMember(%s, voter=%v) is no promotion of a caught-up non-voter in the observed view %+v", id, voter, c.view)
 	}
-	return c.next.AddMember(ctx, kv, token, id, address, voter)
+	return c.next.AddMember(ctx, kv, a, id, address, voter)
 }
 
-func (c *checkedCluster) RemoveMember(ctx context.Context, kv *kvv1.KVStore, token, id string) error {
+func (c *checkedCluster) RemoveMember(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, id string) error {
 	c.call("RemoveMember " + id)
 	for _, m := range c.view.Members {
 		if ordinal(kv, m.ID) > ordinal(kv, id) {
 			c.t.Errorf("RemoveMember(%s) while %s, of a higher ordinal, is a member", id, m.ID)
 		}
 	}
-	return c.next.RemoveMember(ctx, kv, token, id)
+	return c.next.RemoveMember(ctx, kv, a, id)
 }
 
 func (c *checkedCluster) call(what string) {
@@ -293,7 +335,8 @@ func TestMembershipSteps(t *testing.T) {
 	// The remaining server still takes writes.
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPut, ps.url(kv)+"/api/v1/kv/after-scale-down", strings.NewReader("ok"))
 	req.Header.Set("Authorization", "Bearer "+ps.adminToken)
-	resp, err := http.DefaultClient.Do(req)
+	hc := ps.httpClient()
+	resp, err := hc.Do(req)
 	if err != nil || resp.StatusCode >= 300 {
 		t.Fatalf("write after scaling down: %v %v", err, resp)
 	}
@@ -311,7 +354,7 @@ func TestMembershipSteps(t *testing.T) {
 	for i, pr := range ps.procs {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			resp, err := http.Get("http://" + pr.api + "/readyz")
+			resp, err := hc.Get("https://" + pr.api + "/readyz")
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {

@@ -20,6 +20,9 @@ const (
 	dataDir     = "/data"
 	configDir   = "/etc/kvstore"
 	configFile  = "config.yaml"
+	podTLSDir   = "/etc/kvstore-tls"    // <name>-pod-tls
+	tokensDir   = "/etc/kvstore-tokens" // <name>-tokens
+	tokensFile  = "tokens.yaml"
 )
 
 // Keys in Secrets.
@@ -35,6 +38,12 @@ const (
 	// ConfigHashAnnotation on the pod template changes when the rendered
 	// config or the admin token changes, so the pods roll.
 	ConfigHashAnnotation = "kvstore.dev/config-hash"
+	// CARotationAnnotation on <name>-ca is the CA rotation phase (Adding,
+	// Reissuing), absent when no rotation is under way; see caPhase.
+	CARotationAnnotation = "kvstore.dev/ca-rotation"
+	// CARotationSinceAnnotation on <name>-ca is when that phase began
+	// (RFC 3339).
+	CARotationSinceAnnotation = "kvstore.dev/ca-rotation-since"
 )
 
 // names holds the names of a KVStore's children.
@@ -47,6 +56,8 @@ type names struct {
 	ca         string // Secret with the generated CA's key
 	auth       string // Secret with the admin token (user's or ours)
 	peer       string // Secret with the token the servers share (ours)
+	podTLS     string // Secret with the pods' API and peer certificates (ours)
+	tokens     string // Secret with the rendered tokens file (ours)
 	watch      string // second Ingress: /api/v1/watch with SSE settings
 	userTLS    bool
 	userAuth   bool
@@ -63,6 +74,8 @@ func namesFor(kv *kvv1.KVStore) names {
 		ca:        kv.Name + "-ca",
 		auth:      kv.Name + "-auth",
 		peer:      kv.Name + "-peer",
+		podTLS:    kv.Name + "-pod-tls",
+		tokens:    kv.Name + "-tokens",
 		watch:     kv.Name + "-watch",
 	}
 	if s := kv.Spec.TLS.SecretName; s != "" {

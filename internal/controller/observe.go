@@ -67,6 +67,16 @@ func (o *observed) adminToken(kv *kvv1.KVStore, n names) string {
 	return string(s.Data[AuthTokenKey])
 }
 
+// access is how the servers are reached: the admin token and the CA
+// bundle of the operator's <name>-pod-tls (empty when either is missing).
+func (o *observed) access(kv *kvv1.KVStore, n names) ServerAccess {
+	a := ServerAccess{Token: o.adminToken(kv, n)}
+	if s := o.secret(n.podTLS); s != nil && metav1IsControlledBy(s, kv) {
+		a.CABundle = s.Data[caCertKey]
+	}
+	return a
+}
+
 // observe reads what kv's plan is made from.
 func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, error) {
 	n := namesFor(kv)
@@ -75,12 +85,26 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 	reads := []client.Object{
 		&corev1.Secret{ObjectMeta: om(n.auth)}, &corev1.Secret{ObjectMeta: om(n.peer)},
 		&corev1.Secret{ObjectMeta: om(n.tls)}, &corev1.Secret{ObjectMeta: om(n.ca)},
+		&corev1.Secret{ObjectMeta: om(n.podTLS)}, &corev1.Secret{ObjectMeta: om(n.tokens)},
 		&corev1.ConfigMap{ObjectMeta: om(n.config)},
 		&corev1.Service{ObjectMeta: om(n.peers)}, &corev1.Service{ObjectMeta: om(n.kv)},
 		&appsv1.StatefulSet{ObjectMeta: om(n.kv)},
 		&policyv1.PodDisruptionBudget{ObjectMeta: om(n.kv)},
 		&networkingv1.Ingress{ObjectMeta: om(n.kv)}, &networkingv1.Ingress{ObjectMeta: om(n.watch)},
 		&networkingv1.NetworkPolicy{ObjectMeta: om(n.kv)},
+	}
+	user := map[string]bool{} // the user's Secrets: not in the cache
+	if n.userTLS {
+		user[n.tls] = true
+	}
+	if n.userAuth {
+		user[n.auth] = true
+	}
+	for _, name := range tokenSecretNames(kv) {
+		if _, dup := map[string]bool{n.auth: true, n.peer: true, n.tls: true, n.ca: true, n.podTLS: true, n.tokens: true}[name]; !dup {
+			reads = append(reads, &corev1.Secret{ObjectMeta: om(name)})
+			user[name] = true
+		}
 	}
 	optional := []schema.GroupVersionKind{serviceMonitorGVK}
 	if n.certIssuer {
@@ -103,8 +127,8 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 	for _, o := range reads {
 		k := keyOf(o)
 		var reader client.Reader = r.Client
-		if k.kind == "Secret" && (n.userTLS && k.name == n.tls || n.userAuth && k.name == n.auth) {
-			reader = r.apiReader() // the user's: not in the cache
+		if k.kind == "Secret" && user[k.name] {
+			reader = r.apiReader()
 		}
 		switch err := reader.Get(ctx, client.ObjectKeyFromObject(o), o); {
 		case err == nil:
@@ -113,8 +137,8 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 			return nil, fmt.Errorf("get %s %s: %w", k.kind, k.name, err)
 		}
 	}
-	if token := obs.adminToken(kv, n); r.Cluster != nil && token != "" {
-		if v, err := r.Cluster.Status(ctx, kv, token); err == nil {
+	if a := obs.access(kv, n); r.Cluster != nil && a.Token != "" && len(a.CABundle) > 0 {
+		if v, err := r.Cluster.Status(ctx, kv, a); err == nil {
 			obs.view = &v
 		}
 	}

@@ -5,14 +5,17 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/internal/certs"
 )
 
 // plan is what one reconcile does, decided from the KVStore and the
@@ -24,6 +27,11 @@ type plan struct {
 	// tls is the operator-issued certificate, nil when the user or
 	// cert-manager provides it.
 	tls *tlsMaterial
+	// ca is the CA state (decideCA), nil when the plan stopped before it.
+	ca *caState
+	// renewAt is the earliest time a certificate or CA phase falls due
+	// (zero when none): the reconcile is requeued for it.
+	renewAt time.Time
 	// step is the membership step, nil when the plan stopped before the
 	// StatefulSet.
 	step *membershipStep
@@ -41,7 +49,11 @@ func planFor(kv *kvv1.KVStore, obs *observed, o BuildOptions, now time.Time, rnd
 	if err != nil {
 		return *p, err
 	}
-	if err := p.certificate(kv, n, obs, o, now); err != nil {
+	ca, err := p.caState(kv, n, obs, now)
+	if err != nil {
+		return *p, err
+	}
+	if err := p.certificate(kv, n, obs, o, ca, now); err != nil {
 		return *p, err
 	}
 	peerToken, err := p.generatedToken(kv, obs, n.peer, desiredPeerSecret, rnd)
@@ -64,6 +76,14 @@ func planFor(kv *kvv1.KVStore, obs *observed, o BuildOptions, now time.Time, rnd
 		current = *sts.Spec.Replicas
 	}
 	step := nextStep(kv, current, obs.view)
+	tokens, err := renderTokens(kv, obs.secret)
+	if err != nil {
+		return *p, err
+	}
+	p.add(typedChild(desiredTokensSecret(kv, tokens), corev1ac.ExtractSecret))
+	if err := p.podTLS(kv, n, obs, o, ca, max(current, step.stsReplicas, replicas(kv)), now); err != nil {
+		return *p, err
+	}
 	p.step = &step
 	hash := configHash(cm.Data[configFile], token, peerToken)
 	p.add(typedChild(desiredStatefulSet(kv, o, hash, step.stsReplicas), extractStatefulSet))
@@ -141,10 +161,91 @@ func newToken(rnd io.Reader) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// certificate plans the TLS Secret: a user's is checked and never
+// due makes p requeue at t at the latest.
+func (p *plan) due(t time.Time) {
+	if p.renewAt.IsZero() || t.Before(p.renewAt) {
+		p.renewAt = t
+	}
+}
+
+// ownedData is the data of the operator's Secret name, nil when absent; a
+// Secret of that name the KVStore does not control is a problem (what to
+// do instead is fix).
+func ownedData(kv *kvv1.KVStore, obs *observed, name, fix string) (map[string][]byte, error) {
+	s := obs.secret(name)
+	switch {
+	case s == nil:
+		return nil, nil
+	case !metav1IsControlledBy(s, kv):
+		return nil, &problem{"ChildConflict", fmt.Sprintf("Secret %s exists and is not owned by this KVStore; %s", name, fix)}
+	}
+	return s.Data, nil
+}
+
+// caState plans <name>-ca (decideCA). Leaves count as current when the
+// operator's <name>-tls (if it issues it) and every certificate in
+// <name>-pod-tls verify against the observed signer.
+func (p *plan) caState(kv *kvv1.KVStore, n names, obs *observed, now time.Time) (caState, error) {
+	data, err := ownedData(kv, obs, n.ca, "delete it")
+	if err != nil {
+		return caState{}, err
+	}
+	var annotations map[string]string
+	if s := obs.secret(n.ca); s != nil {
+		annotations = s.Annotations
+	}
+	current := false
+	if signer, err := certs.ParseCert(data[caCertKey]); err == nil {
+		var leaves [][]byte
+		if s := obs.secret(n.tls); s != nil && !n.userTLS && !n.certIssuer {
+			leaves = append(leaves, s.Data[corev1.TLSCertKey])
+		}
+		if s := obs.secret(n.podTLS); s != nil {
+			for k, v := range s.Data {
+				if k != caCertKey && strings.HasSuffix(k, ".crt") {
+					leaves = append(leaves, v)
+				}
+			}
+		}
+		current = signedBy(signer, leaves...)
+	}
+	ca, err := decideCA(data, annotations, current, now)
+	if err != nil {
+		return caState{}, err
+	}
+	p.ca = &ca
+	p.due(ca.nextAt())
+	var ev *event
+	if ca.reason != caKept {
+		ev = &event{ca.reason, "RotateCA", fmt.Sprintf("CA in Secret %s: %s (phase %q)", n.ca, ca.reason, ca.phase)}
+	}
+	p.add(typedChild(desiredCASecret(kv, ca), corev1ac.ExtractSecret).withEvent(ev))
+	return ca, nil
+}
+
+// podTLS plans <name>-pod-tls for count pods (decidePodTLS).
+func (p *plan) podTLS(kv *kvv1.KVStore, n names, obs *observed, o BuildOptions, ca caState, count int32, now time.Time) error {
+	old, err := ownedData(kv, obs, n.podTLS, "delete it")
+	if err != nil {
+		return err
+	}
+	pt, err := decidePodTLS(ca, old, clusterName(kv), podLeaves(kv, o, count), now)
+	if err != nil {
+		return err
+	}
+	p.due(pt.renewAt)
+	var ev *event
+	if len(pt.issued) > 0 {
+		ev = &event{"PodCertificatesIssued", "IssueCertificate", fmt.Sprintf("issued %s into Secret %s", strings.Join(pt.issued, ", "), n.podTLS)}
+	}
+	p.add(typedChild(desiredPodTLSSecret(kv, pt.data), corev1ac.ExtractSecret).withEvent(ev))
+	return nil
+}
+
+// certificate plans the edge TLS Secret: a user's is checked and never
 // written; a cert-manager Certificate is applied; else the operator issues
-// (and re-issues) it (decideTLS).
-func (p *plan) certificate(kv *kvv1.KVStore, n names, obs *observed, o BuildOptions, now time.Time) error {
+// (and re-issues) it from ca (decideTLS).
+func (p *plan) certificate(kv *kvv1.KVStore, n names, obs *observed, o BuildOptions, ca caState, now time.Time) error {
 	switch {
 	case n.userTLS:
 		s := obs.secret(n.tls)
@@ -162,35 +263,21 @@ func (p *plan) certificate(kv *kvv1.KVStore, n names, obs *observed, o BuildOpti
 		p.add(looseChild(desiredCertificate(kv, o)))
 		return nil
 	}
-	data := func(name string) (map[string][]byte, error) {
-		s := obs.secret(name)
-		switch {
-		case s == nil:
-			return nil, nil
-		case !metav1IsControlledBy(s, kv):
-			return nil, &problem{"ChildConflict", fmt.Sprintf("Secret %s exists and is not owned by this KVStore; delete it or set spec.tls.secretName to it", name)}
-		}
-		return s.Data, nil
-	}
-	caData, err := data(n.ca)
+	tlsData, err := ownedData(kv, obs, n.tls, "delete it or set spec.tls.secretName to it")
 	if err != nil {
 		return err
 	}
-	tlsData, err := data(n.tls)
-	if err != nil {
-		return err
-	}
-	m, reason, err := decideTLS(caData, tlsData, tlsHosts(kv, o), now)
+	m, reason, err := decideTLS(ca, tlsData, tlsHosts(kv, o), now)
 	if err != nil {
 		return err
 	}
 	p.tls = &m
-	ca, tls := desiredTLSSecrets(kv, m)
+	p.due(m.renewAt)
 	var issued *event
 	if reason != tlsKept {
 		issued = &event{"Certificate" + reason, "IssueCertificate", fmt.Sprintf("issued a certificate into Secret %s valid until %s (%s)",
 			n.tls, m.notAfter.UTC().Format(time.RFC3339), reason)}
 	}
-	p.add(typedChild(ca, corev1ac.ExtractSecret), typedChild(tls, corev1ac.ExtractSecret).withEvent(issued))
+	p.add(typedChild(desiredTLSSecret(kv, m), corev1ac.ExtractSecret).withEvent(issued))
 	return nil
 }

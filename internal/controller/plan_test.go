@@ -53,19 +53,32 @@ func TestPlan(t *testing.T) {
 	plain := func(k *kvv1.KVStore) { k.Spec.Replicas = ptr(int32(3)) }
 	kv := newKV(plain)
 	// A certificate issued a month ago, valid for now and for kv's hosts.
-	m, _, err := decideTLS(nil, nil, tlsHosts(kv, testOpts), now.AddDate(0, -1, 0))
+	issued := now.AddDate(0, -1, 0)
+	caSt, err := decideCA(nil, nil, false, issued)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := secret("kv-ca", map[string][]byte{caCertKey: m.caCert, caKeyKey: m.caKey})
-	tls := secret("kv-tls", map[string][]byte{"tls.crt": m.cert, "tls.key": m.key, caCertKey: m.caCert})
-	settled := func(o *observing) *observing { return o.has(true, token("kv-auth"), token("kv-peer"), ca, tls) }
+	m, _, err := decideTLS(caSt, nil, tlsHosts(kv, testOpts), issued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := decidePodTLS(caSt, nil, "kv", podLeaves(kv, testOpts, 3), issued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := secret("kv-ca", caSt.data())
+	tls := secret("kv-tls", map[string][]byte{"tls.crt": m.cert, "tls.key": m.key, caCertKey: m.bundle})
+	podTLS := secret("kv-pod-tls", pt.data)
+	settled := func(o *observing) *observing {
+		return o.has(true, token("kv-auth"), token("kv-peer"), ca, tls, podTLS)
+	}
 	sts := func(replicas int32) *appsv1.StatefulSet {
 		return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "kv"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr(replicas)}}
 	}
 	view := func(ms ...wire.Member) *wire.ClusterStatus { return &wire.ClusterStatus{LeaderID: "kv-0", Members: ms} }
 	every := []string{"Secret kv-auth", "Secret kv-ca", "Secret kv-tls", "Secret kv-peer", "ConfigMap kv-config",
-		"Service kv-peers", "Service kv", "NetworkPolicy kv", "StatefulSet kv", "PodDisruptionBudget kv", "-Ingress kv", "-Ingress kv-watch"}
+		"Service kv-peers", "Service kv", "NetworkPolicy kv", "Secret kv-tokens", "Secret kv-pod-tls", "StatefulSet kv", "PodDisruptionBudget kv",
+		"-Ingress kv", "-Ingress kv-watch"}
 
 	cases := map[string]struct {
 		edit    func(*kvv1.KVStore)
@@ -79,26 +92,36 @@ func TestPlan(t *testing.T) {
 		problem string
 	}{
 		"new KVStore": {
-			want: every, events: []string{"TokenGenerated", "CertificateIssued", "TokenGenerated"}, tls: true, step: "sts 3",
+			want: every, events: []string{"TokenGenerated", "CAIssued", "CertificateIssued", "TokenGenerated", "PodCertificatesIssued"}, tls: true, step: "sts 3",
 		},
-		"settled":                     {obs: settled, want: every, tls: true, step: "sts 3"},
-		"certificate due for renewal": {obs: settled, at: now.AddDate(1, 0, 0), want: every, events: []string{"CertificateRenewed"}, tls: true, step: "sts 3"},
+		"settled":                      {obs: settled, want: every, tls: true, step: "sts 3"},
+		"certificates due for renewal": {obs: settled, at: now.AddDate(1, 0, 0), want: every, events: []string{"CertificateRenewed", "PodCertificatesIssued"}, tls: true, step: "sts 3"},
+		"scale up adds peer certificates": {
+			edit: func(k *kvv1.KVStore) { k.Spec.Replicas = ptr(int32(5)) },
+			obs:  settled, want: every, events: []string{"PodCertificatesIssued"}, tls: true, step: "sts 5",
+		},
+		"a token Secret missing": {
+			edit: func(k *kvv1.KVStore) {
+				k.Spec.Auth.Tokens = []kvv1.TokenSpec{{Name: "app", Role: "readonly", SecretRef: kvv1.SecretKeyRef{Name: "app-token", Key: "token"}}}
+			},
+			obs: settled, want: every[:8], tls: true, problem: "TokenSecretNotFound",
+		},
 		"ingress and ServiceMonitor": {
 			edit: func(k *kvv1.KVStore) { k.Spec.Ingress = kvv1.IngressSpec{Enabled: true, Host: "kv.example.com"} },
 			obs: func(o *observing) *observing {
 				o.obs.installed[serviceMonitorGVK] = true
 				return settled(o)
 			},
-			want: append(slices.Replace(slices.Clone(every), 10, 12, "Ingress kv", "Ingress kv-watch"), "ServiceMonitor kv"),
+			want: append(slices.Replace(slices.Clone(every), 12, 14, "Ingress kv", "Ingress kv-watch"), "ServiceMonitor kv"),
 			// The certificate is re-issued for the Ingress host.
 			events: []string{"CertificateHostsChanged"}, tls: true, step: "sts 3",
 		},
 		"user Secrets": {
 			edit: func(k *kvv1.KVStore) { k.Spec.TLS.SecretName, k.Spec.Auth.SecretName = "mine-tls", "mine-auth" },
 			obs: func(o *observing) *observing {
-				return o.has(false, token("mine-auth"), secret("mine-tls", tls.Data)).has(true, token("kv-peer"))
+				return o.has(false, token("mine-auth"), secret("mine-tls", tls.Data)).has(true, token("kv-peer"), ca, podTLS)
 			},
-			want: slices.Delete(slices.Clone(every), 0, 3), step: "sts 3",
+			want: slices.Delete(slices.Delete(slices.Clone(every), 2, 3), 0, 1), step: "sts 3",
 		},
 		"user auth Secret missing": {
 			edit:    func(k *kvv1.KVStore) { k.Spec.Auth.SecretName = "mine-auth" },
@@ -109,13 +132,15 @@ func TestPlan(t *testing.T) {
 			obs: func(o *observing) *observing {
 				return o.has(true, token("kv-auth")).has(false, secret("mine-tls", nil))
 			},
-			want:    every[:1],
+			want:    every[:2],
+			events:  []string{"CAIssued"},
 			problem: "TLSSecretInvalid",
 		},
 		"cert-manager missing": {
 			edit:    func(k *kvv1.KVStore) { k.Spec.TLS.IssuerRef = &kvv1.IssuerReference{Name: "le"} },
 			obs:     func(o *observing) *observing { return o.has(true, token("kv-auth")) },
-			want:    every[:1],
+			want:    every[:2],
+			events:  []string{"CAIssued"},
 			problem: "CertManagerNotInstalled",
 		},
 		"cert-manager": {
@@ -124,7 +149,8 @@ func TestPlan(t *testing.T) {
 				o.obs.installed[certificateGVK] = true
 				return o.has(true, token("kv-auth"), token("kv-peer"))
 			},
-			want: slices.Replace(slices.Clone(every), 1, 3, "Certificate kv"), step: "sts 3",
+			want:   slices.Replace(slices.Clone(every), 2, 3, "Certificate kv"),
+			events: []string{"CAIssued", "PodCertificatesIssued"}, step: "sts 3",
 		},
 		"someone else's peer Secret": {
 			obs:     func(o *observing) *observing { return settled(o).has(false, token("kv-peer")) },

@@ -157,17 +157,19 @@ func (f *fakeCluster) set(v wire.ClusterStatus) {
 	f.view = v
 }
 
-func (f *fakeCluster) Status(context.Context, *kvv1.KVStore, string) (wire.ClusterStatus, error) {
+func (f *fakeCluster) Status(context.Context, *kvv1.KVStore, ServerAccess) (wire.ClusterStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.view, nil
 }
 
-func (f *fakeCluster) AddMember(context.Context, *kvv1.KVStore, string, string, string, bool) error {
+func (f *fakeCluster) AddMember(context.Context, *kvv1.KVStore, ServerAccess, string, string, bool) error {
 	return nil
 }
 
-func (f *fakeCluster) RemoveMember(context.Context, *kvv1.KVStore, string, string) error { return nil }
+func (f *fakeCluster) RemoveMember(context.Context, *kvv1.KVStore, ServerAccess, string) error {
+	return nil
+}
 
 // TestPDBFollowsVoters runs reconciles against servers reporting a scale up
 // from one voter to three (non-voters lagging, so none is promoted) and

@@ -126,14 +126,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil && !errors.As(err, &prob) {
 		return reconcile.Result{}, err // retried with backoff
 	}
-	after := requeueAfter(now, p.tls, st)
+	after := requeueAfter(now, p.renewAt, st)
 	if in.membershipPending != "" && (after == 0 || after > membershipRetry) {
 		after = membershipRetry // membership changes are not watched: look again soon
 	}
 	if prob != nil && (after == 0 || after > problemRetry) {
 		after = problemRetry // for what no watch reports, like cert-manager's CRD appearing
 	}
-	if n := namesFor(kv); (n.userTLS || n.userAuth) && (after == 0 || after > r.recheck()) {
+	if n := namesFor(kv); (n.userTLS || n.userAuth || len(kv.Spec.Auth.Tokens) > 0) && (after == 0 || after > r.recheck()) {
 		after = r.recheck() // user Secrets are not watched: read them again
 	}
 	return reconcile.Result{RequeueAfter: after}, nil
@@ -168,16 +168,17 @@ func (r *Reconciler) now() time.Time {
 }
 
 // requeueAfter is when the KVStore must be looked at again without any
-// event: at the certificate's renewal time, or at the progress deadline.
-func requeueAfter(now time.Time, tls *tlsMaterial, st kvv1.KVStoreStatus) time.Duration {
+// event: when a certificate or CA phase falls due (renewAt, zero for
+// none), or at the progress deadline.
+func requeueAfter(now time.Time, renewAt time.Time, st kvv1.KVStoreStatus) time.Duration {
 	var next time.Duration
 	consider := func(at time.Time) {
 		if d := at.Sub(now); d > 0 && (next == 0 || d < next) {
 			next = d
 		}
 	}
-	if tls != nil {
-		consider(tls.renewAt)
+	if !renewAt.IsZero() {
+		consider(renewAt)
 	}
 	if c := meta.FindStatusCondition(st.Conditions, kvv1.ConditionProgressing); c != nil && c.Status == "True" {
 		consider(c.LastTransitionTime.Add(ProgressDeadline + time.Second))

@@ -8,63 +8,47 @@ import (
 	"kvstore.dev/kvstore/internal/certs"
 )
 
-// tlsMaterial is the content of the operator-generated CA and TLS Secrets.
+// tlsMaterial is the content of the operator-issued edge certificate
+// Secret <name>-tls.
 type tlsMaterial struct {
-	caCert, caKey []byte
-	cert, key     []byte
-	notAfter      time.Time // of cert
-	renewAt       time.Time // of cert: two thirds of its lifetime
+	bundle    []byte // ca.crt: the CA state's bundle
+	cert, key []byte
+	notAfter  time.Time // of cert
+	renewAt   time.Time // of cert: two thirds of its lifetime
 }
 
 // Why a certificate was (re)issued; "" when the existing one was kept.
 const (
 	tlsKept         = ""
-	tlsIssued       = "Issued"       // there was none (or it was unreadable)
+	tlsIssued       = "Issued"       // there was none (or it was unreadable, or from another CA)
 	tlsRenewed      = "Renewed"      // past two thirds of its lifetime
 	tlsHostsChanged = "HostsChanged" // the Ingress host or namespace changed
-	tlsNewCA        = "CAReplaced"   // the CA was missing, unreadable or old
 )
 
-// decideTLS returns the CA and server certificate kv should have at now:
-// the existing ones (caData, tlsData: the data of <name>-ca and <name>-tls,
-// nil when absent) while they are valid, cover hosts and are short of two
-// thirds of their lifetime; otherwise newly issued ones, with the reason.
-// The CA is kept across server certificate renewals, so clients that trust
-// ca.crt keep trusting the store.
-func decideTLS(caData, tlsData map[string][]byte, hosts []string, now time.Time) (tlsMaterial, string, error) {
-	ca, caErr := certs.ParseCA(caData[caCertKey], caData[caKeyKey])
-	reason := tlsKept
-	if caErr != nil || !now.Before(certs.RenewAt(ca.Cert)) {
-		var err error
-		if ca, err = certs.NewCA("kvstore operator CA", certs.CAValidity, now); err != nil {
-			return tlsMaterial{}, "", err
-		}
-		reason = tlsNewCA
-		if caData == nil {
-			reason = tlsIssued
-		}
+// decideTLS returns the edge certificate kv should have at now: the
+// existing one (tlsData: the data of <name>-tls, nil when absent) while it
+// is signed by ca's signer, covers hosts and is short of two thirds of its
+// lifetime; otherwise a newly issued one, with the reason. The CA is
+// decided before (decideCA) and kept across renewals, so clients that
+// trust ca.crt keep trusting the store.
+func decideTLS(ca caState, tlsData map[string][]byte, hosts []string, now time.Time) (tlsMaterial, string, error) {
+	m := tlsMaterial{bundle: ca.bundle()}
+	cert, why := checkServerCert(ca.signer.Cert, tlsData, hosts, now)
+	if why == tlsKept {
+		m.cert, m.key = tlsData["tls.crt"], tlsData["tls.key"]
+		m.notAfter, m.renewAt = cert.NotAfter, certs.RenewAt(cert)
+		return m, tlsKept, nil
 	}
-	m := tlsMaterial{caCert: ca.CertPEM, caKey: ca.KeyPEM}
-	if reason == tlsKept {
-		cert, why := checkServerCert(ca.Cert, tlsData, hosts, now)
-		if why == tlsKept {
-			m.cert, m.key = tlsData["tls.crt"], tlsData["tls.key"]
-			m.notAfter, m.renewAt = cert.NotAfter, certs.RenewAt(cert)
-			return m, tlsKept, nil
-		}
-		reason = why
-	}
-	pair, err := ca.IssueServer(hosts, certs.ServerValidity, now)
+	pair, err := ca.signer.IssueServer(hosts, certs.ServerValidity, now)
 	if err != nil {
 		return tlsMaterial{}, "", fmt.Errorf("issue server certificate: %w", err)
 	}
-	cert, err := certs.ParseCert(pair.CertPEM)
-	if err != nil {
+	if cert, err = certs.ParseCert(pair.CertPEM); err != nil {
 		return tlsMaterial{}, "", err
 	}
 	m.cert, m.key = pair.CertPEM, pair.KeyPEM
 	m.notAfter, m.renewAt = cert.NotAfter, certs.RenewAt(cert)
-	return m, reason, nil
+	return m, why, nil
 }
 
 // checkServerCert says why the certificate in tlsData must be re-issued, or

@@ -100,7 +100,7 @@ func NewManager(c Config, rc *rest.Config, log logr.Logger) (manager.Manager, er
 		Recorder:  mgr.GetEventRecorder(controller.FieldOwner),
 		Options:   build,
 		// Membership changes go to each KVStore's client Service.
-		Cluster: &controller.HTTPClusterClient{HTTP: &http.Client{Timeout: 10 * time.Second}, Options: build},
+		Cluster: &controller.HTTPClusterClient{Options: build},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err

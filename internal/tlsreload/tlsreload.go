@@ -11,6 +11,10 @@
 // half-written or does not match its partner keeps the old pair in service
 // and is logged once (per distinct content) as an error.
 //
+// NewVerified adds a caller's rule to the pair's parse (say, that the leaf
+// names this node's cluster): a leaf the rule refuses fails NewVerified and,
+// later, is kept out of service like a file that does not parse.
+//
 // A CAPool does the same for a PEM bundle of CA certificates (client CAs of
 // a server that verifies clients, or the roots a client trusts): Pool
 // returns the bundle as of the last check.
@@ -45,6 +49,7 @@ const Interval = time.Second
 // change. Create it with New.
 type Reloader struct {
 	certFile, keyFile string
+	verify            func(leaf *x509.Certificate) error // nil: any pair that parses
 	log               *slog.Logger
 	now               func() time.Time // a test seam
 
@@ -61,15 +66,22 @@ type Reloader struct {
 // and certificate details only, never key material); nil means
 // slog.Default().
 func New(certFile, keyFile string, log *slog.Logger) (*Reloader, error) {
+	return NewVerified(certFile, keyFile, log, nil)
+}
+
+// NewVerified is New with a rule every pair must pass before it is served,
+// at start and at each reload; verify's error is returned (New) or logged
+// (reload) with the certificate file's name. nil verify accepts any pair.
+func NewVerified(certFile, keyFile string, log *slog.Logger, verify func(leaf *x509.Certificate) error) (*Reloader, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Reloader{certFile: certFile, keyFile: keyFile, log: log, now: time.Now}
+	r := &Reloader{certFile: certFile, keyFile: keyFile, verify: verify, log: log, now: time.Now}
 	certPEM, keyPEM, sum, err := r.read()
 	if err != nil {
 		return nil, err
 	}
-	cert, err := parsePair(certPEM, keyPEM, certFile, keyFile)
+	cert, err := r.parse(certPEM, keyPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +127,7 @@ func (r *Reloader) checkLocked() error {
 	}
 	var cert *tls.Certificate
 	if err == nil {
-		cert, err = parsePair(certPEM, keyPEM, r.certFile, r.keyFile)
+		cert, err = r.parse(certPEM, keyPEM)
 	}
 	if err != nil {
 		if bad := fmt.Sprintf("%x %v", sum, err); bad != r.bad {
@@ -144,6 +156,18 @@ func (r *Reloader) read() (certPEM, keyPEM []byte, sum [sha256.Size]byte, err er
 	h.Write(keyPEM)
 	copy(sum[:], h.Sum(nil))
 	return certPEM, keyPEM, sum, nil
+}
+
+// parse makes a pair of the two files' contents and applies r.verify.
+func (r *Reloader) parse(certPEM, keyPEM []byte) (*tls.Certificate, error) {
+	cert, err := parsePair(certPEM, keyPEM, r.certFile, r.keyFile)
+	if err != nil || r.verify == nil {
+		return cert, err
+	}
+	if err := r.verify(cert.Leaf); err != nil {
+		return nil, fmt.Errorf("%s: %w", r.certFile, err)
+	}
+	return cert, nil
 }
 
 func parsePair(certPEM, keyPEM []byte, certFile, keyFile string) (*tls.Certificate, error) {
@@ -194,9 +218,23 @@ func NewCAPool(file string, log *slog.Logger) (*CAPool, error) {
 func (p *CAPool) Pool() *x509.CertPool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.now().Sub(p.lastCheck) < Interval {
-		return p.pool
+	if p.now().Sub(p.lastCheck) >= Interval {
+		_ = p.checkLocked() // logged inside
 	}
+	return p.pool
+}
+
+// Reload re-reads the file now, whatever Interval says. It returns the
+// error that kept the previous bundle in use, if any.
+func (p *CAPool) Reload() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.checkLocked()
+}
+
+// checkLocked re-reads the file and swaps the pool when it changed and
+// parses. p.mu is held.
+func (p *CAPool) checkLocked() error {
 	p.lastCheck = p.now()
 	raw, pool, err := p.load()
 	switch {
@@ -205,11 +243,12 @@ func (p *CAPool) Pool() *x509.CertPool {
 			p.bad = bad
 			p.log.Error("CA bundle reload failed; using the previous one", "ca_file", p.file, "err", err)
 		}
+		return err
 	case !bytes.Equal(raw, p.raw):
 		p.raw, p.pool, p.bad = raw, pool, ""
 		p.log.Info("CA bundle reloaded", "ca_file", p.file)
 	}
-	return p.pool
+	return nil
 }
 
 func (p *CAPool) load() ([]byte, *x509.CertPool, error) {

@@ -1,16 +1,10 @@
 package tlsreload
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -305,30 +299,11 @@ func TestClientCAsReload(t *testing.T) {
 // mustClientLeaf issues a client-auth certificate from ca.
 func mustClientLeaf(t *testing.T, ca *certs.CA) certs.Pair {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p, err := ca.IssueClient("client", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "client"},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return certs.Pair{
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
-	}
+	return p
 }
 
 // TestClientConfigFollowsBundle: a client built once trusts a server of a
@@ -380,5 +355,71 @@ func TestClientConfigFollowsBundle(t *testing.T) {
 	}
 	if _, err := handshakeWith(t, serverCfg, ClientConfig(roots, nil, "localhost")); err == nil {
 		t.Error("the server accepted a client without a certificate")
+	}
+}
+
+// TestNewVerifiedAppliesTheRule: a pair the caller's rule refuses fails
+// NewVerified with the certificate file named, and a refused replacement
+// keeps the accepted pair in service while an accepted one is served.
+func TestNewVerifiedAppliesTheRule(t *testing.T) {
+	ca := mustCA(t)
+	dir := t.TempDir()
+	first, refused, second := mustLeaf(t, ca), mustLeaf(t, ca), mustLeaf(t, ca)
+	bad := serial(t, refused.CertPEM)
+	rule := func(leaf *x509.Certificate) error {
+		if leaf.SerialNumber.String() == bad {
+			return errors.New("refused by the rule")
+		}
+		return nil
+	}
+	certFile, keyFile := writePair(t, dir, refused)
+	if _, err := NewVerified(certFile, keyFile, slog.New(slog.DiscardHandler), rule); err == nil ||
+		!strings.Contains(err.Error(), "refused by the rule") || !strings.Contains(err.Error(), "tls.crt") {
+		t.Fatalf("NewVerified on a refused pair: %v, want the rule's error naming tls.crt", err)
+	}
+	writePair(t, dir, first)
+	r, err := NewVerified(certFile, keyFile, slog.New(slog.DiscardHandler), rule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		write   certs.Pair
+		wantErr bool
+		serving certs.Pair
+	}{
+		{refused, true, first},
+		{second, false, second},
+	} {
+		writePair(t, dir, step.write)
+		if err := r.Reload(); (err != nil) != step.wantErr {
+			t.Errorf("Reload: %v, want an error: %v", err, step.wantErr)
+		}
+		if got, want := r.Certificate().Leaf.SerialNumber.String(), serial(t, step.serving.CertPEM); got != want {
+			t.Errorf("serving serial %s, want %s", got, want)
+		}
+	}
+}
+
+// TestCAPoolReload: Reload takes a new bundle at once and keeps the
+// previous one when the file breaks.
+func TestCAPoolReload(t *testing.T) {
+	oldCA, newCA := mustCA(t), mustCA(t)
+	file := filepath.Join(t.TempDir(), "ca.crt")
+	writeFile(t, file, oldCA.CertPEM)
+	p, err := NewCAPool(file, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusts := func(ca *certs.CA) bool {
+		_, err := ca.Cert.Verify(x509.VerifyOptions{Roots: p.Pool()})
+		return err == nil
+	}
+	writeFile(t, file, newCA.CertPEM)
+	if err := p.Reload(); err != nil || !trusts(newCA) || trusts(oldCA) {
+		t.Errorf("after a new bundle: err %v, trusts new %v, old %v; want nil, true, false", err, trusts(newCA), trusts(oldCA))
+	}
+	writeFile(t, file, []byte("garbage"))
+	if err := p.Reload(); err == nil || !trusts(newCA) {
+		t.Errorf("after a broken bundle: err %v, trusts the previous %v; want an error and true", err, trusts(newCA))
 	}
 }

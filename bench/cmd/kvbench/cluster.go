@@ -135,7 +135,9 @@ func measuredNothing(r report.ClusterReport) bool {
 func startBenchCluster(ctx context.Context, cfg *clusterConfig, system, dir string, clients int) (benchCluster, error) {
 	switch system {
 	case report.KVStore:
-		return startKVCluster(ctx, cfg.kvstoreBin, dir, clients)
+		return startKVCluster(ctx, cfg.kvstoreBin, dir, clients, false)
+	case report.KVStoreMTLS:
+		return startKVCluster(ctx, cfg.kvstoreBin, dir, clients, true)
 	case report.Etcd:
 		return startEtcdCluster(ctx, cfg.etcdBin, dir, cfg.etcdConns)
 	}

@@ -35,7 +35,7 @@ type clusterConfig struct {
 func (cfg *clusterConfig) setup(args []string) error {
 	fs := flag.NewFlagSet("kvbench "+clusterCommand, flag.ContinueOnError)
 	cfg.commonFlags.register(fs, flagText{targetFlag: "systems", targetHelp: "comma-separated systems to run: ",
-		known: []string{report.KVStore, report.Etcd}, clients: "comma-separated concurrency levels (the same as the single-node PUT benchmark)",
+		known: []string{report.KVStore, report.Etcd, report.KVStoreMTLS}, clients: "comma-separated concurrency levels (the same as the single-node PUT benchmark)",
 		judged: "the target is", duration: 10 * time.Second, phases: "PUT phase", section: "three-node"})
 	cfg.localFlags.register(fs, "number of etcd clients (each over all endpoints) the benchmark clients share")
 	fs.BoolVar(&cfg.leaderOnly, "leader-only", true, "also measure every system with all clients talking to the leader")

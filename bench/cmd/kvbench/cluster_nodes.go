@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -118,6 +119,18 @@ func restartNode(ctx context.Context, nodes proc.Group, ids []string, i int, lea
 
 // ---- kvstore ----
 
+// issuePeerCert has the kvstore binary issue node id's peer certificate
+// into dir (the CA is made there on the first call) and returns the serve
+// flags that use it.
+func issuePeerCert(ctx context.Context, bin, dir, id string) ([]string, error) {
+	cmd := exec.CommandContext(ctx, bin, "certs", "--dir", dir, "--peer", "--cluster", "bench", "--node", id, "--hosts", "localhost,127.0.0.1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("kvstore certs --peer --node %s: %w: %s", id, err, out)
+	}
+	return []string{"--peer-tls-cert", filepath.Join(dir, "peer-"+id+".crt"), "--peer-tls-key", filepath.Join(dir, "peer-"+id+".key"),
+		"--peer-tls-ca", filepath.Join(dir, "ca.crt"), "--cluster-name", "bench"}, nil
+}
+
 // kvCluster is a three-node kvstore cluster on loopback.
 type kvCluster struct {
 	nodes   proc.Group
@@ -125,6 +138,7 @@ type kvCluster struct {
 	api     []string // host:port of each node's HTTP API
 	debug   []string // host:port of each node's debug listener (pprof)
 	token   string
+	mtls    bool          // mutual TLS on the peer port
 	clients []*httpClient // one per node
 	status  *http.Client
 }
@@ -132,8 +146,10 @@ type kvCluster struct {
 // startKVCluster starts n0 (which bootstraps the cluster), then n1 and n2
 // (which join it through n0's peer address), each on a fresh data
 // directory under dir, and waits until all three are voters that see a
-// leader. clients sizes the per-node connection pools.
-func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvCluster, err error) {
+// leader. clients sizes the per-node connection pools. With mtls the peer
+// port runs mutual TLS 1.3: each node gets a peer certificate from one CA
+// (`kvstore certs --peer`, cluster "bench") before it starts.
+func startKVCluster(ctx context.Context, bin, dir string, clients int, mtls bool) (_ *kvCluster, err error) {
 	token, err := randomToken()
 	if err != nil {
 		return nil, err
@@ -147,7 +163,7 @@ func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvClu
 		return nil, err
 	}
 	api, peer, debug := addrs[:clusterNodes], addrs[clusterNodes:2*clusterNodes], addrs[2*clusterNodes:]
-	c := &kvCluster{api: api, debug: debug, token: token,
+	c := &kvCluster{api: api, debug: debug, token: token, mtls: mtls,
 		status: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}}
 	defer func() {
 		if err != nil {
@@ -160,11 +176,18 @@ func startKVCluster(ctx context.Context, bin, dir string, clients int) (_ *kvClu
 		if err := os.MkdirAll(filepath.Join(ndir, "data"), 0o755); err != nil {
 			return nil, fmt.Errorf("kvstore: create data dir: %w", err)
 		}
+		args := []string{"serve", "--listen", api[i], "--debug-listen", debug[i], "--data-dir", filepath.Join(ndir, "data"),
+			"--log-format", "json", "--node-id", id, "--peer-listen", peer[i], "--peer-advertise", peer[i],
+			"--bootstrap-node", "n0", "--join", peer[0]}
+		if mtls {
+			tlsArgs, err := issuePeerCert(ctx, bin, filepath.Join(dir, "certs"), id)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, tlsArgs...)
+		}
 		n := &proc.Node{Dir: ndir, Timeout: readyTimeout, Probe: proc.HTTP("http://" + api[i] + wire.PathReadyz),
-			Spec: proc.Spec{Name: "kvstore " + id, Bin: bin,
-				Args: []string{"serve", "--listen", api[i], "--debug-listen", debug[i], "--data-dir", filepath.Join(ndir, "data"),
-					"--log-format", "json", "--node-id", id, "--peer-listen", peer[i], "--peer-advertise", peer[i],
-					"--bootstrap-node", "n0", "--join", peer[0]},
+			Spec: proc.Spec{Name: "kvstore " + id, Bin: bin, Args: args,
 				Env: []string{"KVSTORE_ADMIN_TOKEN=" + token, "KVSTORE_PEER_TOKEN=" + peerToken}}}
 		c.nodes = append(c.nodes, n)
 		c.ids = append(c.ids, id)
@@ -223,7 +246,12 @@ func (c *kvCluster) clusterStatus(ctx context.Context, i int) (wire.ClusterStatu
 	return st, nil
 }
 
-func (c *kvCluster) system() string  { return report.KVStore }
+func (c *kvCluster) system() string {
+	if c.mtls {
+		return report.KVStoreMTLS
+	}
+	return report.KVStore
+}
 func (c *kvCluster) names() []string { return c.ids }
 func (c *kvCluster) spread() []kvClient {
 	out := make([]kvClient, len(c.clients))

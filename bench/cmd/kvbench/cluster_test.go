@@ -32,7 +32,7 @@ func TestParseClusterFlags(t *testing.T) {
 		{
 			name: "defaults",
 			check: func(c *clusterConfig) bool {
-				return slices.Equal(c.targets, []string{report.KVStore, report.Etcd}) &&
+				return slices.Equal(c.targets, []string{report.KVStore, report.Etcd, report.KVStoreMTLS}) &&
 					slices.Equal(c.clients, []int{1, 16, 64}) && c.judgeClients == 64 && c.leaderOnly &&
 					c.duration == 10*time.Second && c.valueSize == 256 && c.etcdConns == 1 &&
 					c.failoverReps == 3 && c.failoverClients == 8 && c.failoverTimeout == 15*time.Second &&
@@ -45,6 +45,13 @@ func TestParseClusterFlags(t *testing.T) {
 			check: func(c *clusterConfig) bool {
 				return slices.Equal(c.targets, []string{report.KVStore, report.Etcd}) && !c.leaderOnly &&
 					c.failoverReps == 0 && slices.Equal(c.clients, []int{64})
+			},
+		},
+		{
+			name: "kvstore with peer mTLS",
+			args: []string{"-systems", "kvstore-mtls,kvstore"},
+			check: func(c *clusterConfig) bool {
+				return slices.Equal(c.targets, []string{report.KVStore, report.KVStoreMTLS})
 			},
 		},
 		{name: "unknown system", args: []string{"-systems", "redis"}, wantErr: `-systems: unknown target "redis"`},

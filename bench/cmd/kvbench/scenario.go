@@ -94,7 +94,7 @@ func collectMeta(c *commonFlags, l *localFlags, work string, kvstore bool) repor
 
 // checkBinaries fails early if the binary of one of targets is missing.
 func (l *localFlags) checkBinaries(targets []string) error {
-	bins := map[string]string{report.KVStore: l.kvstoreBin, report.Etcd: l.etcdBin}
+	bins := map[string]string{report.KVStore: l.kvstoreBin, report.KVStoreMTLS: l.kvstoreBin, report.Etcd: l.etcdBin}
 	for _, name := range targets {
 		if bin, ok := bins[name]; ok {
 			if _, err := os.Stat(bin); err != nil {

@@ -30,6 +30,11 @@ const ProbeInterval = 10 * time.Millisecond
 // nodes.
 const GoalClusterPutVsEtcd = 1.2
 
+// GoalMTLSPutVsPlain is the share of the plain three-node kvstore's PUT
+// throughput the same cluster must keep with mutual TLS on the peer port
+// (issue 13: mTLS may cost at most 10%).
+const GoalMTLSPutVsPlain = 0.9
+
 // ClusterMeta describes how and where a three-node run was made.
 type ClusterMeta struct {
 	Meta
@@ -172,6 +177,41 @@ func (r ClusterReport) Verdict() Verdict {
 	return v
 }
 
+// MTLSVerdict judges what mutual TLS on the peer port costs: the
+// three-node kvstore's PUT throughput with it ÷ without it, clients spread
+// over the nodes. ok is false when the run had no kvstore-mtls row.
+func (r ClusterReport) MTLSVerdict() (v Verdict, ok bool) {
+	c := r.JudgeClients
+	v = Verdict{Name: "three-node kvstore PUT with peer mTLS / without (clients spread over the nodes)", Goal: fmt.Sprintf("≥ %.1f×", GoalMTLSPutVsPlain)}
+	tls, okTLS := r.Find(KVStoreMTLS, Spread, c)
+	plain, okPlain := r.Find(KVStore, Spread, c)
+	switch {
+	case !okTLS && !r.has(KVStoreMTLS):
+		return v, false
+	case !okTLS:
+		v.Measured = fmt.Sprintf("not measured (no kvstore-mtls result at %d clients)", c)
+	case !okPlain || plain.Put.OpsPerSec() <= 0:
+		v.Measured = fmt.Sprintf("not measured (no kvstore result at %d clients)", c)
+	case tls.Mismatched > 0:
+		v.Measured = fmt.Sprintf("%.3f×, but %d acknowledged writes did not read back", tls.Put.OpsPerSec()/plain.Put.OpsPerSec(), tls.Mismatched)
+	default:
+		q := tls.Put.OpsPerSec() / plain.Put.OpsPerSec()
+		v.Measured = fmt.Sprintf("%.3f× (%s / %s ops/s; p99 %s vs %s)", q, Rate(tls.Put.OpsPerSec()), Rate(plain.Put.OpsPerSec()), Latency(tls.Put.P99), Latency(plain.Put.P99))
+		v.Met = q >= GoalMTLSPutVsPlain
+	}
+	return v, true
+}
+
+// has reports whether any row, good or failed, is of system.
+func (r ClusterReport) has(system string) bool {
+	for _, row := range r.Rows {
+		if row.System == system {
+			return true
+		}
+	}
+	return false
+}
+
 // clientCounts returns the client counts of the rows, ascending.
 func (r ClusterReport) clientCounts() []int {
 	var out []int
@@ -189,7 +229,7 @@ func modeText(system, mode string) string {
 	switch {
 	case mode == LeaderOnly:
 		return "leader only"
-	case system == KVStore:
+	case system == KVStore || system == KVStoreMTLS:
 		return "all 3 nodes, round robin"
 	case system == Etcd:
 		return "all 3 endpoints, client balancer"
@@ -207,7 +247,7 @@ func (r ClusterReport) Markdown() string {
 	fmt.Fprintf(&b, "- Machine: %d CPUs (`nproc`), %s; every node, both clusters and the load generator share it\n", m.NProc, m.CPUModel)
 	fmt.Fprintf(&b, "- Load average (`uptime`): %s at the start, %s at the end\n", orDash(m.LoadAvg), orDash(m.LoadEnd))
 	b.WriteString(m.goLine())
-	fmt.Fprintf(&b, "- kvstore: %d processes on loopback (hashicorp/raft, kvstore's default timing), writes sent to any node, acknowledged once committed by a majority and applied on the leader\n", m.Nodes)
+	fmt.Fprintf(&b, "- kvstore: %d processes on loopback (hashicorp/raft, kvstore's default timing), writes sent to any node, acknowledged once committed by a majority and applied on the leader; kvstore-mtls: the same with mutual TLS 1.3 on the peer port (`kvstore certs --peer`), the rest with the challenge-response peer handshake in cleartext\n", m.Nodes)
 	if m.EtcdVersion != "" {
 		fmt.Fprintf(&b, "- etcd: %s, %d members on loopback, default settings, client go.etcd.io/etcd/client/v3 (%d client(s) over all endpoints)\n", m.EtcdVersion, m.Nodes, m.EtcdConns)
 	}
@@ -252,6 +292,9 @@ func (r ClusterReport) Markdown() string {
 		fmt.Fprintf(&b, "\n**Target** (judged at %d clients):\n\n", r.JudgeClients)
 		b.WriteString("| Target | Measured | Goal | Met |\n|---|---|---|:---:|\n")
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", v.Name, cell(v.Measured), v.Goal, v.Mark())
+		if v, ok := r.MTLSVerdict(); ok {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", v.Name, cell(v.Measured), v.Goal, v.Mark())
+		}
 	}
 
 	if len(r.Failovers) > 0 {

@@ -60,6 +60,40 @@ func TestClusterVerdict(t *testing.T) {
 	}
 }
 
+func TestMTLSVerdict(t *testing.T) {
+	plain := clusterRow(KVStore, Spread, 64, 1000, time.Millisecond)
+	tests := []struct {
+		name   string
+		rows   []ClusterRow
+		judged bool
+		met    bool
+		text   string
+	}{
+		{name: "no mtls row: not judged", rows: []ClusterRow{plain}},
+		{name: "met", rows: []ClusterRow{plain, clusterRow(KVStoreMTLS, Spread, 64, 900, 2*time.Millisecond)}, judged: true, met: true, text: "0.900× (900 / 1,000 ops/s"},
+		{name: "missed", rows: []ClusterRow{plain, clusterRow(KVStoreMTLS, Spread, 64, 899, time.Millisecond)}, judged: true, text: "0.899×"},
+		{name: "mtls failed", rows: []ClusterRow{plain, {System: KVStoreMTLS, Mode: Spread, Clients: 64, Err: "boom"}}, judged: true, text: "no kvstore-mtls result at 64"},
+		{name: "plain failed", rows: []ClusterRow{clusterRow(KVStoreMTLS, Spread, 64, 900, time.Millisecond)}, judged: true, text: "no kvstore result at 64"},
+		{name: "lost writes are never a pass", rows: []ClusterRow{plain, func() ClusterRow {
+			r := clusterRow(KVStoreMTLS, Spread, 64, 5000, time.Millisecond)
+			r.Mismatched = 1
+			return r
+		}()}, judged: true, text: "1 acknowledged writes did not read back"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ClusterReport{Rows: tt.rows, JudgeClients: 64}
+			v, judged := r.MTLSVerdict()
+			if judged != tt.judged || v.Met != tt.met || !strings.Contains(v.Measured, tt.text) {
+				t.Errorf("verdict %+v judged %v, want judged=%v met=%v and %q", v, judged, tt.judged, tt.met, tt.text)
+			}
+			if md := r.Markdown(); strings.Contains(md, "with peer mTLS / without") != tt.judged {
+				t.Errorf("the Markdown shows the mTLS target: %v, want %v", !tt.judged, tt.judged)
+			}
+		})
+	}
+}
+
 func TestFailoverMedian(t *testing.T) {
 	ms := time.Millisecond
 	ok := func(d time.Duration) FailoverRep { return FailoverRep{Took: d} }

@@ -11,9 +11,12 @@ import (
 
 // Target names used in rows and verdicts.
 const (
-	KVStore  = "kvstore"
-	Etcd     = "etcd"
-	BareHTTP = "bare-http"
+	KVStore = "kvstore"
+	// KVStoreMTLS is the three-node kvstore with mutual TLS 1.3 on the
+	// peer port (kvstore certs --peer), to measure what it costs.
+	KVStoreMTLS = "kvstore-mtls"
+	Etcd        = "etcd"
+	BareHTTP    = "bare-http"
 )
 
 // Meta describes how and where a run was made; the meta of the compose

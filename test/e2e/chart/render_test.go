@@ -99,14 +99,18 @@ spec:
 			[]string{"kubectl -n kvstore rollout status deployment/kvstore-operator", "--reuse-values --set instance.enabled=true"},
 			[]string{"port-forward", "base64"}},
 		{"notes/generated token", []string{"--set", "instance.enabled=true"},
-			[]string{fmt.Sprintf(tokenCmd, "kvstore-auth"), "port-forward svc/kvstore 8080:8080", "http://kvstore.kvstore.svc:8080", "helm test kvstore"},
-			[]string{"https://"}},
+			[]string{fmt.Sprintf(tokenCmd, "kvstore-auth"), "port-forward svc/kvstore 8080:8080", "https://kvstore.kvstore.svc:8080",
+				`get secret kvstore-pod-tls -o jsonpath='{.data.ca\.crt}'`, "helm test kvstore"},
+			[]string{"http://"}},
 		{"notes/ingress with the operator's CA", []string{"--set", "instance.enabled=true", "--set", "instance.name=kv", "--set", "instance.spec.ingress.enabled=true", "--set", "instance.spec.ingress.host=kv.example.com"},
 			[]string{fmt.Sprintf(tokenCmd, "kv-auth"), "port-forward svc/kv 8080:8080", "https://kv.example.com/", `get secret kv-tls -o jsonpath='{.data.ca\.crt}'`},
 			nil},
 		{"notes/example replicated-ingress", []string{"-f", filepath.Join(chartDir, "examples", "replicated-ingress.yaml")},
 			[]string{"https://kv.example.com/", "your Secret kv-example-com-tls", "port-forward svc/kv 8080:8080"},
-			[]string{"ca.crt"}},
+			[]string{"get secret kv-tls"}},
+		{"notes/pods without API TLS", []string{"--set", "instance.enabled=true", "--set", "instance.spec.tls.pods=Disabled"},
+			[]string{"http://kvstore.kvstore.svc:8080", "http://127.0.0.1:8080/api/v1/status"},
+			[]string{"pod-tls", "https://"}},
 		{"notes/user token", []string{"--set", "instance.enabled=true", "--set", "instance.spec.auth.secretName=my-token"},
 			[]string{fmt.Sprintf(tokenCmd, "my-token"), "from your Secret"},
 			[]string{"kvstore-auth"}},
@@ -158,11 +162,20 @@ func TestTestHookPod(t *testing.T) {
 			if got := containerNames(pod, "initContainers") + "/" + containerNames(pod, "containers"); got != tc.containers {
 				t.Errorf("containers %q, want %q", got, tc.containers)
 			}
-			if !strings.Contains(out, ".svc:8080/healthz") {
-				t.Errorf("the pod does not probe the client Service's /healthz")
+			if !strings.Contains(out, "https://") || !strings.Contains(out, ".svc:8080/healthz") ||
+				!strings.Contains(out, "/etc/kvstore-tls/ca.crt") || !strings.Contains(out, "-pod-tls") {
+				t.Errorf("the pod does not probe the client Service's /healthz over HTTPS verified with <name>-pod-tls's ca.crt")
 			}
-			if tc.secret != "" && !strings.Contains(out, fmt.Sprintf("secretKeyRef:\n              name: %s\n              key: token", tc.secret)) {
-				t.Errorf("the token does not come from Secret %s key token", tc.secret)
+			if tc.secret != "" {
+				// The token is a file of the auth Secret's volume, passed by
+				// path: never an argument or an environment variable.
+				if !strings.Contains(out, fmt.Sprintf("secretName: %s\n        items: [{key: token, path: token}]", tc.secret)) ||
+					!strings.Contains(out, "--put-get, --token-file, /etc/kvstore-auth/token") {
+					t.Errorf("the put-get step does not read the token from Secret %s key token, mounted at /etc/kvstore-auth", tc.secret)
+				}
+				if strings.Contains(out, "secretKeyRef") {
+					t.Errorf("the test pod puts a Secret in an environment variable")
+				}
 			}
 		})
 	}

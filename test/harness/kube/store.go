@@ -2,8 +2,11 @@ package kube
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -34,7 +37,7 @@ const ReadyTimeout = 10 * time.Minute
 type Store struct {
 	Namespace, Name string
 	Token           string          // the admin token (Secret <name>-auth)
-	URL             string          // the client Service from the host: http://<ClusterIP>:8080
+	URL             string          // the client Service from the host: https://<ClusterIP>:8080
 	Client          *harness.Client // of URL with Token
 
 	c *Cluster
@@ -60,8 +63,20 @@ func (c *Cluster) KVStore(t testing.TB, ns, name string, replicas int, extraSpec
 	if err := c.Client(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
 		t.Fatalf("the client Service of KVStore %s/%s: %v", ns, name, err)
 	}
-	s.URL = fmt.Sprintf("http://%s:8080", svc.Spec.ClusterIP)
+	s.URL = fmt.Sprintf("https://%s:8080", svc.Spec.ClusterIP)
 	s.Client = harness.NewClient(t, s.URL, s.Token)
+	// The pods serve HTTPS with the operator's certificate for the client
+	// Service's name: trust <name>-pod-tls's ca.crt and verify that name,
+	// whatever address is dialled.
+	var podTLS corev1.Secret
+	if err := c.Client(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name + "-pod-tls"}, &podTLS); err != nil {
+		t.Fatalf("the pods' CA of KVStore %s/%s: %v", ns, name, err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(podTLS.Data["ca.crt"]) {
+		t.Fatalf("Secret %s/%s-pod-tls has no ca.crt", ns, name)
+	}
+	s.Client.HC.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots, ServerName: name + "." + ns + ".svc", MinVersion: tls.VersionTLS12}
 	return s
 }
 
