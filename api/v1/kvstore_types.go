@@ -84,6 +84,53 @@ type KVStoreSpec struct {
 	// Ingress routes HTTPS from outside the cluster to the store.
 	// +optional
 	Ingress IngressSpec `json:"ingress,omitempty"`
+
+	// NetworkPolicy restricts which pods reach the servers' ports. Default:
+	// enabled.
+	// +kubebuilder:default={}
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+}
+
+// NetworkPolicySpec describes the networking.k8s.io/v1 NetworkPolicy
+// <name> the operator keeps on the server pods. With it, the peer port
+// (7000) admits only the pods of this KVStore; the API port (8080) admits
+// the operator's namespace, the ingress controller's namespace (when
+// spec.ingress.enabled) and the namespaces of APIFrom; the metrics port
+// (6060) admits the operator's namespace and those of APIFrom. Pods in the
+// KVStore's own namespace are not admitted to the API unless APIFrom lists
+// that namespace.
+type NetworkPolicySpec struct {
+	// Enabled creates the NetworkPolicy; false deletes it. Default: true.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// APIFrom are the namespaces whose pods may reach the API and metrics
+	// ports, besides the operator's and the ingress controller's. Each
+	// entry names one namespace, or selects namespaces by label.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	APIFrom []NamespacePeer `json:"apiFrom,omitempty"`
+}
+
+// NamespacePeer is a namespace, by name, or the namespaces a label
+// selector selects: exactly one of the two.
+// +kubebuilder:validation:XValidation:rule="has(self.namespace) != has(self.namespaceSelector)",message="each entry of spec.networkPolicy.apiFrom sets exactly one of namespace and namespaceSelector"
+type NamespacePeer struct {
+	// Namespace is a namespace's name, e.g. the KVStore's own to let its
+	// neighbours in.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// NamespaceSelector selects namespaces by their labels; {} selects
+	// every namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 
 // StorageSpec is the PersistentVolumeClaim template of each server.
@@ -248,6 +295,15 @@ type IngressSpec struct {
 	// ingress-nginx defaults.
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// ControllerNamespace is the namespace of the ingress controller's
+	// pods, admitted to the API port by the NetworkPolicy. Empty: the
+	// operator's --ingress-controller-namespace (default ingress-nginx).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	ControllerNamespace string `json:"controllerNamespace,omitempty"`
 }
 
 // KVStoreStatus is what the operator observed.

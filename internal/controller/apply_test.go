@@ -72,6 +72,13 @@ func TestApplyComparison(t *testing.T) {
 	for _, c := range first.children {
 		k := c.key
 		t.Run(k.kind+" "+k.name, func(t *testing.T) {
+			if k.kind == "NetworkPolicy" {
+				// controller-runtime's fake client refuses any NetworkPolicy
+				// apply ("failed to merge config: expected objects with types
+				// from the same schema"); the envtest TestNetworkPolicyFollowsSpec
+				// covers it on a real API server.
+				t.Skip("the fake client cannot apply NetworkPolicies")
+			}
 			c, live := planned(k)
 			if wrote, err := r.apply(ctx, kv, live, c); live != nil || err != nil || !wrote {
 				t.Fatalf("create: existed %v, wrote %v, %v", live != nil, wrote, err)
@@ -131,7 +138,11 @@ func TestLooseComparison(t *testing.T) {
 // server twice: the first creates every child, the second writes nothing
 // and records no event.
 func TestReconcileTwiceWritesOnce(t *testing.T) {
-	kv := newKV(func(k *kvv1.KVStore) { k.Spec.Replicas = ptr(int32(3)) })
+	kv := newKV(func(k *kvv1.KVStore) {
+		k.Spec.Replicas = ptr(int32(3))
+		// The fake client cannot apply NetworkPolicies (see TestApplyComparison).
+		k.Spec.NetworkPolicy.Enabled = ptr(false)
+	})
 	kv.Generation = 0
 	r, cc, rec := fakeReconciler(t, kv)
 	req := reconcile.Request{NamespacedName: key(kv.Namespace, kv.Name)}

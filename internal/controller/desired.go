@@ -24,6 +24,14 @@ type BuildOptions struct {
 	DefaultImage string
 	// ClusterDomain is the cluster's DNS suffix (cluster.local).
 	ClusterDomain string
+	// OperatorNamespace is the operator's own namespace, admitted to the
+	// API and metrics ports by the NetworkPolicy; empty: not admitted (an
+	// operator outside the cluster).
+	OperatorNamespace string
+	// IngressControllerNamespace is the ingress controller's namespace,
+	// admitted to the API port when spec.ingress.enabled, unless
+	// spec.ingress.controllerNamespace overrides it.
+	IngressControllerNamespace string
 }
 
 // ownerRef makes kv the controller of a child.

@@ -91,10 +91,19 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 		&appsv1.StatefulSet{ObjectMeta: om(n.kv)},
 		&policyv1.PodDisruptionBudget{ObjectMeta: om(n.kv)},
 		&networkingv1.Ingress{ObjectMeta: om(n.kv)}, &networkingv1.Ingress{ObjectMeta: om(n.watch)},
+		&networkingv1.NetworkPolicy{ObjectMeta: om(n.kv)},
+	}
+	user := map[string]bool{} // the user's Secrets: not in the cache
+	if n.userTLS {
+		user[n.tls] = true
+	}
+	if n.userAuth {
+		user[n.auth] = true
 	}
 	for _, name := range tokenSecretNames(kv) {
 		if _, dup := map[string]bool{n.auth: true, n.peer: true, n.tls: true, n.ca: true, n.podTLS: true, n.tokens: true}[name]; !dup {
 			reads = append(reads, &corev1.Secret{ObjectMeta: om(name)})
+			user[name] = true
 		}
 	}
 	optional := []schema.GroupVersionKind{serviceMonitorGVK}
@@ -117,7 +126,11 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 	}
 	for _, o := range reads {
 		k := keyOf(o)
-		switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(o), o); {
+		var reader client.Reader = r.Client
+		if k.kind == "Secret" && user[k.name] {
+			reader = r.apiReader()
+		}
+		switch err := reader.Get(ctx, client.ObjectKeyFromObject(o), o); {
 		case err == nil:
 			obs.objects[k] = o
 		case !apierrors.IsNotFound(err):

@@ -64,6 +64,12 @@ func planFor(kv *kvv1.KVStore, obs *observed, o BuildOptions, now time.Time, rnd
 	p.add(typedChild(cm, corev1ac.ExtractConfigMap),
 		typedChild(desiredPeersService(kv), corev1ac.ExtractService),
 		typedChild(desiredClientService(kv), corev1ac.ExtractService))
+	// The NetworkPolicy before the StatefulSet: the pods start fenced.
+	np := typedChild(desiredNetworkPolicy(kv, o), networkingv1ac.ExtractNetworkPolicy)
+	if !networkPolicyEnabled(kv) {
+		np = child{key: np.key} // deleted
+	}
+	p.add(np)
 
 	var current int32
 	if sts := obs.statefulSet(n); sts != nil && sts.Spec.Replicas != nil {

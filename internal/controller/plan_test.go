@@ -77,7 +77,7 @@ func TestPlan(t *testing.T) {
 	}
 	view := func(ms ...wire.Member) *wire.ClusterStatus { return &wire.ClusterStatus{LeaderID: "kv-0", Members: ms} }
 	every := []string{"Secret kv-auth", "Secret kv-ca", "Secret kv-tls", "Secret kv-peer", "ConfigMap kv-config",
-		"Service kv-peers", "Service kv", "Secret kv-tokens", "Secret kv-pod-tls", "StatefulSet kv", "PodDisruptionBudget kv",
+		"Service kv-peers", "Service kv", "NetworkPolicy kv", "Secret kv-tokens", "Secret kv-pod-tls", "StatefulSet kv", "PodDisruptionBudget kv",
 		"-Ingress kv", "-Ingress kv-watch"}
 
 	cases := map[string]struct {
@@ -104,7 +104,7 @@ func TestPlan(t *testing.T) {
 			edit: func(k *kvv1.KVStore) {
 				k.Spec.Auth.Tokens = []kvv1.TokenSpec{{Name: "app", Role: "readonly", SecretRef: kvv1.SecretKeyRef{Name: "app-token", Key: "token"}}}
 			},
-			obs: settled, want: every[:7], tls: true, problem: "TokenSecretNotFound",
+			obs: settled, want: every[:8], tls: true, problem: "TokenSecretNotFound",
 		},
 		"ingress and ServiceMonitor": {
 			edit: func(k *kvv1.KVStore) { k.Spec.Ingress = kvv1.IngressSpec{Enabled: true, Host: "kv.example.com"} },
@@ -112,7 +112,7 @@ func TestPlan(t *testing.T) {
 				o.obs.installed[serviceMonitorGVK] = true
 				return settled(o)
 			},
-			want: append(slices.Replace(slices.Clone(every), 11, 13, "Ingress kv", "Ingress kv-watch"), "ServiceMonitor kv"),
+			want: append(slices.Replace(slices.Clone(every), 12, 14, "Ingress kv", "Ingress kv-watch"), "ServiceMonitor kv"),
 			// The certificate is re-issued for the Ingress host.
 			events: []string{"CertificateHostsChanged"}, tls: true, step: "sts 3",
 		},

@@ -13,13 +13,10 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -33,6 +30,13 @@ import (
 type Reconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
+	// APIReader reads the user's Secrets, which the cache does not hold
+	// (CacheOptions), from the API server; nil: Client (tests whose cache
+	// holds every Secret).
+	APIReader client.Reader
+	// Recheck is how often a KVStore naming a user Secret is reconciled
+	// again (UserSecretRecheck when zero).
+	Recheck time.Duration
 	// Recorder records events on KVStores.
 	Recorder events.EventRecorder
 	// Options are the operator-wide inputs of the builders.
@@ -50,18 +54,25 @@ type Reconciler struct {
 	missing sync.Map // schema.GroupVersionKind -> time.Time: optional CRDs not installed, until when
 }
 
-// secretRefIndex indexes KVStores by the user Secrets they reference.
-const secretRefIndex = "spec.secretRefs"
-
-// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstores,verbs=get;list;watch
-// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstores/status,verbs=get;update;patch
+// The operator's RBAC, least privilege (config/rbac/role.yaml is generated
+// from these markers; docs/operator.md explains each verb). Reads of
+// children go through the cache (list, watch); writes are server-side
+// apply patches (patch, and create for a new object); user Secrets are read
+// through the API reader (get); only what the spec can turn off is deleted.
+// kvstores/finalizers update: the children's owner references set
+// blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
+// admission plugin allows only to who may update the owner's finalizers.
+//
+// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstores,verbs=list;watch
+// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstores/status,verbs=patch
 // +kubebuilder:rbac:groups=kvstore.dev,resources=kvstores/finalizers,verbs=update
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=services;configmaps;secrets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=list;watch;create;patch
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one KVStore's children to their desired state and writes
@@ -124,6 +135,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if prob != nil && (after == 0 || after > problemRetry) {
 		after = problemRetry // for what no watch reports, like cert-manager's CRD appearing
 	}
+	if n := namesFor(kv); (n.userTLS || n.userAuth || len(kv.Spec.Auth.Tokens) > 0) && (after == 0 || after > r.recheck()) {
+		after = r.recheck() // user Secrets are not watched: read them again
+	}
 	return reconcile.Result{RequeueAfter: after}, nil
 }
 
@@ -159,6 +173,20 @@ const problemRetry = time.Minute
 // looked at again.
 const membershipRetry = 2 * time.Second
 
+func (r *Reconciler) recheck() time.Duration {
+	if r.Recheck > 0 {
+		return r.Recheck
+	}
+	return UserSecretRecheck
+}
+
+func (r *Reconciler) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
 func (r *Reconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -185,21 +213,11 @@ func requeueAfter(now time.Time, renewAt time.Time, st kvv1.KVStoreStatus) time.
 	return next
 }
 
-// SetupWithManager registers the controller: it watches KVStores, every
-// child kind it owns, and the user Secrets KVStores reference.
+// SetupWithManager registers the controller: it watches KVStores and every
+// child kind it owns. The user's Secrets are not watched (the cache holds
+// only the operator's own, see CacheOptions): Reconcile requeues a KVStore
+// that names one every Recheck.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kvv1.KVStore{}, secretRefIndex, func(o client.Object) []string {
-		kv := o.(*kvv1.KVStore)
-		var refs []string
-		for _, s := range append([]string{kv.Spec.TLS.SecretName, kv.Spec.Auth.SecretName}, tokenSecretNames(kv)...) {
-			if s != "" {
-				refs = append(refs, s)
-			}
-		}
-		return refs
-	}); err != nil {
-		return fmt.Errorf("index KVStores by secret: %w", err)
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("kvstore").
 		For(&kvv1.KVStore{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -209,21 +227,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Secret{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.Ingress{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.kvstoresReferencing)).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Complete(r)
-}
-
-// kvstoresReferencing maps a Secret to the KVStores that name it in
-// spec.tls.secretName, spec.auth.secretName or spec.auth.tokens.
-func (r *Reconciler) kvstoresReferencing(ctx context.Context, o client.Object) []reconcile.Request {
-	var list kvv1.KVStoreList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretRefIndex: o.GetName()}); err != nil {
-		logf.FromContext(ctx).Error(err, "list KVStores referencing a Secret", "secret", o.GetName())
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, kv := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: kv.Namespace, Name: kv.Name}})
-	}
-	return reqs
 }

@@ -78,7 +78,8 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	mgrClient = mgr.GetClient()
-	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(FieldOwner), Options: testOpts}
+	// User Secrets are not watched: recheck them often, so a change shows within the tests' deadlines.
+	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(FieldOwner), Options: testOpts, Recheck: 200 * time.Millisecond}
 	if err := r.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, "setup:", err)
 		return 1

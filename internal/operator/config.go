@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -19,6 +20,10 @@ import (
 type Config struct {
 	// MetricsAddr serves the operator's Prometheus metrics ("0" disables).
 	MetricsAddr string
+	// MetricsSecure serves the metrics over HTTPS, to clients whose token
+	// the API server authenticates (TokenReview) and authorizes for GET
+	// /metrics (SubjectAccessReview).
+	MetricsSecure bool
 	// ProbeAddr serves /healthz and /readyz.
 	ProbeAddr string
 	// LeaderElect makes replicas of the operator elect one active leader
@@ -27,8 +32,17 @@ type Config struct {
 	// LeaderElectionNamespace holds the Lease; empty: the operator's own
 	// namespace (in-cluster).
 	LeaderElectionNamespace string
-	// WatchNamespace restricts the operator to one namespace; empty: all.
+	// WatchNamespace restricts the operator to one namespace (its cache and
+	// so its RBAC); empty: all. Default: $WATCH_NAMESPACE.
 	WatchNamespace string
+	// OperatorNamespace is the operator's own namespace, which the
+	// KVStores' NetworkPolicies admit to the API and metrics ports.
+	// Default: $POD_NAMESPACE (the downward API).
+	OperatorNamespace string
+	// IngressControllerNamespace is the ingress controller's namespace,
+	// admitted to the API port of KVStores with an Ingress (unless
+	// spec.ingress.controllerNamespace overrides it).
+	IngressControllerNamespace string
 	// DefaultImage is the server image of KVStores without spec.image.
 	DefaultImage string
 	// ClusterDomain is the cluster's DNS suffix, for certificate names.
@@ -49,27 +63,39 @@ const DefaultImage = "kvstore/kvstore:local"
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		MetricsAddr:             ":8080",
-		ProbeAddr:               ":8081",
-		LeaderElect:             true,
-		DefaultImage:            DefaultImage,
-		ClusterDomain:           "cluster.local",
-		MaxConcurrentReconciles: 4,
-		LogLevel:                "info",
-		LogFormat:               "json",
+		MetricsAddr:                ":8443",
+		MetricsSecure:              true,
+		ProbeAddr:                  ":8081",
+		LeaderElect:                true,
+		DefaultImage:               DefaultImage,
+		ClusterDomain:              "cluster.local",
+		IngressControllerNamespace: "ingress-nginx",
+		MaxConcurrentReconciles:    4,
+		LogLevel:                   "info",
+		LogFormat:                  "json",
 	}
 }
 
-// Load applies the flags in args over the defaults and validates the result.
+// Load applies the environment ($WATCH_NAMESPACE, $POD_NAMESPACE) and then
+// the flags in args over the defaults, and validates the result.
 func Load(args []string, stderr io.Writer) (Config, error) {
+	return load(args, os.Getenv, stderr)
+}
+
+func load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	c := Default()
+	c.WatchNamespace = getenv("WATCH_NAMESPACE")
+	c.OperatorNamespace = getenv("POD_NAMESPACE")
 	fs := flag.NewFlagSet("kvstore-operator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.MetricsAddr, "metrics-bind-address", c.MetricsAddr, `address of the metrics endpoint ("0" disables)`)
 	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", c.ProbeAddr, "address of /healthz and /readyz")
+	fs.BoolVar(&c.MetricsSecure, "metrics-secure", c.MetricsSecure, "serve metrics over HTTPS to authenticated and authorized clients only (false: plain HTTP to anyone)")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one active operator through a Lease")
 	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", c.LeaderElectionNamespace, "namespace of the leader election Lease (default: the operator's own)")
-	fs.StringVar(&c.WatchNamespace, "watch-namespace", c.WatchNamespace, "manage KVStores in this namespace only (default: all namespaces)")
+	fs.StringVar(&c.WatchNamespace, "watch-namespace", c.WatchNamespace, "manage KVStores in this namespace only (default: $WATCH_NAMESPACE, else all namespaces)")
+	fs.StringVar(&c.OperatorNamespace, "operator-namespace", c.OperatorNamespace, "the operator's namespace, admitted to the KVStores' API and metrics ports by their NetworkPolicies (default: $POD_NAMESPACE)")
+	fs.StringVar(&c.IngressControllerNamespace, "ingress-controller-namespace", c.IngressControllerNamespace, "the ingress controller's namespace, admitted to the API port of KVStores with an Ingress")
 	fs.StringVar(&c.DefaultImage, "default-image", c.DefaultImage, "server image for KVStores without spec.image")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "the cluster's DNS domain")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)")
@@ -99,7 +125,8 @@ func (c Config) Validate() error {
 	if err := validAddr(c.ProbeAddr); err != nil {
 		bad("health-probe-bind-address", "%v", err)
 	}
-	for flag, ns := range map[string]string{"watch-namespace": c.WatchNamespace, "leader-election-namespace": c.LeaderElectionNamespace} {
+	for flag, ns := range map[string]string{"watch-namespace": c.WatchNamespace, "leader-election-namespace": c.LeaderElectionNamespace,
+		"operator-namespace": c.OperatorNamespace, "ingress-controller-namespace": c.IngressControllerNamespace} {
 		if ns == "" {
 			continue
 		}

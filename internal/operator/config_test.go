@@ -13,7 +13,7 @@ func TestLoad(t *testing.T) {
 		check func(Config) bool
 	}{
 		"defaults": {nil, "", func(c Config) bool {
-			return c.LeaderElect && c.DefaultImage == DefaultImage && c.MetricsAddr == ":8080" && c.WatchNamespace == ""
+			return c.LeaderElect && c.DefaultImage == DefaultImage && c.MetricsAddr == ":8443" && c.MetricsSecure && c.WatchNamespace == ""
 		}},
 		"one namespace": {[]string{"--watch-namespace", "team-a", "--leader-elect=false"}, "", func(c Config) bool {
 			return c.WatchNamespace == "team-a" && !c.LeaderElect

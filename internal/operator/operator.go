@@ -15,10 +15,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
@@ -73,26 +73,32 @@ func NewManager(c Config, rc *rest.Config, log logr.Logger) (manager.Manager, er
 	opts := ctrl.Options{
 		Scheme:                        Scheme(),
 		Logger:                        log,
-		Metrics:                       metricsserver.Options{BindAddress: c.MetricsAddr},
+		Metrics:                       metricsOptions(c),
 		HealthProbeBindAddress:        c.ProbeAddr,
 		LeaderElection:                c.LeaderElect,
 		LeaderElectionID:              "kvstore-operator.kvstore.dev",
 		LeaderElectionNamespace:       c.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{MaxConcurrentReconciles: c.MaxConcurrentReconciles},
+		// The operator's own Secrets and ConfigMaps only, in the watched
+		// namespace when there is one.
+		Cache:  controller.CacheOptions(),
+		Client: controller.ClientOptions(),
 	}
 	if c.WatchNamespace != "" {
-		opts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{c.WatchNamespace: {}}}
+		opts.Cache = controller.CacheOptions(c.WatchNamespace)
 	}
 	mgr, err := ctrl.NewManager(rc, opts)
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
-	build := controller.BuildOptions{DefaultImage: c.DefaultImage, ClusterDomain: c.ClusterDomain}
+	build := controller.BuildOptions{DefaultImage: c.DefaultImage, ClusterDomain: c.ClusterDomain,
+		OperatorNamespace: c.OperatorNamespace, IngressControllerNamespace: c.IngressControllerNamespace}
 	r := &controller.Reconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder(controller.FieldOwner),
-		Options:  build,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder(controller.FieldOwner),
+		Options:   build,
 		// Membership changes go to each KVStore's client Service.
 		Cluster: &controller.HTTPClusterClient{Options: build},
 	}
@@ -117,6 +123,20 @@ func NewManager(c Config, rc *rest.Config, log logr.Logger) (manager.Manager, er
 	return mgr, nil
 }
 
+// metricsOptions serves the metrics as kubebuilder's v4 layout does:
+// with MetricsSecure, over HTTPS (a self-signed certificate) to clients
+// whose bearer token the API server authenticates and authorizes for GET
+// /metrics (config/rbac/metrics_auth_role.yaml lets the operator ask,
+// metrics_reader_role.yaml is what a scraper is bound to).
+func metricsOptions(c Config) metricsserver.Options {
+	o := metricsserver.Options{BindAddress: c.MetricsAddr}
+	if c.MetricsSecure {
+		o.SecureServing = true
+		o.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return o
+}
+
 // Run runs the operator until ctx is cancelled.
 func Run(ctx context.Context, c Config, log logr.Logger) error {
 	rc, err := RESTConfig(c)
@@ -127,6 +147,6 @@ func Run(ctx context.Context, c Config, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "watchNamespace", c.WatchNamespace, "leaderElect", c.LeaderElect, "defaultImage", c.DefaultImage)
+	log.Info("starting", "watchNamespace", c.WatchNamespace, "operatorNamespace", c.OperatorNamespace, "metricsSecure", c.MetricsSecure, "leaderElect", c.LeaderElect, "defaultImage", c.DefaultImage)
 	return mgr.Start(ctx)
 }

@@ -70,6 +70,7 @@ func TestDeployAndRun(t *testing.T) {
 	c := Default()
 	c.Kubeconfig = kcPath
 	c.MetricsAddr = harness.FreeAddr(t)
+	c.MetricsSecure = false // plain HTTP: the test reads /metrics without a token
 	c.ProbeAddr = harness.FreeAddr(t)
 	c.LeaderElectionNamespace = "kvstore-system"
 	c.WatchNamespace = "apps"

@@ -7,15 +7,21 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - ""
   resources:
   - configmaps
-  - secrets
   - services
   verbs:
   - create
-  - delete
+  - list
+  - patch
+  - watch
+- apiGroups:
+  - ""
+  resources:
+  - secrets
+  verbs:
+  - create
   - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - apps
@@ -23,11 +29,8 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - statefulsets
   verbs:
   - create
-  - delete
-  - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - cert-manager.io
@@ -35,11 +38,8 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - certificates
   verbs:
   - create
-  - delete
-  - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - events.k8s.io
@@ -53,7 +53,6 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   resources:
   - kvstores
   verbs:
-  - get
   - list
   - watch
 - apiGroups:
@@ -67,32 +66,26 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   resources:
   - kvstores/status
   verbs:
-  - get
   - patch
-  - update
 - apiGroups:
   - monitoring.coreos.com
   resources:
   - servicemonitors
   verbs:
   - create
-  - delete
-  - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - networking.k8s.io
   resources:
   - ingresses
+  - networkpolicies
   verbs:
   - create
   - delete
-  - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - policy
@@ -100,10 +93,7 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - poddisruptionbudgets
   verbs:
   - create
-  - delete
-  - get
   - list
   - patch
-  - update
   - watch
 {{- end }}
