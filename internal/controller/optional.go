@@ -52,6 +52,9 @@ func desiredCertificate(kv *kvv1.KVStore, o BuildOptions) *unstructured.Unstruct
 		"privateKey":  map[string]any{"algorithm": "ECDSA", "size": int64(256), "rotationPolicy": "Always"},
 		"usages":      []any{"server auth", "digital signature"},
 		"issuerRef":   map[string]any{"name": ref.Name, "kind": kind, "group": group},
+		// cert-manager writes the Secret; the label puts it in the
+		// operator's cache, which holds only Secrets labelled as its own.
+		"secretTemplate": map[string]any{"labels": map[string]any{ManagedByLabel: FieldOwner}},
 	}
 	return u
 }
