@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -34,16 +35,7 @@ func TestUserSecretsBypassTheCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := mgr.Start(mctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	mctx := startManager(t, ctx, mgr)
 	if !mgr.GetCache().WaitForCacheSync(mctx) {
 		t.Fatal("cache did not sync")
 	}
@@ -123,4 +115,21 @@ func TestUserSecretsBypassTheCache(t *testing.T) {
 	if res.RequeueAfter <= 0 || res.RequeueAfter > recheck {
 		t.Errorf("RequeueAfter %v, want within Recheck %v (user Secrets are not watched)", res.RequeueAfter, recheck)
 	}
+}
+
+// startManager runs mgr until the test ends and returns the context it
+// runs under (cancelled, and the manager waited for, at cleanup).
+func startManager(t *testing.T, ctx context.Context, mgr manager.Manager) context.Context {
+	t.Helper()
+	mctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := mgr.Start(mctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return mctx
 }

@@ -1,10 +1,8 @@
 package controller
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -85,16 +83,7 @@ func TestOperatorRunsWithGeneratedRBAC(t *testing.T) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
-	mctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := mgr.Start(mctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	startManager(t, ctx, mgr)
 
 	// A user token Secret, unlabelled: read through the API reader (get).
 	tok := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: storeNS, Name: "app-token"}, Data: map[string][]byte{"token": []byte("app-secret-token")}}
