@@ -116,9 +116,14 @@ func TestPeerTLSRotation(t *testing.T) {
 
 	oldPeer := clientTLS(t, caOld, testClusterName)
 	for _, n := range nodes {
-		if _, err := probe(n.addr, oldPeer, testToken); err == nil {
-			t.Errorf("%s accepted a peer with a certificate of the dropped CA", n.id)
-		}
+		// The bundle is checked at most once a second (tlsreload.Interval):
+		// the old CA must be refused within that.
+		waitFor(t, n.id+" refuses a peer of the dropped CA", func() error {
+			if _, err := probe(n.addr, oldPeer, testToken); err == nil {
+				return fmt.Errorf("%s accepted a peer with a certificate of the dropped CA", n.id)
+			}
+			return nil
+		})
 		serves(n, caNew)
 	}
 
