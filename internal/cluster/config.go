@@ -66,6 +66,12 @@ type Config struct {
 	// zero takes kvstore's defaults (DefaultHeartbeatTimeout and so on).
 	// LeaderLeaseTimeout may not exceed HeartbeatTimeout.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
+	// ReadyGrace is how long a node that has lost its leader still reports
+	// ready (Ready): an election, or a leader whose heartbeats are late on
+	// a starved machine, should not take every pod out of its Services at
+	// once, since no other server could answer either. Past it, with still
+	// no leader, Ready fails. Zero takes DefaultReadyGrace.
+	ReadyGrace time.Duration
 	// Flush says when the store's buffered state is flushed and past which
 	// buffer the leader's writers wait; zero fields take
 	// store.DefaultFlushPolicy().
@@ -99,6 +105,12 @@ const (
 	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
 )
 
+// DefaultReadyGrace is Config.ReadyGrace's default: ten elections' worth
+// of the default timeouts, and two periods of the operator's readiness
+// probe (5 s), so that a rolling update's elections never make a second
+// pod unready.
+const DefaultReadyGrace = 10 * time.Second
+
 func (c *Config) defaults() {
 	if c.Single {
 		// No peers: the timeouts only delay the election at start.
@@ -123,6 +135,9 @@ func (c *Config) defaults() {
 	}
 	if c.LeaderLeaseTimeout <= 0 {
 		c.LeaderLeaseTimeout = min(DefaultLeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.ReadyGrace <= 0 {
+		c.ReadyGrace = DefaultReadyGrace
 	}
 	c.Flush = c.Flush.WithDefaults(store.DefaultFlushPolicy())
 	if c.Logger == nil {

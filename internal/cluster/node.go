@@ -46,6 +46,10 @@ type Node struct {
 	observer *raft.Observer
 	obsCh    chan raft.Observation
 	leaderCh atomic.Uint64 // leader changes seen, for metrics
+	// leaderLost is when this node last saw its leader go (Unix
+	// nanoseconds; 0: not since it last knew one), from Raft's leader
+	// observations; Ready's grace counts from it.
+	leaderLost atomic.Int64
 }
 
 // Start opens the Raft log in cfg.Dir, starts the peer port and Raft, and
@@ -212,9 +216,12 @@ func (n *Node) background() {
 		select {
 		case <-n.stop:
 			return
-		case <-n.obsCh: // a leader change
+		case o := <-n.obsCh: // a leader change
 			n.leaderCh.Add(1)
 			n.transport.CloseIdleConnections()
+			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderAddr == "" {
+				n.leaderLost.Store(time.Now().UnixNano())
+			}
 		}
 	}
 }

@@ -90,12 +90,34 @@ func (n *Node) Indexes() (commit, applied uint64) {
 // ClusterStatus is Status: GET /api/v1/cluster's body (backend.WritePath).
 func (n *Node) ClusterStatus(ctx context.Context) (wire.ClusterStatus, error) { return n.Status(ctx) }
 
-// Ready returns why a write cannot be served now: no leader known.
+// Ready returns why this node cannot serve now: no leader known, and none
+// within cfg.ReadyGrace (leaderless). A node that has never known a
+// leader since it started is not ready.
 func (n *Node) Ready() error {
-	if !n.HasLeader() {
-		return fmt.Errorf("no leader known: %w", store.ErrNoQuorum)
+	if n.HasLeader() {
+		return nil
+	}
+	if d, ok := n.leaderless(time.Now()); !ok || d >= n.cfg.ReadyGrace {
+		return fmt.Errorf("no leader known for %s: %w", d.Round(time.Millisecond), store.ErrNoQuorum)
 	}
 	return nil
+}
+
+// leaderless says how long this node has had no leader at now, counted
+// from the later of its last contact with a leader (as a follower, from
+// Raft) and the moment it saw its leader go (which covers a leader that
+// stepped down); ok is false when it has known none since it started.
+func (n *Node) leaderless(now time.Time) (d time.Duration, ok bool) {
+	last := n.raft.LastContact()
+	if lost := n.leaderLost.Load(); lost != 0 {
+		if t := time.Unix(0, lost); t.After(last) {
+			last = t
+		}
+	}
+	if last.IsZero() {
+		return 0, false
+	}
+	return now.Sub(last), true
 }
 
 // Sweeps reports whether this node's TTL sweeper proposes expiries: only

@@ -54,6 +54,10 @@ type Cluster struct {
 	ElectionTimeout    Duration `json:"election_timeout"`
 	LeaderLeaseTimeout Duration `json:"leader_lease_timeout"`
 	SnapshotThreshold  uint64   `json:"snapshot_threshold"`
+	// ReadyGrace is how long a server that has lost its leader still
+	// answers /readyz with 200 (during an election); 0 keeps 10s
+	// (cluster.DefaultReadyGrace). At most 5m.
+	ReadyGrace Duration `json:"ready_grace"`
 	// HandoffTimeout bounds a leader's hand-off of its leadership to
 	// another voter on shutdown (SIGTERM), before it stops serving; 0
 	// disables the hand-off (the others then elect a leader after their
@@ -127,6 +131,9 @@ func (c *Cluster) validate(bad func(field, format string, args ...any)) {
 		if d.D() < 0 || d.D() > 0 && d.D() < 5_000_000 {
 			bad(name, "%s is too short (at least 5ms, or 0 for the default)", d.D())
 		}
+	}
+	if d := c.ReadyGrace.D(); d < 0 || d > 5*time.Minute {
+		bad("cluster.ready_grace", "%s is out of range [0s, 5m] (0 for the default, 10s)", d)
 	}
 	if d := c.HandoffTimeout.D(); d < 0 || d > time.Minute {
 		bad("cluster.handoff_timeout", "%s is out of range [0s, 1m] (0 disables the hand-off)", d)

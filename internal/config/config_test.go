@@ -106,6 +106,8 @@ func TestInvalidConfig(t *testing.T) {
 		"bad yaml":                  {yaml: "listen: [", want: "parse YAML"},
 		"handoff too long":          {yaml: "cluster: {enabled: true, handoff_timeout: 2m}", want: "cluster.handoff_timeout"},
 		"negative handoff":          {yaml: "cluster: {enabled: true, handoff_timeout: -1s}", want: "cluster.handoff_timeout"},
+		"ready grace too long":      {yaml: "cluster: {enabled: true, ready_grace: 6m}", want: "cluster.ready_grace"},
+		"negative ready grace":      {yaml: "cluster: {enabled: true, ready_grace: -1s}", want: "cluster.ready_grace"},
 		"list page bytes tiny":      {yaml: "limits: {max_list_page_bytes: 10}", want: "limits.max_list_page_bytes"},
 		"connections under watches": {yaml: "http: {max_connections: 100}\nwatch: {max_watches: 100}", want: "http.max_connections"},
 		"no watches":                {yaml: "watch: {max_watches: 0}", want: "watch.max_watches:"},

@@ -37,9 +37,9 @@ func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *met
 	ccfg := cluster.Config{
 		Single: !c.Enabled, NodeID: c.NodeID, Dir: filepath.Join(cfg.DataDir, store.RaftDir),
 		HeartbeatTimeout: c.HeartbeatTimeout.D(), ElectionTimeout: c.ElectionTimeout.D(), LeaderLeaseTimeout: c.LeaderLeaseTimeout.D(),
-		SnapshotThreshold: c.SnapshotThreshold,
-		Flush:             store.FlushPolicy{Interval: cfg.Store.FlushInterval.D(), MaxKeys: cfg.Store.FlushMaxKeys, MaxBytes: cfg.Store.FlushMaxBytes},
-		Logger:            log.With("component", "cluster"), OnSnapshot: m.ObserveSnapshot,
+		SnapshotThreshold: c.SnapshotThreshold, ReadyGrace: c.ReadyGrace.D(),
+		Flush:  store.FlushPolicy{Interval: cfg.Store.FlushInterval.D(), MaxKeys: cfg.Store.FlushMaxKeys, MaxBytes: cfg.Store.FlushMaxBytes},
+		Logger: log.With("component", "cluster"), OnSnapshot: m.ObserveSnapshot,
 	}
 	if c.Enabled {
 		ccfg.PeerListen, ccfg.PeerAdvertise, ccfg.PeerToken = c.PeerListen, c.PeerAdvertise, c.PeerToken
