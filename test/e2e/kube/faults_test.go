@@ -4,6 +4,7 @@ package kube
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ func testLeaderDeleted(t *testing.T, k *kube.Cluster) {
 	}
 	old := st.LeaderID
 
+	oldLog := k.FollowLogs(t, s.Namespace, old)
 	deleted := time.Now()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: old}}
 	if err := k.Client(t).Delete(context.Background(), pod); err != nil {
@@ -64,6 +66,19 @@ func testLeaderDeleted(t *testing.T, k *kube.Cluster) {
 	gap := longestGap(w.Acks(), deleted.Add(-time.Second))
 	t.Logf("leader %s deleted: the servers named a new leader after %s, status.leader after %s; longest pause between acknowledged writes %s",
 		old, elected.Round(time.Millisecond), inStatus.Round(time.Millisecond), gap.Round(time.Millisecond))
+	// The old leader's own account: when SIGTERM came (the kubelet's
+	// delay) and how its hand-off went.
+	_, _ = harness.Poll(10*time.Second, func() error {
+		if l := oldLog(); !strings.Contains(l, "leadership transferred") && !strings.Contains(l, "hand-off failed") {
+			return errorf("no hand-off logged yet")
+		}
+		return nil
+	})
+	for _, line := range strings.Split(oldLog(), "\n") {
+		if strings.Contains(line, "shutting down") || strings.Contains(line, "leadership transferred") || strings.Contains(line, "hand-off failed") {
+			t.Logf("%s (deleted at %s): %s", old, deleted.UTC().Format("15:04:05.000"), line)
+		}
+	}
 	if elected > failoverLimit {
 		t.Errorf("a new leader %s after the delete, want within %s", elected.Round(time.Millisecond), failoverLimit)
 	}

@@ -279,3 +279,40 @@ func (c *Cluster) Dump(t testing.TB, ns string) {
 	}
 	t.Logf("kube: namespace %s dumped to %s", ns, dir)
 }
+
+// FollowLogs streams the log of the pod's first container (kubectl logs
+// -f, from now on) until the container exits or t ends, and returns a
+// function that gives what was read so far.
+func (c *Cluster) FollowLogs(t testing.TB, ns, pod string) func() string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, c.KubectlBin, "--kubeconfig", c.Kubeconfig, "-n", ns, "logs", "-f", "--since=1s", pod)
+	var buf syncBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return buf.String
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and readers at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
