@@ -28,8 +28,13 @@ type Config struct {
 	// restarts (the pod name in Kubernetes). A single node's defaults to
 	// SingleNodeID.
 	NodeID string
-	// Dir holds Raft's log, stable store and snapshots.
+	// Dir holds Raft's log and stable store (raft-wal, in Dir/wal:
+	// logstore.go) and its snapshots (Dir/snapshots).
 	Dir string
+	// LogSegmentSize is the size of one Raft log segment file, each
+	// preallocated when created; zero takes 64 MiB. A seam for tests on
+	// a small filesystem.
+	LogSegmentSize int
 	// PeerListen is the peer port's listen address.
 	PeerListen string
 	// PeerAdvertise is the address other nodes use to reach this one

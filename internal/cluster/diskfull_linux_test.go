@@ -40,7 +40,10 @@ func TestDiskFull(t *testing.T) {
 	if err := os.WriteFile(ballast, make([]byte, 512<<10), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n := startSingle(t, dir, func(c *Config) { c.Flush = store.FlushPolicy{MaxKeys: 4}; c.ApplyTimeout = 2 * time.Second })
+	// Segments of 128 KiB, not 64 MiB: raft-wal preallocates each.
+	n := startSingle(t, dir, func(c *Config) {
+		c.Flush, c.ApplyTimeout, c.LogSegmentSize = store.FlushPolicy{MaxKeys: 4}, 2*time.Second, 128<<10
+	})
 	value := string(make([]byte, 16<<10))
 	acked := 0
 	var fullErr error
@@ -86,7 +89,7 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	n.stop()
-	n = startSingle(t, dir)
+	n = startSingle(t, dir, func(c *Config) { c.LogSegmentSize = 128 << 10 })
 	if _, err := n.ReadBarrier(context.Background(), Linearizable); err != nil {
 		t.Fatalf("read barrier after the restart: %v", err)
 	}

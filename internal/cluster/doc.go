@@ -1,6 +1,8 @@
 // Package cluster replicates a store across servers with Raft
-// (github.com/hashicorp/raft, its log and stable store in bbolt through
-// raft-boltdb/v2).
+// (github.com/hashicorp/raft, its log and stable store in
+// github.com/hashicorp/raft-wal, one fsync per append: logstore.go; a Raft
+// dir holding an older kvstore's raft-boltdb raft.db is refused with
+// ErrLogFormat).
 //
 // The store (internal/store) is the finite state machine: each Raft log
 // entry carries a batch of store.Commands (the leader's pacer puts

@@ -9,13 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	bolt "go.etcd.io/bbolt"
 
 	"kvstore.dev/kvstore/internal/store"
 )
@@ -27,8 +24,7 @@ type Node struct {
 	st        *store.Store
 	fsm       *fsm
 	raft      *raft.Raft
-	logs      *raftboltdb.BoltStore
-	logStore  logStore // logs as Raft's log store
+	logs      *logStore // Raft's log and stable store (logstore.go)
 	mux       *peerMux
 	peer      *http.Server
 	pacer     *pacer          // puts the leader's proposals in its log (pacer.go)
@@ -64,17 +60,13 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "snapshots"), 0o700); err != nil {
 		return nil, fmt.Errorf("cluster dir: %w", err)
 	}
-	// The freelist is rebuilt at open instead of written at every commit
-	// (a commit per log batch is the hot path), as the store's own file,
-	// and the map is reserved up front (store.InitialMmapSize).
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), BoltOptions: &bolt.Options{
-		Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType,
-		InitialMmapSize: store.InitialMmapSize,
-	}})
-	if err != nil {
-		return nil, fmt.Errorf("open raft log: %w", err)
-	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: cfg.RaftLog, JSONFormat: true})
+	logs, err := openLogStore(cfg.Dir, cfg.LogSegmentSize, true, hlog.Named("wal"))
+	if errors.Is(err, ErrLogFormat) {
+		return nil, fmt.Errorf("refusing to start: %w", err)
+	} else if err != nil {
+		return nil, err
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, hlog)
 	if err != nil {
 		logs.Close()
@@ -99,7 +91,7 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	}
 	f := newFSM(st, store.NewStamper(cfg.Clock))
 	f.onSnapshot = cfg.OnSnapshot
-	n := &Node{cfg: cfg, st: st, fsm: f, logs: logs, logStore: logStore{BoltStore: logs}, stop: make(chan struct{}), done: make(chan struct{})}
+	n := &Node{cfg: cfg, st: st, fsm: f, logs: logs, stop: make(chan struct{}), done: make(chan struct{})}
 	auth := &peerAuth{token: []byte(cfg.PeerToken)}
 	if !cfg.Single && cfg.PeerTLS.enabled() {
 		if auth.tls, err = newPeerTLS(cfg.PeerTLS, cfg.ClusterName, cfg.Logger); err != nil {
@@ -137,8 +129,8 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.Logger = hlog
 	rc.NoSnapshotRestoreOnStart = true // the bbolt file already holds the state
-	// Concurrent proposals go to the log in batches (one bbolt commit, one
-	// round of AppendEntries) instead of one by one.
+	// Concurrent proposals go to the log in batches (one append and fsync,
+	// one round of AppendEntries) instead of one by one.
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 	if cfg.HeartbeatTimeout > 0 {
@@ -154,8 +146,8 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 	}
 	// Recent entries are served from memory when replicated and applied,
-	// rather than read back from the bbolt log just written.
-	cached, err := raft.NewLogCache(4096, &n.logStore)
+	// rather than read back from the log just written.
+	cached, err := raft.NewLogCache(4096, logs)
 	if err != nil {
 		n.mux.close()
 		logs.Close()
@@ -172,7 +164,7 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	f.flusher = n.flusher
 	n.pacer = newPacer(n.stop, cfg.ApplyTimeout, f.clock, r.Apply)
 	n.pacer.room = n.flusher.WaitForRoom
-	n.pacer.logFull = n.logStore.full.Load
+	n.pacer.logFull = logs.full.Load
 	go n.pacer.loop()
 	if n.mux != nil {
 		n.peer = &http.Server{Handler: n.peerHandler(), ReadHeaderTimeout: 5 * time.Second}
@@ -255,19 +247,3 @@ func (n *Node) Close() error {
 	errs = append(errs, n.logs.Close())
 	return errors.Join(errs...)
 }
-
-// logStore is the Raft log store (bbolt), remembering whether its last
-// write failed for want of disk space: Raft's log cache keeps only the
-// text of that error, and a write it refused is not in the log.
-type logStore struct {
-	*raftboltdb.BoltStore
-	full atomic.Bool
-}
-
-func (l *logStore) StoreLogs(logs []*raft.Log) error {
-	err := l.BoltStore.StoreLogs(logs)
-	l.full.Store(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG))
-	return err
-}
-
-func (l *logStore) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }

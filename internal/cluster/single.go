@@ -3,14 +3,11 @@ package cluster
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	bolt "go.etcd.io/bbolt"
 
 	"kvstore.dev/kvstore/internal/errcode"
 	"kvstore.dev/kvstore/internal/store"
@@ -122,14 +119,14 @@ func IsSingle(dir string) (bool, error) {
 // ReadServers returns the latest Raft configuration held in dir (a Config's
 // Dir) of a stopped node: the newest snapshot's, or a later one from the
 // log; none when dir holds no log. It fails if a running node holds the
-// log open.
+// log open, and with ErrLogFormat on a log this version does not read.
 func ReadServers(dir string) ([]raft.Server, error) {
-	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err != nil {
-		return nil, nil // no log: no configuration (and none created here)
-	}
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &bolt.Options{Timeout: time.Second}})
+	logs, err := openLogStore(dir, 0, false, nil)
 	if err != nil {
-		return nil, fmt.Errorf("open raft log (stop the server first): %w", err)
+		return nil, err
+	}
+	if logs == nil {
+		return nil, nil // no log: no configuration (and none created here)
 	}
 	defer logs.Close()
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(dir, "snapshots"), 2, hclog.New(&hclog.LoggerOptions{Output: io.Discard}))

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"kvstore.dev/kvstore/internal/store"
 	"kvstore.dev/kvstore/test/harness"
@@ -221,7 +220,7 @@ func writeRaftConfiguration(t *testing.T, dir string, servers []raft.Server) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	logs, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	logs, err := openLogStore(dir, 0, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"kvstore.dev/kvstore/internal/cluster"
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/internal/store"
 	"kvstore.dev/kvstore/internal/testlog"
@@ -119,5 +121,43 @@ func TestRefusesLegacyWALBesideRaft(t *testing.T) {
 	err := Run(t.Context(), cfg, NewLogger(cfg.Log, &testlog.Buffer{}), nil)
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, store.WALDir)) || !strings.Contains(err.Error(), "refusing to start") {
 		t.Errorf("Run = %v, want a refusal naming %s", err, filepath.Join(dir, store.WALDir))
+	}
+}
+
+// TestRefusesRaftBoltDBLog: a data dir whose Raft log is an older
+// kvstore's raft-boltdb raft.db (this version keeps raft-wal's) is refused
+// with cluster.ErrLogFormat and a message naming the file and what to do;
+// kvstore restore refuses it too, and the file is left as it was.
+func TestRefusesRaftBoltDBLog(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, store.RaftDir, "raft.db")
+	if err := os.MkdirAll(filepath.Dir(old), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(old, []byte("a raft-boltdb file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Listen, cfg.DebugListen, cfg.DataDir = "127.0.0.1:0", "", dir
+	err := Run(t.Context(), cfg, NewLogger(cfg.Log, &testlog.Buffer{}), nil)
+	if !errors.Is(err, cluster.ErrLogFormat) {
+		t.Fatalf("Run = %v, want cluster.ErrLogFormat", err)
+	}
+	for _, want := range []string{"refusing to start", old, "raft-boltdb", "kvstore restore"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Run = %q\ndoes not say %q", err, want)
+		}
+	}
+	snap := filepath.Join(t.TempDir(), "snap.db")
+	s, err := store.Open(snap, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Restore(snap, dir, true); !errors.Is(err, cluster.ErrLogFormat) || !strings.Contains(err.Error(), old) {
+		t.Errorf("Restore = %v, want cluster.ErrLogFormat naming %s", err, old)
+	}
+	if b, err := os.ReadFile(old); err != nil || string(b) != "a raft-boltdb file" {
+		t.Errorf("%s changed: %q %v", old, b, err)
 	}
 }

@@ -10,7 +10,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 
 	"kvstore.dev/kvstore/internal/store"
 )
@@ -68,18 +69,8 @@ func TestRestoreSingleNode(t *testing.T) {
 func TestRestoreRefusesClusterMember(t *testing.T) {
 	dir := t.TempDir()
 	raftDir := filepath.Join(dir, store.RaftDir)
-	if err := os.MkdirAll(raftDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	logs, err := raftboltdb.NewBoltStore(filepath.Join(raftDir, "raft.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	conf := raft.Configuration{Servers: []raft.Server{{ID: "n0", Address: "n0:7000"}, {ID: "n1", Address: "n1:7000"}}}
-	if err := logs.StoreLog(&raft.Log{Index: 1, Term: 1, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(conf)}); err != nil {
-		t.Fatal(err)
-	}
-	logs.Close()
+	writeRaftLog(t, raftDir, &raft.Log{Index: 1, Term: 1, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(conf)})
 	snap := filepath.Join(t.TempDir(), "snap.db")
 	s, err := store.Open(snap, store.Options{})
 	if err != nil {
@@ -92,7 +83,27 @@ func TestRestoreRefusesClusterMember(t *testing.T) {
 			t.Errorf("Restore(force %v) = %v, want ErrClusterMember naming %s", force, err, raftDir)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(raftDir, "raft.db")); err != nil {
+	if _, err := os.Stat(filepath.Join(raftDir, "wal", metadb.FileName)); err != nil {
 		t.Errorf("raft state touched: %v", err)
+	}
+}
+
+// writeRaftLog leaves in raftDir (a data dir's store.RaftDir) a Raft log of
+// the format a node keeps there (raft-wal, in raftDir/wal) holding logs.
+func writeRaftLog(t *testing.T, raftDir string, logs ...*raft.Log) {
+	t.Helper()
+	dir := filepath.Join(raftDir, "wal")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	meta := &metadb.BoltMetaDB{} // closed here: raft-wal's Close leaves it open
+	w, err := wal.Open(dir, wal.WithMetaStore(meta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	defer w.Close()
+	if err := w.StoreLogs(logs); err != nil {
+		t.Fatal(err)
 	}
 }
