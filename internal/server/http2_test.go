@@ -1,0 +1,63 @@
+package server
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// protoClient is a client speaking only the protocols set by set.
+func protoClient(tlsCfg *tls.Config, set func(*http.Protocols)) *http.Client {
+	p := new(http.Protocols)
+	set(p)
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg.Clone(), Protocols: p}}
+}
+
+// TestAPIProtocols: the API listener answers HTTP/1.1 and HTTP/2 — h2c by
+// prior knowledge on plain HTTP, h2 by ALPN over TLS — and the server sees
+// the protocol the client chose.
+func TestAPIProtocols(t *testing.T) {
+	plain := start(t, nil)
+	p := newPKI(t)
+	secure := startTLS(t, p, nil)
+	tlsCfg := &tls.Config{RootCAs: roots(t, p.ca)}
+	cases := map[string]struct {
+		url       string
+		set       func(*http.Protocols)
+		wantMajor int
+	}{
+		"h2c prior knowledge": {"http://" + plain.api, func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }, 2},
+		"plain HTTP/1.1":      {"http://" + plain.api, func(p *http.Protocols) { p.SetHTTP1(true) }, 1},
+		"h2 by ALPN":          {"https://" + secure.api, func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }, 2},
+		"TLS HTTP/1.1":        {"https://" + secure.api, func(p *http.Protocols) { p.SetHTTP1(true) }, 1},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := protoClient(tlsCfg, tc.set)
+			defer c.CloseIdleConnections()
+			for range 3 { // the connection is reused
+				resp, err := c.Get(tc.url + "/healthz")
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || resp.ProtoMajor != tc.wantMajor {
+					t.Fatalf("got %d over %s, want 200 over HTTP/%d", resp.StatusCode, resp.Proto, tc.wantMajor)
+				}
+			}
+		})
+	}
+}
+
+func TestAPIHTTP2Limits(t *testing.T) {
+	h2 := apiHTTP2()
+	if h2.MaxConcurrentStreams != h2MaxConcurrentStreams || h2.MaxReadFrameSize != h2MaxReadFrameSize || h2.SendPingTimeout == 0 {
+		t.Fatalf("HTTP/2 config %+v lacks the documented limits", h2)
+	}
+	if p := apiProtocols(); !p.HTTP1() || !p.HTTP2() || !p.UnencryptedHTTP2() {
+		t.Fatalf("protocols %v, want HTTP1, HTTP2 and UnencryptedHTTP2", p)
+	}
+}
