@@ -61,13 +61,13 @@ func TestRetries(t *testing.T) {
 		want         error // nil: success
 		wantRequests int32
 	}{
-		"no_quorum is retried":                 {put, 2, wire.CodeNoQuorum, 503, nil, 3},
-		"no_quorum until the attempts run out": {put, 10, wire.CodeNoQuorum, 503, client.ErrNoQuorum, 4},
-		"too_many_requests is retried":         {put, 1, wire.CodeTooManyRequests, 429, nil, 2},
+		"no_quorum is retried":                  {put, 2, wire.CodeNoQuorum, 503, nil, 3},
+		"no_quorum until the attempts run out":  {put, 10, wire.CodeNoQuorum, 503, client.ErrNoQuorum, 4},
+		"too_many_requests is retried":          {put, 1, wire.CodeTooManyRequests, 429, nil, 2},
 		"a write is not retried on unavailable": {put, 1, wire.CodeUnavailable, 503, client.ErrUnavailable, 1},
-		"a read is retried on unavailable":     {get, 1, wire.CodeUnavailable, 503, nil, 2},
-		"outcome_unknown is not retried":       {put, 1, wire.CodeOutcomeUnknown, 504, client.ErrOutcomeUnknown, 1},
-		"precondition_failed is not retried":   {put, 1, wire.CodePreconditionFailed, 412, client.ErrPreconditionFailed, 1},
+		"a read is retried on unavailable":      {get, 1, wire.CodeUnavailable, 503, nil, 2},
+		"outcome_unknown is not retried":        {put, 1, wire.CodeOutcomeUnknown, 504, client.ErrOutcomeUnknown, 1},
+		"precondition_failed is not retried":    {put, 1, wire.CodePreconditionFailed, 412, client.ErrPreconditionFailed, 1},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -22,7 +22,7 @@ type tcpProxy struct {
 	ln      net.Listener
 	backend string
 
-	mu     sync.Mutex
+	mu       sync.Mutex
 	conns    []net.Conn
 	closed   bool
 	accepted int // connections forwarded
