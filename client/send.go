@@ -87,11 +87,14 @@ func retryable(code string, write bool) bool {
 	return false
 }
 
-// attempt sends rq once to endpoint. sent reports whether any of the
-// request was written (so that a write's failure is an unknown outcome).
+// attempt sends rq once to endpoint. sent reports whether the request may
+// have been written, so that a write's failure is an unknown outcome: true
+// once a connection was obtained for it (the trace's WroteHeaders can come
+// after the server has answered and the call has failed, too late to
+// tell), false when none was (the dial failed, ctx ended before).
 func (c *Client) attempt(ctx context.Context, endpoint string, rq request) (resp *http.Response, sent bool, err error) {
 	var wrote atomic.Bool
-	trace := &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }}
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { wrote.Store(true) }}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), rq.method, endpoint+rq.path, bodyReader(rq.body))
 	if err != nil {
 		return nil, false, buildError{err}
