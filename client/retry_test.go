@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,5 +134,21 @@ func TestOutcomeUnknownWithoutAnswer(t *testing.T) {
 	_, err = client.New(hang.URL, fast).Put(ctx, "k", []byte("v"))
 	if !errors.Is(err, client.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("a write cancelled in flight: %v, want ErrOutcomeUnknown and context.Canceled", err)
+	}
+}
+
+// TestH2CToHTTP1: h2c to an endpoint that speaks HTTP/1.1 only fails with
+// a message naming the cure; WithHTTP1 reaches it.
+func TestH2CToHTTP1(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"version":"v"}`))
+	}))
+	t.Cleanup(srv.Close)
+	_, err := client.New(srv.URL, fast).Status(context.Background())
+	if err == nil || strings.Contains(err.Error(), "http2: ") != strings.Contains(err.Error(), "WithHTTP1") {
+		t.Fatalf("h2c to an HTTP/1.1 server: %v, want an error, with a hint to WithHTTP1 when HTTP/2 failed", err)
+	}
+	if st, err := client.New(srv.URL, client.WithHTTP1()).Status(context.Background()); err != nil || st.Version != "v" {
+		t.Fatalf("WithHTTP1: %+v, %v", st, err)
 	}
 }

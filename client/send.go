@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -52,9 +53,9 @@ func (c *Client) send(ctx context.Context, rq request) (*http.Response, error) {
 			}
 			lastErr, reached = e, true
 		case sent && rq.write:
-			return nil, &outcomeError{method: rq.method, path: rq.path, endpoint: c.endpoints[idx], err: err}
+			return nil, &outcomeError{method: rq.method, path: rq.path, endpoint: c.endpoints[idx] + h2cHint(err), err: err}
 		default:
-			lastErr = fmt.Errorf("kvstore: %s %s: %w", rq.method, rq.path, err)
+			lastErr = fmt.Errorf("kvstore: %s %s%s: %w", rq.method, rq.path, h2cHint(err), err)
 			reached = sent
 			if ctx.Err() != nil {
 				return nil, lastErr
@@ -117,3 +118,13 @@ func (c *Client) attempt(ctx context.Context, endpoint string, rq request) (resp
 type buildError struct{ err error }
 
 func (e buildError) Error() string { return e.err.Error() }
+
+// h2cHint names a likely cause of an HTTP/2 failure (the http2 package's
+// errors start "http2: "): the endpoint, or a proxy in front of it, may
+// not speak HTTP/2 by prior knowledge.
+func h2cHint(err error) string {
+	if strings.Contains(err.Error(), "http2: ") {
+		return " (if the endpoint speaks HTTP/1.1 only, use WithHTTP1 or kvctl --http1)"
+	}
+	return ""
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,7 +212,7 @@ func TestStatusClusterSnapshot(t *testing.T) {
 
 // tlsServer runs a server with api.tls on and returns it and the CA's
 // certificate (PEM).
-func tlsServer(t *testing.T) (*inprocess.Server, []byte) {
+func tlsServer(t *testing.T, edit func(*config.Config)) (*inprocess.Server, []byte) {
 	t.Helper()
 	ca, err := certs.NewCA("client test CA", time.Hour, time.Now())
 	if err != nil {
@@ -229,31 +230,37 @@ func tlsServer(t *testing.T) (*inprocess.Server, []byte) {
 	if err := os.WriteFile(keyFile, pair.KeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startServer(t, func(c *config.Config) { c.API.TLS = config.APITLS{CertFile: certFile, KeyFile: keyFile} }), ca.CertPEM
+	return startServer(t, func(c *config.Config) {
+		c.API.TLS = config.APITLS{CertFile: certFile, KeyFile: keyFile}
+		if edit != nil {
+			edit(c)
+		}
+	}), ca.CertPEM
 }
 
 // TestProtocols: HTTP/2 by prior knowledge on plain HTTP and by ALPN over
 // TLS, HTTP/1.1 with WithHTTP1; one connection serves many requests.
 func TestProtocols(t *testing.T) {
-	plain := startServer(t, nil)
-	secure, caPEM := tlsServer(t)
+	debug := func(c *config.Config) { c.Log.Level = "debug" } // logs each request's proto
+	plain := startServer(t, debug)
+	secure, caPEM := tlsServer(t, debug)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	tlsCfg := &tls.Config{RootCAs: pool}
 	cases := map[string]struct {
-		url   string
+		srv   *inprocess.Server
 		opts  []client.Option
 		proto string
 	}{
-		"h2c":            {plain.URL, nil, "HTTP/2.0"},
-		"plain HTTP/1.1": {plain.URL, []client.Option{client.WithHTTP1()}, "HTTP/1.1"},
-		"h2 by ALPN":     {secure.URL, []client.Option{client.WithTLSConfig(tlsCfg)}, "HTTP/2.0"},
-		"TLS HTTP/1.1":   {secure.URL, []client.Option{client.WithTLSConfig(tlsCfg), client.WithHTTP1()}, "HTTP/1.1"},
+		"h2c":            {plain, nil, "HTTP/2.0"},
+		"plain HTTP/1.1": {plain, []client.Option{client.WithHTTP1()}, "HTTP/1.1"},
+		"h2 by ALPN":     {secure, []client.Option{client.WithTLSConfig(tlsCfg)}, "HTTP/2.0"},
+		"TLS HTTP/1.1":   {secure, []client.Option{client.WithTLSConfig(tlsCfg), client.WithHTTP1()}, "HTTP/1.1"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			var p protos
-			c := newClient(t, tc.url, append(tc.opts, p.hook())...)
+			c := newClient(t, tc.srv.URL, append(tc.opts, p.hook())...)
 			ctx := context.Background()
 			var wg sync.WaitGroup
 			errs := make(chan error, 16)
@@ -275,6 +282,10 @@ func TestProtocols(t *testing.T) {
 			}
 			if got := p.all(); !slices.Equal(got, []string{tc.proto}) {
 				t.Fatalf("responses over %v, want only %s", got, tc.proto)
+			}
+			// The server saw it too (its debug log of each request).
+			if logs := tc.srv.Logs.String(); !strings.Contains(logs, `"proto":"`+tc.proto+`"`) {
+				t.Fatalf("the server logged no request over %s", tc.proto)
 			}
 		})
 	}
