@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"kvstore.dev/kvstore/wire"
 )
@@ -27,7 +28,17 @@ type WatchOptions struct {
 	// holds, then live ones; older history is ErrCompacted. 0 means the
 	// changes after the server's current revision (read when Watch starts).
 	Since uint64
+	// IdleTimeout drops a stream that sends nothing for this long (no
+	// event, no heartbeat) and resumes it: a connection that died without
+	// a word (a host gone, a NAT entry expired) is noticed. The server sends
+	// a heartbeat every watch.heartbeat (15s by default); the default,
+	// DefaultWatchIdleTimeout, allows three to go missing. Negative
+	// disables it.
+	IdleTimeout time.Duration
 }
+
+// DefaultWatchIdleTimeout is WatchOptions.IdleTimeout's default.
+const DefaultWatchIdleTimeout = time.Minute
 
 // Watch iterates over the changes under opts.Prefix in revision order.
 // A dropped stream (a restarted server, a proxy's timeout, a failed
@@ -48,6 +59,10 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) iter.Seq2[wire.Wa
 			}
 			since = st.Revision
 		}
+		idle := opts.IdleTimeout
+		if idle == 0 {
+			idle = DefaultWatchIdleTimeout
+		}
 		drops := 0 // streams dropped in a row without delivering anything
 		for {
 			rq := request{method: http.MethodGet, path: wire.PathWatch, header: http.Header{}}
@@ -64,7 +79,7 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) iter.Seq2[wire.Wa
 				yield(wire.WatchEvent{}, err)
 				return
 			}
-			progressed, stop, err := c.readStream(resp.Body, &since, yield)
+			progressed, stop, err := c.readStream(resp.Body, idle, &since, yield)
 			resp.Body.Close()
 			switch {
 			case stop:
@@ -93,8 +108,14 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) iter.Seq2[wire.Wa
 // *since past each event delivered, and reports whether the stream
 // delivered anything past its opening (an event or a heartbeat), whether
 // the consumer stopped (or got an error yielded), and why the stream ended.
-func (c *Client) readStream(body io.Reader, since *uint64, yield func(wire.WatchEvent, error) bool) (progressed, stop bool, err error) {
+func (c *Client) readStream(body io.ReadCloser, idle time.Duration, since *uint64, yield func(wire.WatchEvent, error) bool) (progressed, stop bool, err error) {
 	r := &sseReader{r: bufio.NewReaderSize(body, 32<<10)}
+	if idle > 0 { // closing the body ends the read that waits
+		watchdog := time.AfterFunc(idle, func() { body.Close() })
+		defer watchdog.Stop()
+		r.onLine = func() { watchdog.Reset(idle) }
+		r.pause = func() { watchdog.Stop() }
+	}
 	opened := false
 	for {
 		ev, err := r.next()
@@ -117,8 +138,14 @@ func (c *Client) readStream(body io.Reader, since *uint64, yield func(wire.Watch
 			continue
 		}
 		*since, progressed = we.Revision, true
+		if r.pause != nil {
+			r.pause() // a slow consumer is not a silent server
+		}
 		if !yield(we, nil) {
 			return progressed, true, nil
+		}
+		if r.onLine != nil {
+			r.onLine() // the wait for the next line starts now
 		}
 	}
 }
@@ -132,7 +159,11 @@ type sseEvent struct {
 
 // sseReader reads the text/event-stream format (the fields kvstore sends:
 // id, data, retry, comments).
-type sseReader struct{ r *bufio.Reader }
+type sseReader struct {
+	r      *bufio.Reader
+	onLine func() // called after each line read, when set
+	pause  func() // called before an event is handed over, when set
+}
 
 var errEventTooLarge = errors.New("kvstore: watch: an event exceeds 64 MiB")
 
@@ -149,6 +180,9 @@ func (s *sseReader) line() ([]byte, error) {
 		}
 		if err != nil {
 			return nil, err // io.EOF included: a partial line is not an event
+		}
+		if s.onLine != nil {
+			s.onLine()
 		}
 		return bytes.TrimRight(line, "\r\n"), nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -192,5 +193,42 @@ func TestWatchCompacted(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != "c/4" {
 		t.Fatalf("replayed %v, want [c/4]", got)
+	}
+}
+
+// TestWatchIdleTimeout: a stream that goes silent (no event, no
+// heartbeat) is dropped after IdleTimeout and resumed after the last event.
+func TestWatchIdleTimeout(t *testing.T) {
+	resumedFrom := make(chan string, 4)
+	var mu sync.Mutex
+	n := 0
+	srv := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		rev := 4 + n
+		mu.Unlock()
+		resumedFrom <- r.Header.Get("Last-Event-ID")
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "retry: 1000\n: watching\n\nid: %d\ndata: {\"type\":\"put\",\"key\":\"k\",\"revision\":%d}\n\n", rev, rev)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // then silence
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := client.New(srv.URL, fast)
+	var revs []uint64
+	for ev, err := range c.Watch(ctx, client.WatchOptions{Since: 4, IdleTimeout: 50 * time.Millisecond}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if revs = append(revs, ev.Revision); len(revs) == 2 {
+			break
+		}
+	}
+	if revs[0] != 5 || revs[1] != 6 {
+		t.Fatalf("revisions %v, want [5 6]", revs)
+	}
+	if first, second := <-resumedFrom, <-resumedFrom; first != "4" || second != "5" {
+		t.Fatalf("Last-Event-ID %q then %q, want 4 then 5", first, second)
 	}
 }
