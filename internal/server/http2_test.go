@@ -1,11 +1,15 @@
 package server
 
 import (
+	"bufio"
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"kvstore.dev/kvstore/internal/config"
 )
 
 // protoClient is a client speaking only the protocols set by set.
@@ -59,5 +63,42 @@ func TestAPIHTTP2Limits(t *testing.T) {
 	}
 	if p := apiProtocols(); !p.HTTP1() || !p.HTTP2() || !p.UnencryptedHTTP2() {
 		t.Fatalf("protocols %v, want HTTP1, HTTP2 and UnencryptedHTTP2", p)
+	}
+}
+
+// TestConnectionLimitHTTP2: HTTP/2 connections count against
+// http.max_connections like HTTP/1.1 ones: with two h2c connections open,
+// a third connection is not served until one of them closes.
+func TestConnectionLimitHTTP2(t *testing.T) {
+	r := start(t, func(c *config.Config) {
+		c.HTTP.MaxConnections, c.Watch.MaxWatches, c.Watch.MaxWatchesPerToken = 2, 1, 1
+	})
+	var clients []*http.Client
+	for range 2 {
+		c := protoClient(nil, func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) })
+		defer c.CloseIdleConnections()
+		resp, err := c.Get("http://" + r.api + "/healthz")
+		if err != nil || resp.ProtoMajor != 2 {
+			t.Fatalf("an h2c connection within the limit: %v, %v", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close() // the connection stays open, idle
+		clients = append(clients, c)
+	}
+	extra, err := net.Dial("tcp", r.api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	// Not served while the limit is reached (a slow server could only make
+	// this pass wrongly, never fail wrongly).
+	if resp, err := healthz(extra, time.Now().Add(300*time.Millisecond)); err == nil {
+		t.Fatalf("the connection past the limit was served: %d", resp.StatusCode)
+	}
+	clients[0].CloseIdleConnections()
+	extra.SetDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(extra), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after an HTTP/2 connection closed: %v, %v", resp, err)
 	}
 }
