@@ -102,3 +102,39 @@ func TestConnectionLimitHTTP2(t *testing.T) {
 		t.Fatalf("after an HTTP/2 connection closed: %v, %v", resp, err)
 	}
 }
+
+// TestWatchOutlivesTimeoutsOverHTTP2: a watch stream over h2c lives past
+// http.write_timeout and http.read_timeout, as over HTTP/1.1: the handler's
+// per-write deadlines apply to its HTTP/2 stream.
+func TestWatchOutlivesTimeoutsOverHTTP2(t *testing.T) {
+	const token = "admin-token-0123456789"
+	r := start(t, func(c *config.Config) {
+		c.Auth.Tokens = []config.Token{{Name: "a", Token: token, Role: "admin"}}
+		c.HTTP.WriteTimeout, c.HTTP.ReadTimeout = config.Duration(300*time.Millisecond), config.Duration(300*time.Millisecond)
+		c.Watch.Heartbeat = config.Duration(20 * time.Millisecond)
+	})
+	c := protoClient(nil, func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) })
+	c.Timeout = 0 // a stream
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", "http://"+r.api+"/api/v1/watch", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+		t.Fatalf("watch: %d over %s", resp.StatusCode, resp.Proto)
+	}
+	// 50 heartbeats of 20ms each: the stream has outlived both 300ms
+	// timeouts (counted in heartbeats received, not in time waited).
+	sc := bufio.NewScanner(resp.Body)
+	for beats := 0; beats < 50; {
+		if !sc.Scan() {
+			t.Fatalf("the stream ended after %d heartbeats: %v", beats, sc.Err())
+		}
+		if sc.Text() == ": heartbeat" {
+			beats++
+		}
+	}
+}
