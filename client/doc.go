@@ -33,7 +33,8 @@
 // By default the client speaks HTTP/2: over TLS (https://) negotiated by
 // ALPN, falling back to HTTP/1.1 when the server does not offer h2, and to
 // a plain http:// endpoint by prior knowledge (h2c), which kvstore's API
-// listener accepts. All requests to one endpoint share one connection.
+// listener accepts. Requests to one endpoint share one connection (the
+// transport opens another past the server's concurrent-stream limit).
 // WithHTTP1 makes it speak HTTP/1.1 only (an HTTP/1.1-only proxy in front
 // of a plain endpoint needs it).
 //
