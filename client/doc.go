@@ -25,7 +25,8 @@
 // time) and the call's context: a request that was never sent (connection
 // refused, a failed dial), an answer of no_quorum or too_many_requests
 // (the server refused before doing anything), and for reads (GET) also
-// unavailable and transport errors. Each retry goes to the next endpoint,
+// unavailable and transport errors (but not a server certificate that does
+// not verify). Each retry goes to the next endpoint,
 // and the endpoint that answered last is tried first by the next call.
 //
 // # Protocols

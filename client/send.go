@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptrace"
@@ -57,7 +59,8 @@ func (c *Client) send(ctx context.Context, rq request) (*http.Response, error) {
 		default:
 			lastErr = fmt.Errorf("kvstore: %s %s%s: %w", rq.method, rq.path, h2cHint(err), err)
 			reached = sent
-			if ctx.Err() != nil {
+			var tlsErr *tls.CertificateVerificationError
+			if ctx.Err() != nil || errors.As(err, &tlsErr) { // an untrusted server stays untrusted
 				return nil, lastErr
 			}
 		}

@@ -154,11 +154,14 @@ func exitCode(err error) int {
 	var ue *usageError
 	var ce *client.Error
 	var urlErr *url.Error
+	var tlsErr *tls.CertificateVerificationError
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &ue):
 		return ExitUsage
+	case errors.As(err, &tlsErr):
+		return ExitError // the server was reached and not trusted: retrying will not help
 	case errors.Is(err, client.ErrOutcomeUnknown):
 		return ExitOutcomeUnknown
 	case errors.Is(err, client.ErrNotFound), errors.Is(err, client.ErrNotMember):

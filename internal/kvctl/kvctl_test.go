@@ -202,7 +202,7 @@ func TestTLS(t *testing.T) {
 		c.API.TLS = config.APITLS{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key")}
 	})
 	env := map[string]string{"KVSTORE_URL": url, "KVSTORE_TOKEN": testToken}
-	if r := run(t, env, "", "status"); r.code != kvctl.ExitError && r.code != kvctl.ExitUnavailable {
+	if r := run(t, env, "", "status"); r.code != kvctl.ExitError || !strings.Contains(r.stderr, "certificate") {
 		t.Fatalf("without --cacert: %+v, want a certificate error", r)
 	}
 	r := run(t, env, "", "--cacert", filepath.Join(dir, "ca.crt"), "-o", "json", "status")
