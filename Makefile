@@ -13,8 +13,9 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build the server into bin/kvstore (static).
+build: ## Build the server into bin/kvstore and the CLI into bin/kvctl (static).
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kvstore ./cmd/server
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/kvctl ./cmd/kvctl
 
 .PHONY: run
 run: build ## Run the server on embedded defaults: data in ./data, API on 127.0.0.1:8080.
@@ -102,7 +103,7 @@ test-deps: ## Install what the tests need: Debian's chromium; kube-apiserver, et
 
 .PHONY: test
 test: lint test-deps verify-generated build build-operator ## Install what the tests need, build the binaries once, then run every test (unit, envtest, test/e2e, fuzz seeds).
-	KVSTORE_SERVER_BIN=$(BIN)/kvstore KVSTORE_OPERATOR_BIN=$(BIN)/kvstore-operator \
+	KVSTORE_SERVER_BIN=$(BIN)/kvstore KVSTORE_OPERATOR_BIN=$(BIN)/kvstore-operator KVSTORE_KVCTL_BIN=$(BIN)/kvctl \
 	KUBEBUILDER_ASSETS="$$(hack/envtest-bins.sh)" HELM="$$(hack/install-helm.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) \
 	$(GO) test -race -count=1 -timeout 30m ./...
 	cd bench && $(GO) test -count=1 ./...

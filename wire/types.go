@@ -148,3 +148,14 @@ type AddMemberResponse struct {
 type RemoveMemberResponse struct {
 	Removed string `json:"removed"`
 }
+
+// EventExpire is the type of a watch event of a key whose TTL ran out.
+const EventExpire = "expire"
+
+// Consistency levels of reads (the consistency parameter of GET on a key
+// and of lists; docs/api.md). Empty means ConsistencyLinearizable.
+const (
+	ConsistencyLinearizable = "linearizable"
+	ConsistencyLeader       = "leader"
+	ConsistencyStale        = "stale"
+)

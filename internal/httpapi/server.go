@@ -238,7 +238,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			if s.log.Enabled(r.Context(), slog.LevelDebug) { // skip building the record on the hot path
 				s.log.DebugContext(r.Context(), "request", "request_id", requestID(r.Context()), "method", r.Method,
-					"route", label, "path", r.URL.Path, "status", rec.code, "bytes", rec.bytes, "duration", d)
+					"route", label, "path", r.URL.Path, "proto", r.Proto, "status", rec.code, "bytes", rec.bytes, "duration", d)
 			}
 		}()
 		if err := s.serve(rec, r, rt); err != nil {

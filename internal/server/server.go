@@ -2,7 +2,8 @@
 // the store and its write path (a Raft node, a one-server cluster of its
 // own without cluster mode: backend.go; a data dir of the former
 // single-node WAL is replayed once: legacywal.go), the TTL sweeper, the
-// API and debug listeners (the API optionally over TLS, its certificate
+// API and debug listeners (the API speaking HTTP/1.1 and HTTP/2: http2.go;
+// optionally over TLS, its certificate
 // re-read when it changes, and the tokens re-read from their files:
 // security.go), and an orderly shutdown (hand off Raft
 // leadership, stop accepting, drain requests, end watches, commit what is
@@ -99,6 +100,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsConfig,
+		Protocols:         apiProtocols(),
+		HTTP2:             apiHTTP2(),
 	}
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 2)

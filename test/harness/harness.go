@@ -32,6 +32,7 @@ var binaries = map[string]struct {
 }{
 	"server":   {"KVSTORE_SERVER_BIN", sync.OnceValues(func() (string, error) { return build("server", "./cmd/server") })},
 	"operator": {"KVSTORE_OPERATOR_BIN", sync.OnceValues(func() (string, error) { return build("operator", "./cmd/operator") })},
+	"kvctl":    {"KVSTORE_KVCTL_BIN", sync.OnceValues(func() (string, error) { return build("kvctl", "./cmd/kvctl") })},
 }
 
 // buildDir is where Binary builds; Main removes it.
@@ -43,8 +44,9 @@ func Root() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Binary returns the path of the named binary, "server" or "operator": the
-// file $KVSTORE_SERVER_BIN or $KVSTORE_OPERATOR_BIN names, else one built
+// Binary returns the path of the named binary, "server", "operator" or
+// "kvctl": the file $KVSTORE_SERVER_BIN, $KVSTORE_OPERATOR_BIN or
+// $KVSTORE_KVCTL_BIN names, else one built
 // with go build, once per test process, into a temporary directory (Main
 // removes it). It skips the test in -short mode: building and running a
 // binary takes seconds. It is safe for concurrent use.
@@ -55,7 +57,7 @@ func Binary(t testing.TB, name string) string {
 	}
 	b, ok := binaries[name]
 	if !ok {
-		t.Fatalf("harness.Binary: unknown binary %q (want server or operator)", name)
+		t.Fatalf("harness.Binary: unknown binary %q (want server, operator or kvctl)", name)
 	}
 	if p := os.Getenv(b.env); p != "" {
 		if _, err := os.Stat(p); err != nil {
