@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"kvstore.dev/kvstore/internal/auth"
 	"kvstore.dev/kvstore/internal/certs"
 	"kvstore.dev/kvstore/internal/store"
 )
@@ -53,8 +54,15 @@ type Config struct {
 	JoinAsNonvoter bool
 	// PeerToken is the secret shared by all nodes; required. Every peer
 	// connection proves it holds it (a challenge-response, peerauth.go),
-	// inside TLS when PeerTLS is set.
+	// inside TLS when PeerTLS is set. It may hold several tokens, one per
+	// line (auth.ParsePeerTokens): the first signs, all verify, for a
+	// two-phase rotation.
 	PeerToken string
+	// PeerTokenFile, when set, is where PeerToken came from: the node
+	// re-reads it when it changes (at most once a second, on a handshake)
+	// and uses its tokens from then on, so a rotation needs no restart.
+	// PeerToken is then not used by the node.
+	PeerTokenFile string
 	// PeerTLS, when set, makes every peer connection mutual TLS 1.3: this
 	// node's certificate and key, and the CA bundle a peer's certificate
 	// must verify against (peertls.go). The files are re-read when they
@@ -174,8 +182,10 @@ func (c Config) Validate() error {
 	if host, port, err := net.SplitHostPort(c.PeerAdvertise); err != nil || host == "" || port == "0" {
 		bad("peer_advertise", "%q is not a reachable host:port", c.PeerAdvertise)
 	}
-	if len(c.PeerToken) < 16 {
-		bad("peer_token", "at least 16 characters are required")
+	if c.PeerTokenFile == "" {
+		if _, err := auth.ParsePeerTokens(c.PeerToken); err != nil {
+			bad("peer_token", "%v (one token per line, each at least %d characters)", err, auth.MinPeerTokenLength)
+		}
 	}
 	if t := c.PeerTLS; t.enabled() && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "") {
 		bad("peer_tls", "cert, key and CA files must be set together (cert %q, key %q, ca %q)", t.CertFile, t.KeyFile, t.CAFile)

@@ -93,6 +93,12 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 	f.onSnapshot = cfg.OnSnapshot
 	n := &Node{cfg: cfg, st: st, fsm: f, logs: logs, stop: make(chan struct{}), done: make(chan struct{})}
 	auth := &peerAuth{token: []byte(cfg.PeerToken)}
+	if !cfg.Single {
+		if auth, err = newPeerAuth(cfg.PeerToken, cfg.PeerTokenFile, cfg.Logger); err != nil {
+			logs.Close()
+			return nil, err
+		}
+	}
 	if !cfg.Single && cfg.PeerTLS.enabled() {
 		if auth.tls, err = newPeerTLS(cfg.PeerTLS, cfg.ClusterName, cfg.Logger); err != nil {
 			logs.Close()

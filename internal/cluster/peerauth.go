@@ -22,6 +22,8 @@ import (
 //	server → client  ns, HMAC-SHA256(token, serverLabel || nc || ns)
 //	client → server  kind, HMAC-SHA256(token, clientLabel || nc || ns || kind)
 //
+// (token: the server's signing token; see peerAuth for several tokens.)
+//
 // The server checks the client's answer in constant time before it reads
 // anything else; the client checks the server's before it sends its own.
 // The version byte lets a later handshake be told apart; a server refuses
@@ -45,11 +47,29 @@ var (
 )
 
 // peerAuth is how this node authenticates peer connections, both ways:
-// the peer token, and peer TLS when it is on (tls non-nil). It is safe for
+// the peer tokens, and peer TLS when it is on (tls non-nil). It is safe for
 // concurrent use.
+//
+// A node may hold several peer tokens (auth.ParsePeerTokens), for a
+// rotation: the first signs, every one verifies. As the server of a
+// handshake the node proves its signing token and accepts an answer under
+// any of its tokens; as the client it accepts the server's proof under any
+// of its tokens and answers under the one that matched, the server's
+// signing token. So two nodes talk when one holds the token the other
+// signs with.
 type peerAuth struct {
-	token []byte
-	tls   *peerTLS
+	token  []byte      // the signing token, when file is nil
+	accept [][]byte    // the other tokens accepted, when file is nil
+	file   *peerTokens // the tokens, re-read from their file; nil: token and accept
+	tls    *peerTLS
+}
+
+// tokens are the node's peer tokens, the signing one first.
+func (a *peerAuth) tokens() [][]byte {
+	if a.file != nil {
+		return a.file.current()
+	}
+	return append([][]byte{a.token}, a.accept...)
 }
 
 func proof(token []byte, label string, parts ...[]byte) []byte {
@@ -83,7 +103,8 @@ func (a *peerAuth) serverHandshake(conn net.Conn, timeout time.Duration) (net.Co
 	nc := hello[1:]
 	ns := msg[:nonceLen]
 	_, _ = rand.Read(ns)
-	copy(msg[nonceLen:], proof(a.token, serverLabel, nc, ns))
+	tokens := a.tokens()
+	copy(msg[nonceLen:], proof(tokens[0], serverLabel, nc, ns))
 	if _, err := conn.Write(msg); err != nil {
 		return nil, 0, fmt.Errorf("send the challenge: %w", err)
 	}
@@ -92,7 +113,11 @@ func (a *peerAuth) serverHandshake(conn net.Conn, timeout time.Duration) (net.Co
 		return nil, 0, fmt.Errorf("read the answer: %w", err)
 	}
 	kind := answer[0]
-	if !hmac.Equal(answer[1:], proof(a.token, clientLabel, nc, ns, []byte{kind})) {
+	ok := false
+	for _, t := range tokens { // every one, so the time says nothing of which matched
+		ok = hmac.Equal(answer[1:], proof(t, clientLabel, nc, ns, []byte{kind})) || ok
+	}
+	if !ok {
 		return nil, 0, errPeerAuth
 	}
 	_ = conn.SetDeadline(time.Time{})
@@ -122,10 +147,16 @@ func (a *peerAuth) clientHandshake(conn net.Conn, kind byte, timeout time.Durati
 		return nil, fmt.Errorf("read the challenge: %w", err)
 	}
 	ns := msg[:nonceLen]
-	if !hmac.Equal(msg[nonceLen:], proof(a.token, serverLabel, nc, ns)) {
+	var token []byte // the server's signing token, if this node holds it
+	for _, t := range a.tokens() {
+		if hmac.Equal(msg[nonceLen:], proof(t, serverLabel, nc, ns)) && token == nil {
+			token = t
+		}
+	}
+	if token == nil {
 		return nil, errPeerAuth
 	}
-	answer := append([]byte{kind}, proof(a.token, clientLabel, nc, ns, []byte{kind})...)
+	answer := append([]byte{kind}, proof(token, clientLabel, nc, ns, []byte{kind})...)
 	if _, err := conn.Write(answer); err != nil {
 		return nil, fmt.Errorf("send the answer: %w", err)
 	}

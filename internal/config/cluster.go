@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"kvstore.dev/kvstore/internal/auth"
 )
 
 // Cluster configures replication (internal/cluster). Disabled, the server
@@ -30,11 +32,16 @@ type Cluster struct {
 	// without counting for the quorum until promoted (by the operator).
 	JoinAs string `json:"join_as"`
 	// PeerTokenFile holds the secret all nodes share; KVSTORE_PEER_TOKEN
-	// overrides it.
+	// overrides it. It may hold several tokens, one per line
+	// (auth.ParsePeerTokens): the first signs, all verify, for a
+	// two-phase rotation. The server re-reads the file when it changes
+	// (not the variable).
 	PeerTokenFile string `json:"peer_token_file"`
 	// PeerToken is set from KVSTORE_PEER_TOKEN or PeerTokenFile at load;
 	// never from YAML.
 	PeerToken string `json:"-"`
+	// peerTokenFromFile is whether PeerToken was read from PeerTokenFile.
+	peerTokenFromFile bool
 	// Name is the cluster's name: with peer TLS on, a peer's certificate
 	// must carry the URI SAN kvstore://cluster/<name> (internal/certs).
 	// Default: the name in this node's own peer certificate; set, that
@@ -93,9 +100,19 @@ func (c *Cluster) resolve(getenv func(string) string) error {
 		if err != nil {
 			return fmt.Errorf("cluster.peer_token_file: %w", err)
 		}
-		c.PeerToken = strings.TrimSpace(string(b))
+		c.PeerToken, c.peerTokenFromFile = strings.TrimSpace(string(b)), true
 	}
 	return nil
+}
+
+// PeerTokenReloadFile is the file the server re-reads the peer tokens
+// from when it changes: PeerTokenFile when the tokens came from it, ""
+// when they came from KVSTORE_PEER_TOKEN (or the cluster is disabled).
+func (c Cluster) PeerTokenReloadFile() string {
+	if c.Enabled && c.peerTokenFromFile {
+		return c.PeerTokenFile
+	}
+	return ""
 }
 
 func (c *Cluster) validate(bad func(field, format string, args ...any)) {
@@ -111,8 +128,8 @@ func (c *Cluster) validate(bad func(field, format string, args ...any)) {
 	if host, port, err := net.SplitHostPort(c.PeerAdvertise); err != nil || host == "" || port == "" || port == "0" {
 		bad("cluster.peer_advertise", "%q is not a host:port other nodes can reach", c.PeerAdvertise)
 	}
-	if len(c.PeerToken) < minTokenLength {
-		bad("cluster.peer_token_file", "the peer token (from %s or this file) must be at least %d characters", EnvPeerToken, minTokenLength)
+	if _, err := auth.ParsePeerTokens(c.PeerToken); err != nil {
+		bad("cluster.peer_token_file", "the peer tokens (from %s or this file; one per line, the first signs) are invalid: %v; each must be at least %d characters", EnvPeerToken, err, auth.MinPeerTokenLength)
 	}
 	if c.BootstrapNode != c.NodeID && len(c.Join) == 0 {
 		bad("cluster.join", "node %q is not cluster.bootstrap_node (%q), so it needs peers to join", c.NodeID, c.BootstrapNode)

@@ -234,7 +234,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&bootstrapNode, "bootstrap-node", "", "cluster mode: the node id that may start a new cluster")
 	fs.StringVar(&join, "join", "", "cluster mode: comma-separated peer addresses to join")
 	fs.StringVar(&joinAs, "join-as", "", "cluster mode: join as a voter (default) or nonvoter")
-	var clusterName, peerTLSCert, peerTLSKey, peerTLSCA string
+	var clusterName, peerTLSCert, peerTLSKey, peerTLSCA, peerTokenFile string
+	fs.StringVar(&peerTokenFile, "peer-token-file", "", "cluster mode: `file` of peer tokens, one per line, the first signing; re-read while running (cluster.peer_token_file; "+EnvPeerToken+" overrides it)")
 	fs.StringVar(&clusterName, "cluster-name", "", "cluster mode: the cluster name peer certificates carry (default: the one in --peer-tls-cert)")
 	fs.StringVar(&peerTLSCert, "peer-tls-cert", "", "cluster mode: this node's peer certificate `file`; with --peer-tls-key and --peer-tls-ca, mutual TLS on the peer port")
 	fs.StringVar(&peerTLSKey, "peer-tls-key", "", "cluster mode: the key `file` of --peer-tls-cert")
@@ -298,6 +299,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			cfg.Cluster.Enabled, cfg.Cluster.PeerTLSKey = true, peerTLSKey
 		case "peer-tls-ca":
 			cfg.Cluster.Enabled, cfg.Cluster.PeerTLSCA = true, peerTLSCA
+		case "peer-token-file":
+			cfg.Cluster.Enabled, cfg.Cluster.PeerTokenFile = true, peerTokenFile
 		}
 	})
 	if err := cfg.Cluster.resolve(getenv); err != nil {

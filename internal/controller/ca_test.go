@@ -2,9 +2,14 @@ package controller
 
 import (
 	"bytes"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	kvv1 "kvstore.dev/kvstore/api/v1"
 	"kvstore.dev/kvstore/internal/certs"
 )
 
@@ -97,5 +102,69 @@ func TestDecideCA(t *testing.T) {
 				t.Errorf("nextAt %v is not after now %v", got.nextAt(), tc.now)
 			}
 		})
+	}
+}
+
+// TestCABundleSecret follows <name>-ca-bundle through a CA rotation, as
+// planFor plans it from each state the previous step left in <name>-ca:
+// it holds ca.crt alone (no key, so the Ingress that reads it holds none),
+// equal to the CA state's bundle — old + new in Adding and Reissuing, the
+// new CA alone at the end — and carries the operator's label and owner.
+func TestCABundleSecret(t *testing.T) {
+	kv := newKV(func(k *kvv1.KVStore) { k.Spec.Replicas = ptr(int32(3)) })
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	stable := newCA(t, t0)
+	due := certs.RenewAt(stable.signer.Cert)
+	oldCA := stable.signer.CertPEM
+
+	// step plans at now from <name>-ca holding st, and returns the new CA
+	// state and <name>-ca-bundle's ca.crt.
+	step := func(st caState, now time.Time) (caState, []byte) {
+		t.Helper()
+		ca := secret("kv-ca", st.data())
+		ca.Annotations = st.annotations()
+		p, err := planFor(kv, observe(kv).has(true, token("kv-auth"), ca).obs, testOpts, now, bytes.NewReader(make([]byte, 64)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(p.children, func(c child) bool { return c.key == objKey{"Secret", "kv-ca-bundle"} })
+		if i < 0 {
+			t.Fatal("no Secret kv-ca-bundle in the plan")
+		}
+		if j := slices.IndexFunc(p.children, func(c child) bool { return c.key == objKey{"Secret", "kv-ca"} }); j != i-1 {
+			t.Errorf("kv-ca-bundle at %d, want right after kv-ca (%d)", i, j)
+		}
+		s := p.children[i].desired.(*corev1ac.SecretApplyConfiguration)
+		if len(s.Data) != 1 || s.Data[caCertKey] == nil {
+			t.Fatalf("kv-ca-bundle data has keys %v, want ca.crt alone", slices.Sorted(maps.Keys(s.Data)))
+		}
+		if s.Labels[ManagedByLabel] != FieldOwner || len(s.OwnerReferences) != 1 || *s.OwnerReferences[0].UID != kv.UID || !*s.OwnerReferences[0].Controller {
+			t.Errorf("labels %v, owners %v: want the managed-by label and kv as controller", s.Labels, s.OwnerReferences)
+		}
+		if !bytes.Equal(s.Data[caCertKey], p.ca.bundle()) {
+			t.Error("kv-ca-bundle's ca.crt is not the CA state's bundle")
+		}
+		return *p.ca, s.Data[caCertKey]
+	}
+	count := func(b []byte) int { return bytes.Count(b, []byte("BEGIN CERTIFICATE")) }
+
+	st, b := step(stable, t0.Add(time.Hour))
+	if st.phase != caStable || !bytes.Equal(b, oldCA) {
+		t.Fatalf("stable: phase %q, bundle of %d CAs, want the CA alone", st.phase, count(b))
+	}
+	st, b = step(st, due)
+	if st.phase != caAdding || count(b) != 2 || !bytes.HasPrefix(b, oldCA) || !bytes.HasSuffix(b, st.next.CertPEM) {
+		t.Fatalf("adding: phase %q, bundle of %d CAs, want old + new", st.phase, count(b))
+	}
+	newCA := st.next.CertPEM
+	st, b = step(st, due.Add(caPropagation))
+	if st.phase != caReissuing || count(b) != 2 || !bytes.Contains(b, oldCA) || !bytes.Contains(b, newCA) {
+		t.Fatalf("reissuing: phase %q, bundle of %d CAs, want old + new", st.phase, count(b))
+	}
+	// This observation holds no leaves, which counts as all current: the
+	// rotation ends once the propagation delay has passed again.
+	st, b = step(st, st.since.Add(caPropagation))
+	if st.phase != caStable || !bytes.Equal(b, newCA) {
+		t.Fatalf("done: phase %q, bundle of %d CAs, want the new CA alone", st.phase, count(b))
 	}
 }

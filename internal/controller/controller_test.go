@@ -62,14 +62,15 @@ func get(ns, name string, o client.Object) error { return k8s.Get(ctx, key(ns, n
 func children(kv *kvv1.KVStore) map[string]client.Object {
 	n := kv.Name
 	return map[string]client.Object{
-		n + "-config":  &corev1.ConfigMap{},
-		n + "-peers":   &corev1.Service{},
-		n:              &corev1.Service{},
-		n + "-tls":     &corev1.Secret{},
-		n + "-ca":      &corev1.Secret{},
-		n + "-auth":    &corev1.Secret{},
-		n + "-pod-tls": &corev1.Secret{},
-		n + "-tokens":  &corev1.Secret{},
+		n + "-config":    &corev1.ConfigMap{},
+		n + "-peers":     &corev1.Service{},
+		n:                &corev1.Service{},
+		n + "-tls":       &corev1.Secret{},
+		n + "-ca":        &corev1.Secret{},
+		n + "-ca-bundle": &corev1.Secret{},
+		n + "-auth":      &corev1.Secret{},
+		n + "-pod-tls":   &corev1.Secret{},
+		n + "-tokens":    &corev1.Secret{},
 	}
 }
 

@@ -217,6 +217,21 @@ func desiredCASecret(kv *kvv1.KVStore, ca caState) *corev1ac.SecretApplyConfigur
 	return s
 }
 
+// desiredCABundleSecret is <name>-ca-bundle: the CA bundle (caState.bundle)
+// alone, under ca.crt. The Ingress verifies the pods with it
+// (proxy-ssl-secret), and clients inside the cluster trust it, so neither
+// needs to read <name>-pod-tls, which holds every pod's private keys. It
+// has no tls.crt or tls.key, so ingress-nginx presents no client
+// certificate to the pods.
+func desiredCABundleSecret(kv *kvv1.KVStore, bundle []byte) *corev1ac.SecretApplyConfiguration {
+	n := namesFor(kv)
+	return corev1ac.Secret(n.caBundle, n.namespace).
+		WithLabels(labels(kv, "ca-bundle")).
+		WithOwnerReferences(ownerRef(kv)).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{caCertKey: bundle})
+}
+
 // desiredTLSSecret is the operator-issued edge certificate Secret
 // <name>-tls, with ca.crt (the CA bundle) for clients to trust.
 func desiredTLSSecret(kv *kvv1.KVStore, m tlsMaterial) *corev1ac.SecretApplyConfiguration {

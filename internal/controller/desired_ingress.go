@@ -19,8 +19,9 @@ import (
 //
 // The pods serve HTTPS with the operator's pod certificate: nginx speaks
 // HTTPS to them and verifies that certificate against the CA bundle of
-// <name>-pod-tls for the client Service's name (unless spec.tls.pods is
-// Disabled).
+// <name>-ca-bundle (ca.crt alone: not <name>-pod-tls, whose peer keys the
+// ingress controller must not read, and no client certificate) for the
+// client Service's name (unless spec.tls.pods is Disabled).
 func ingressAnnotations(kv *kvv1.KVStore) map[string]string {
 	a := map[string]string{
 		"nginx.ingress.kubernetes.io/ssl-redirect":            "true",
@@ -35,7 +36,7 @@ func ingressAnnotations(kv *kvv1.KVStore) map[string]string {
 	if podAPITLS(kv) {
 		a["nginx.ingress.kubernetes.io/backend-protocol"] = "HTTPS"
 		a["nginx.ingress.kubernetes.io/proxy-ssl-verify"] = "on"
-		a["nginx.ingress.kubernetes.io/proxy-ssl-secret"] = kv.Namespace + "/" + namesFor(kv).podTLS
+		a["nginx.ingress.kubernetes.io/proxy-ssl-secret"] = kv.Namespace + "/" + namesFor(kv).caBundle
 		a["nginx.ingress.kubernetes.io/proxy-ssl-name"] = apiServerName(kv)
 		a["nginx.ingress.kubernetes.io/proxy-ssl-server-name"] = "on"
 	}

@@ -54,6 +54,7 @@ type names struct {
 	config     string // ConfigMap
 	tls        string // Secret used by the Ingress (user's or ours)
 	ca         string // Secret with the generated CA's key
+	caBundle   string // Secret with the CA bundle alone (ca.crt): for the Ingress and clients
 	auth       string // Secret with the admin token (user's or ours)
 	peer       string // Secret with the token the servers share (ours)
 	podTLS     string // Secret with the pods' API and peer certificates (ours)
@@ -72,6 +73,7 @@ func namesFor(kv *kvv1.KVStore) names {
 		config:    kv.Name + "-config",
 		tls:       kv.Name + "-tls",
 		ca:        kv.Name + "-ca",
+		caBundle:  kv.Name + "-ca-bundle",
 		auth:      kv.Name + "-auth",
 		peer:      kv.Name + "-peer",
 		podTLS:    kv.Name + "-pod-tls",

@@ -84,7 +84,7 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 	om := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: n.namespace, Name: name} }
 	reads := []client.Object{
 		&corev1.Secret{ObjectMeta: om(n.auth)}, &corev1.Secret{ObjectMeta: om(n.peer)},
-		&corev1.Secret{ObjectMeta: om(n.tls)}, &corev1.Secret{ObjectMeta: om(n.ca)},
+		&corev1.Secret{ObjectMeta: om(n.tls)}, &corev1.Secret{ObjectMeta: om(n.ca)}, &corev1.Secret{ObjectMeta: om(n.caBundle)},
 		&corev1.Secret{ObjectMeta: om(n.podTLS)}, &corev1.Secret{ObjectMeta: om(n.tokens)},
 		&corev1.ConfigMap{ObjectMeta: om(n.config)},
 		&corev1.Service{ObjectMeta: om(n.peers)}, &corev1.Service{ObjectMeta: om(n.kv)},
@@ -101,7 +101,7 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 		user[n.auth] = true
 	}
 	for _, name := range tokenSecretNames(kv) {
-		if _, dup := map[string]bool{n.auth: true, n.peer: true, n.tls: true, n.ca: true, n.podTLS: true, n.tokens: true}[name]; !dup {
+		if _, dup := map[string]bool{n.auth: true, n.peer: true, n.tls: true, n.ca: true, n.caBundle: true, n.podTLS: true, n.tokens: true}[name]; !dup {
 			reads = append(reads, &corev1.Secret{ObjectMeta: om(name)})
 			user[name] = true
 		}

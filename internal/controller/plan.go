@@ -182,7 +182,7 @@ func ownedData(kv *kvv1.KVStore, obs *observed, name, fix string) (map[string][]
 	return s.Data, nil
 }
 
-// caState plans <name>-ca (decideCA). Leaves count as current when the
+// caState plans <name>-ca (decideCA) and <name>-ca-bundle. Leaves count as current when the
 // operator's <name>-tls (if it issues it) and every certificate in
 // <name>-pod-tls verify against the observed signer.
 func (p *plan) caState(kv *kvv1.KVStore, n names, obs *observed, now time.Time) (caState, error) {
@@ -219,7 +219,10 @@ func (p *plan) caState(kv *kvv1.KVStore, n names, obs *observed, now time.Time) 
 	if ca.reason != caKept {
 		ev = &event{ca.reason, "RotateCA", fmt.Sprintf("CA in Secret %s: %s (phase %q)", n.ca, ca.reason, ca.phase)}
 	}
-	p.add(typedChild(desiredCASecret(kv, ca), corev1ac.ExtractSecret).withEvent(ev))
+	p.add(typedChild(desiredCASecret(kv, ca), corev1ac.ExtractSecret).withEvent(ev),
+		// The bundle follows the CA state (old + new during a rotation),
+		// before any leaf or the Ingress that trusts it.
+		typedChild(desiredCABundleSecret(kv, ca.bundle()), corev1ac.ExtractSecret))
 	return ca, nil
 }
 

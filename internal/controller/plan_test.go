@@ -76,7 +76,7 @@ func TestPlan(t *testing.T) {
 		return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "kv"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr(replicas)}}
 	}
 	view := func(ms ...wire.Member) *wire.ClusterStatus { return &wire.ClusterStatus{LeaderID: "kv-0", Members: ms} }
-	every := []string{"Secret kv-auth", "Secret kv-ca", "Secret kv-tls", "Secret kv-peer", "ConfigMap kv-config",
+	every := []string{"Secret kv-auth", "Secret kv-ca", "Secret kv-ca-bundle", "Secret kv-tls", "Secret kv-peer", "ConfigMap kv-config",
 		"Service kv-peers", "Service kv", "NetworkPolicy kv", "Secret kv-tokens", "Secret kv-pod-tls", "StatefulSet kv", "PodDisruptionBudget kv",
 		"-Ingress kv", "-Ingress kv-watch"}
 
@@ -104,7 +104,7 @@ func TestPlan(t *testing.T) {
 			edit: func(k *kvv1.KVStore) {
 				k.Spec.Auth.Tokens = []kvv1.TokenSpec{{Name: "app", Role: "readonly", SecretRef: kvv1.SecretKeyRef{Name: "app-token", Key: "token"}}}
 			},
-			obs: settled, want: every[:8], tls: true, problem: "TokenSecretNotFound",
+			obs: settled, want: every[:9], tls: true, problem: "TokenSecretNotFound",
 		},
 		"ingress and ServiceMonitor": {
 			edit: func(k *kvv1.KVStore) { k.Spec.Ingress = kvv1.IngressSpec{Enabled: true, Host: "kv.example.com"} },
@@ -112,7 +112,7 @@ func TestPlan(t *testing.T) {
 				o.obs.installed[serviceMonitorGVK] = true
 				return settled(o)
 			},
-			want: append(slices.Replace(slices.Clone(every), 12, 14, "Ingress kv", "Ingress kv-watch"), "ServiceMonitor kv"),
+			want: append(slices.Replace(slices.Clone(every), 13, 15, "Ingress kv", "Ingress kv-watch"), "ServiceMonitor kv"),
 			// The certificate is re-issued for the Ingress host.
 			events: []string{"CertificateHostsChanged"}, tls: true, step: "sts 3",
 		},
@@ -121,7 +121,7 @@ func TestPlan(t *testing.T) {
 			obs: func(o *observing) *observing {
 				return o.has(false, token("mine-auth"), secret("mine-tls", tls.Data)).has(true, token("kv-peer"), ca, podTLS)
 			},
-			want: slices.Delete(slices.Delete(slices.Clone(every), 2, 3), 0, 1), step: "sts 3",
+			want: slices.Delete(slices.Delete(slices.Clone(every), 3, 4), 0, 1), step: "sts 3",
 		},
 		"user auth Secret missing": {
 			edit:    func(k *kvv1.KVStore) { k.Spec.Auth.SecretName = "mine-auth" },
@@ -132,14 +132,14 @@ func TestPlan(t *testing.T) {
 			obs: func(o *observing) *observing {
 				return o.has(true, token("kv-auth")).has(false, secret("mine-tls", nil))
 			},
-			want:    every[:2],
+			want:    every[:3],
 			events:  []string{"CAIssued"},
 			problem: "TLSSecretInvalid",
 		},
 		"cert-manager missing": {
 			edit:    func(k *kvv1.KVStore) { k.Spec.TLS.IssuerRef = &kvv1.IssuerReference{Name: "le"} },
 			obs:     func(o *observing) *observing { return o.has(true, token("kv-auth")) },
-			want:    every[:2],
+			want:    every[:3],
 			events:  []string{"CAIssued"},
 			problem: "CertManagerNotInstalled",
 		},
@@ -149,12 +149,12 @@ func TestPlan(t *testing.T) {
 				o.obs.installed[certificateGVK] = true
 				return o.has(true, token("kv-auth"), token("kv-peer"))
 			},
-			want:   slices.Replace(slices.Clone(every), 2, 3, "Certificate kv"),
+			want:   slices.Replace(slices.Clone(every), 3, 4, "Certificate kv"),
 			events: []string{"CAIssued", "PodCertificatesIssued"}, step: "sts 3",
 		},
 		"someone else's peer Secret": {
 			obs:     func(o *observing) *observing { return settled(o).has(false, token("kv-peer")) },
-			want:    every[:3],
+			want:    every[:4],
 			tls:     true,
 			problem: "ChildConflict",
 		},

@@ -129,13 +129,26 @@ func TestPodTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k, v := range map[string]string{
-			"backend-protocol": "HTTPS", "proxy-ssl-verify": "on", "proxy-ssl-secret": ns + "/demo-pod-tls",
+			"backend-protocol": "HTTPS", "proxy-ssl-verify": "on", "proxy-ssl-secret": ns + "/demo-ca-bundle",
 			"proxy-ssl-name": "demo." + ns + ".svc", "proxy-ssl-server-name": "on",
 		} {
 			if got := ing.Annotations["nginx.ingress.kubernetes.io/"+k]; got != v {
 				t.Errorf("Ingress %s: %s = %q, want %q", name, k, got, v)
 			}
 		}
+	}
+
+	// The Secret the Ingress reads holds the CA bundle alone: no peer or
+	// API key, and no tls.crt/tls.key that nginx would present to the pods.
+	bundle := &corev1.Secret{}
+	if err := get(ns, "demo-ca-bundle", bundle); err != nil {
+		t.Fatal(err)
+	}
+	if len(bundle.Data) != 1 || !bytes.Equal(bundle.Data[caCertKey], first[caCertKey]) {
+		t.Errorf("demo-ca-bundle holds %d keys, want ca.crt alone, equal to demo-pod-tls's", len(bundle.Data))
+	}
+	if bundle.Labels[ManagedByLabel] != FieldOwner || !metav1IsControlledBy(bundle, kv) {
+		t.Errorf("demo-ca-bundle: labels %v, owners %v; want the managed-by label and the KVStore as controller", bundle.Labels, bundle.OwnerReferences)
 	}
 
 	template := podTemplate(t, kv)
@@ -259,7 +272,7 @@ func TestTokensWithoutRoll(t *testing.T) {
 // TestCARotationPhases drives the CA of a settled KVStore through its
 // rotation with the reconciler's clock (the manager's reconciler, on the
 // real clock, runs too and must not undo a phase): Adding (both CAs in
-// every ca.crt, leaves still from the old CA), Reissuing (every leaf from the new CA, the old CA
+// every ca.crt, <name>-ca-bundle's too, leaves still from the old CA), Reissuing (every leaf from the new CA, the old CA
 // still trusted) and back to Stable with the old CA dropped, the phase
 // recorded on <name>-ca throughout and the pod template never changed.
 func TestCARotationPhases(t *testing.T) {
@@ -300,6 +313,9 @@ func TestCARotationPhases(t *testing.T) {
 	if count(pod.Data[caCertKey]) != 2 || count(edge.Data[caCertKey]) != 2 {
 		t.Errorf("bundles in Adding hold %d and %d CAs, want 2", count(pod.Data[caCertKey]), count(edge.Data[caCertKey]))
 	}
+	if b := read("demo-ca-bundle"); len(b.Data) != 1 || !bytes.Equal(b.Data[caCertKey], pod.Data[caCertKey]) {
+		t.Errorf("demo-ca-bundle in Adding: %d keys, %d CAs; want ca.crt alone, old + new", len(b.Data), count(b.Data[caCertKey]))
+	}
 	// Six years on the leaves are due anyway, but the old CA still signs.
 	if !signedBy(mustCert(t, oldCA.Data[caCertKey]), pod.Data["demo-0.crt"], pod.Data[corev1.TLSCertKey], edge.Data[corev1.TLSCertKey]) {
 		t.Error("a leaf is from the new CA before the new CA reached the pods")
@@ -336,7 +352,7 @@ func TestCARotationPhases(t *testing.T) {
 		t.Error("after the rotation previous.crt is still there, or the signer changed again")
 	}
 	eventually(t, "bundles with the new CA alone", func() error {
-		for _, name := range []string{"demo-pod-tls", "demo-tls"} {
+		for _, name := range []string{"demo-pod-tls", "demo-tls", "demo-ca-bundle"} {
 			if b := read(name).Data[caCertKey]; !bytes.Equal(b, newCA.Data[caCertKey]) {
 				return fmt.Errorf("%s ca.crt holds %d CAs", name, count(b))
 			}

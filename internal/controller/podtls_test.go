@@ -136,7 +136,7 @@ func TestPodAPITLSSwitch(t *testing.T) {
 				t.Errorf("probe scheme %s, want %s", *c.ReadinessProbe.HTTPGet.Scheme, scheme)
 			}
 			a := ingressAnnotations(kv)
-			if got := a["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS" && a["nginx.ingress.kubernetes.io/proxy-ssl-secret"] == "ns/kv-pod-tls" &&
+			if got := a["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS" && a["nginx.ingress.kubernetes.io/proxy-ssl-secret"] == "ns/kv-ca-bundle" &&
 				a["nginx.ingress.kubernetes.io/proxy-ssl-name"] == "kv.ns.svc" && a["nginx.ingress.kubernetes.io/proxy-ssl-verify"] == "on"; got != tc.tls {
 				t.Errorf("backend HTTPS annotations = %v, want %v: %v", got, tc.tls, a)
 			}

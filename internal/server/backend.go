@@ -43,6 +43,7 @@ func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *met
 	}
 	if c.Enabled {
 		ccfg.PeerListen, ccfg.PeerAdvertise, ccfg.PeerToken = c.PeerListen, c.PeerAdvertise, c.PeerToken
+		ccfg.PeerTokenFile = c.PeerTokenReloadFile()
 		ccfg.Bootstrap, ccfg.Join, ccfg.JoinAsNonvoter = c.BootstrapNode == c.NodeID, c.Join, c.JoinAs == "nonvoter"
 		ccfg.ClusterName, ccfg.PeerTLS = c.Name, cluster.PeerTLS{CertFile: c.PeerTLSCert, KeyFile: c.PeerTLSKey, CAFile: c.PeerTLSCA}
 	} else if err := replayLegacyWAL(st, cfg.DataDir, log); err != nil {

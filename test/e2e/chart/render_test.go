@@ -100,7 +100,7 @@ spec:
 			[]string{"port-forward", "base64"}},
 		{"notes/generated token", []string{"--set", "instance.enabled=true"},
 			[]string{fmt.Sprintf(tokenCmd, "kvstore-auth"), "port-forward svc/kvstore 8080:8080", "https://kvstore.kvstore.svc:8080",
-				`get secret kvstore-pod-tls -o jsonpath='{.data.ca\.crt}'`, "helm test kvstore"},
+				`get secret kvstore-ca-bundle -o jsonpath='{.data.ca\.crt}'`, "helm test kvstore"},
 			[]string{"http://"}},
 		{"notes/ingress with the operator's CA", []string{"--set", "instance.enabled=true", "--set", "instance.name=kv", "--set", "instance.spec.ingress.enabled=true", "--set", "instance.spec.ingress.host=kv.example.com"},
 			[]string{fmt.Sprintf(tokenCmd, "kv-auth"), "port-forward svc/kv 8080:8080", "https://kv.example.com/", `get secret kv-tls -o jsonpath='{.data.ca\.crt}'`},
@@ -110,7 +110,7 @@ spec:
 			[]string{"get secret kv-tls"}},
 		{"notes/pods without API TLS", []string{"--set", "instance.enabled=true", "--set", "instance.spec.tls.pods=Disabled"},
 			[]string{"http://kvstore.kvstore.svc:8080", "http://127.0.0.1:8080/api/v1/status"},
-			[]string{"pod-tls", "https://"}},
+			[]string{"ca-bundle", "https://"}},
 		{"notes/user token", []string{"--set", "instance.enabled=true", "--set", "instance.spec.auth.secretName=my-token"},
 			[]string{fmt.Sprintf(tokenCmd, "my-token"), "from your Secret"},
 			[]string{"kvstore-auth"}},
@@ -163,8 +163,8 @@ func TestTestHookPod(t *testing.T) {
 				t.Errorf("containers %q, want %q", got, tc.containers)
 			}
 			if !strings.Contains(out, "https://") || !strings.Contains(out, ".svc:8080/healthz") ||
-				!strings.Contains(out, "/etc/kvstore-tls/ca.crt") || !strings.Contains(out, "-pod-tls") {
-				t.Errorf("the pod does not probe the client Service's /healthz over HTTPS verified with <name>-pod-tls's ca.crt")
+				!strings.Contains(out, "/etc/kvstore-tls/ca.crt") || !strings.Contains(out, "-ca-bundle") || strings.Contains(out, "-pod-tls") {
+				t.Errorf("the pod does not probe the client Service's /healthz over HTTPS verified with <name>-ca-bundle's ca.crt (and only that)")
 			}
 			if tc.secret != "" {
 				// The token is a file of the auth Secret's volume, passed by
