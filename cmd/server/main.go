@@ -3,6 +3,8 @@
 //
 //	kvstore [serve] [--config FILE] [--listen ADDR] [--debug-listen ADDR] [--data-dir DIR] [--log-level L] [--log-format F]
 //	kvstore restore --from FILE --data-dir DIR [--force]
+//	kvstore restore --from s3://bucket/prefix|file:///path [--backup NAME] [--sha256 HEX] [--s3-...] --data-dir DIR [--force]
+//	kvstore backup --server URL --destination URI [--keep-last N] [--max-age AGE] [--schedule CRON [--suspend] [--metrics-listen ADDR]] [--s3-...]
 //	kvstore healthcheck [--url URL] [--ca-file FILE] [--cert-file FILE --key-file FILE]
 //	kvstore certs --dir DIR [--ca-dir DIR] [--hosts h1,h2,...]
 //	kvstore certs --dir DIR --peer --cluster NAME --node ID [--hosts h1,h2,...]
@@ -21,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"kvstore.dev/kvstore/internal/backup"
+	"kvstore.dev/kvstore/internal/backupcmd"
 	"kvstore.dev/kvstore/internal/certdir"
 	"kvstore.dev/kvstore/internal/certs"
 	"kvstore.dev/kvstore/internal/config"
@@ -53,7 +57,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return server.Run(ctx, cfg, server.NewLogger(cfg.Log, stderr), nil)
 	case "restore":
-		return restore(args, stdout, stderr)
+		return restore(ctx, args, getenv, stdout, stderr)
+	case "backup":
+		return backupcmd.Run(ctx, args, getenv, stderr, nil)
 	case "healthcheck":
 		return healthcheck.Run(ctx, args, stderr)
 	case "certs":
@@ -62,15 +68,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "kvstore", server.Version)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, restore, healthcheck, certs or version)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, restore, backup, healthcheck, certs or version)", cmd)
 }
 
-func restore(args []string, stdout, stderr io.Writer) error {
+func restore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kvstore restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	from := fs.String("from", "", "snapshot `file` taken with GET /api/v1/snapshot")
+	from := fs.String("from", "", "snapshot `file` taken with GET /api/v1/snapshot, or a backup destination URI (s3://bucket/prefix, file:///path)")
+	name := fs.String("backup", "", "with a destination URI: the backup `name` to restore (default: the newest)")
+	sum := fs.String("sha256", "", "with a destination URI: the SHA-256 (hex) the backup must have, besides matching its manifest")
 	dataDir := fs.String("data-dir", "", "data `directory` of the (stopped) server")
 	force := fs.Bool("force", false, "replace an existing database (it is kept as kv.db.pre-restore-<time>); never into a multi-server cluster member")
+	s3 := backupcmd.AddS3Flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,11 +89,31 @@ func restore(args []string, stdout, stderr io.Writer) error {
 	case *dataDir == "":
 		return errors.New("restore: --data-dir is required")
 	}
-	st, err := server.Restore(*from, *dataDir, *force)
+	if !strings.Contains(*from, "://") {
+		if *name != "" || *sum != "" {
+			return errors.New("restore: --backup and --sha256 go with a destination URI in --from")
+		}
+		st, err := server.Restore(*from, *dataDir, *force)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		fmt.Fprintf(stdout, "restored %s into %s: revision %d, %d keys\n", *from, *dataDir, st.Revision, st.Keys)
+		return nil
+	}
+	loc, err := backup.ParseURI(*from)
+	if err != nil {
+		return fmt.Errorf("restore: --from: %w", err)
+	}
+	dest, err := backup.New(loc, s3.Options(getenv))
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	fmt.Fprintf(stdout, "restored %s into %s: revision %d, %d keys\n", *from, *dataDir, st.Revision, st.Keys)
+	m, st, err := server.RestoreBackup(ctx, dest, *name, *sum, *dataDir, *force)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	fmt.Fprintf(stdout, "restored backup %s (sha256 %s, %d bytes) from %s into %s: revision %d, %d keys\n",
+		m.Name, m.SHA256, m.SizeBytes, dest.URI(), *dataDir, st.Revision, st.Keys)
 	return nil
 }
 
