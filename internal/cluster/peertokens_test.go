@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"kvstore.dev/kvstore/internal/testlog"
+	"kvstore.dev/kvstore/test/harness"
 )
 
 // Peer tokens of the rotation tests: A is rotated to B; C is another
@@ -170,4 +172,44 @@ func TestPeerTokenConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cluster.peer_token_file") {
 		t.Errorf("missing file: %v, want an error naming cluster.peer_token_file", err)
 	}
+}
+
+// TestNodeReloadsPeerTokenFile runs a node started with
+// Config.PeerTokenFile through a rotation from its token to B: peers with
+// B are accepted once the file names B, and peers with the old token are
+// refused once it names B alone, without a restart.
+func TestNodeReloadsPeerTokenFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "peer-tokens")
+	write := func(tokens ...string) {
+		t.Helper()
+		tmp := file + ".new"
+		if err := os.WriteFile(tmp, []byte(strings.Join(tokens, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(testToken)
+	n := startNode(t, "n0", t.TempDir(), harness.FreeAddr(t), true, nil, func(c *Config) { c.PeerToken, c.PeerTokenFile = "", file })
+	try := func(tokens ...string) error {
+		conn, err := dial(n.addr, kindHTTP, staticAuth(t, tokens...), 5*time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	if err := try(testToken); err != nil {
+		t.Fatalf("the token of the file at start: %v", err)
+	}
+	write(testToken, tokenB)
+	write(tokenB, testToken)
+	harness.Eventually(t, "a peer with B alone accepted", 10*time.Second, func() error { return try(tokenB) })
+	write(tokenB)
+	harness.Eventually(t, "a peer with the old token refused", 10*time.Second, func() error {
+		if err := try(testToken); !errors.Is(err, errPeerAuth) {
+			return fmt.Errorf("dial with the old token: %v, want errPeerAuth", err)
+		}
+		return nil
+	})
 }

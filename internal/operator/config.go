@@ -54,6 +54,11 @@ type Config struct {
 	MaxConcurrentReconciles int
 	// LogLevel is debug, info or error; LogFormat json or text.
 	LogLevel, LogFormat string
+
+	// skipNameValidation lets a test process start more than one operator
+	// (controller-runtime refuses a second controller named "kvstore" in
+	// one process, for its metrics).
+	skipNameValidation bool
 }
 
 // DefaultImage is the server image the operator uses by default: the image

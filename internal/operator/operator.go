@@ -79,7 +79,7 @@ func NewManager(c Config, rc *rest.Config, log logr.Logger) (manager.Manager, er
 		LeaderElectionID:              "kvstore-operator.kvstore.dev",
 		LeaderElectionNamespace:       c.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
-		Controller:                    config.Controller{MaxConcurrentReconciles: c.MaxConcurrentReconciles},
+		Controller:                    config.Controller{MaxConcurrentReconciles: c.MaxConcurrentReconciles, SkipNameValidation: &c.skipNameValidation},
 		// The operator's own Secrets and ConfigMaps only, in the watched
 		// namespace when there is one.
 		Cache:  controller.CacheOptions(),

@@ -75,6 +75,7 @@ func TestDeployAndRun(t *testing.T) {
 	c.LeaderElectionNamespace = "kvstore-system"
 	c.WatchNamespace = "apps"
 	c.DefaultImage = "kvstore/kvstore:test"
+	c.skipNameValidation = true // the package's other tests run operators too
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
