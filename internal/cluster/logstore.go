@@ -195,7 +195,12 @@ func (l *logStore) setFull(err error) {
 // StoreLogs appends logs. After a failure it reopens the log, so that the
 // next append finds it writable once there is room, and drops anything
 // of logs the reopened log holds (written, but its fsync failed): Raft
-// takes a failed StoreLogs as nothing stored.
+// takes a failed StoreLogs as nothing stored. An append refused with
+// wal.ErrSealed (raft-wal rotates segments in the background, and a
+// rotation that failed, say for want of space to create the next segment,
+// leaves the tail sealed) is tried once more on the reopened log, whose
+// opening made a new tail: its error is then the real one (ENOSPC sets
+// full), or there was room after all.
 func (l *logStore) StoreLogs(logs []*raft.Log) error {
 	w, release, err := l.get()
 	if err != nil {
@@ -212,19 +217,39 @@ func (l *logStore) StoreLogs(logs []*raft.Log) error {
 	if l.closed || l.w != w {
 		return err
 	}
+	for retried := false; ; retried = true {
+		if err := l.reopenAfterLocked(err, logs[0].Index); err != nil {
+			return err
+		}
+		if retried || !errors.Is(err, wal.ErrSealed) {
+			return err
+		}
+		if err = l.w.StoreLogs(logs); err == nil {
+			l.setFull(nil)
+			return nil
+		}
+		l.setFull(err)
+	}
+}
+
+// reopenAfterLocked closes and reopens the log after the append of entries
+// from index first failed with failed, and drops what of them the reopened
+// log holds. It returns an error only when that does not work (the log
+// stays closed, and the next call reopens it). l.mu is held.
+func (l *logStore) reopenAfterLocked(failed error, first uint64) error {
 	if cerr := l.closeLocked(); cerr != nil {
 		l.logger.Warn("close the raft log after a failed append", "error", cerr)
 	}
 	if oerr := l.openLocked(); oerr != nil {
-		l.setFull(errors.Join(err, oerr))
-		return fmt.Errorf("%w (reopening the log: %v)", err, oerr)
+		l.setFull(errors.Join(failed, oerr))
+		return fmt.Errorf("%w (reopening the log: %v)", failed, oerr)
 	}
-	if last, lerr := l.w.LastIndex(); lerr == nil && last >= logs[0].Index {
-		if derr := l.w.DeleteRange(logs[0].Index, last); derr != nil {
-			return errors.Join(err, fmt.Errorf("drop the entries of a failed append: %w", derr))
+	if last, lerr := l.w.LastIndex(); lerr == nil && last >= first {
+		if derr := l.w.DeleteRange(first, last); derr != nil {
+			return errors.Join(failed, fmt.Errorf("drop the entries of a failed append: %w", derr))
 		}
 	}
-	return err
+	return nil
 }
 
 func (l *logStore) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
