@@ -44,6 +44,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	sched, _ := cronParser.Parse(cfg.Schedule) // Validate parsed it
 	log.InfoContext(ctx, "backup schedule", "schedule", cfg.Schedule, "destination", r.Dest.URI(),
 		"retention", r.Retention.String(), "suspend", cfg.Suspend)
+	r.LoadLast(ctx) // before /metrics answers
 	if cfg.MetricsListen != "" {
 		stop, err := serveMetrics(cfg.MetricsListen, r.Metrics, log, ready)
 		if err != nil {

@@ -31,6 +31,8 @@ type Runner struct {
 	// seams.
 	Now   func() time.Time
 	After func(time.Duration) <-chan time.Time
+
+	loaded bool // LoadLast ran
 }
 
 func (r *Runner) now() time.Time {
@@ -88,6 +90,19 @@ func (r *Runner) take(ctx context.Context) (backup.Manifest, error) {
 	return backup.Write(ctx, r.Dest, body, info)
 }
 
+// LoadLast sets the last-success metrics from the destination's newest
+// backup (a failure to list is logged at warn). Schedule calls it unless
+// it ran already.
+func (r *Runner) LoadLast(ctx context.Context) {
+	r.loaded = true
+	if m, err := backup.Latest(ctx, r.Dest); err == nil {
+		r.Metrics.LastSuccess.Set(float64(m.CompletedAt.Unix()))
+		r.Metrics.LastSize.Set(float64(m.SizeBytes))
+	} else {
+		r.Log.WarnContext(ctx, "no previous backup found", "destination", r.Dest.URI(), "err", err)
+	}
+}
+
 // Schedule takes a backup at every time sched names, until ctx is done
 // (then it returns nil). Suspended, it takes none but keeps running. It
 // first sets the last-success metrics from the destination's newest
@@ -98,11 +113,8 @@ func (r *Runner) Schedule(ctx context.Context, sched cron.Schedule, suspend bool
 	if after == nil {
 		after = time.After
 	}
-	if m, err := backup.Latest(ctx, r.Dest); err == nil {
-		r.Metrics.LastSuccess.Set(float64(m.CompletedAt.Unix()))
-		r.Metrics.LastSize.Set(float64(m.SizeBytes))
-	} else {
-		r.Log.WarnContext(ctx, "no previous backup found", "destination", r.Dest.URI(), "err", err)
+	if !r.loaded {
+		r.LoadLast(ctx)
 	}
 	if suspend {
 		r.Metrics.Suspended.Set(1)

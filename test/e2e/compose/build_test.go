@@ -30,7 +30,7 @@ func TestServerImageBuildsFromRepository(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &file); err != nil {
 		t.Fatalf("compose.yaml: %v", err)
 	}
-	for _, name := range []string{"certs", "app"} {
+	for _, name := range []string{"certs", "app", "backup"} {
 		svc, ok := file.Services[name]
 		if !ok {
 			t.Fatalf("service %q missing", name)
