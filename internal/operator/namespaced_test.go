@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,8 +212,8 @@ func TestNamespacedOverlayRuns(t *testing.T) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() { done <- Run(runCtx, c, Logger(c, &lockedWriter{w: &logs})) }()
+	logs := &lockedWriter{w: new(bytes.Buffer)}
+	go func() { done <- Run(runCtx, c, Logger(c, logs)) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -259,10 +258,17 @@ func TestNamespacedOverlayRuns(t *testing.T) {
 	}
 }
 
-// lockedWriter is an io.Writer safe for the operator's concurrent logs.
+// lockedWriter is a buffer safe for the operator's concurrent logs and a
+// reader while the operator still runs.
 type lockedWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {

@@ -102,6 +102,9 @@ func StartS3(t testing.TB, identities ...S3Identity) *S3Server {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(ArtifactsDir(t), fileName(t.Name())+"-weed.log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
