@@ -118,10 +118,10 @@ const (
 	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
 )
 
-// DefaultReadyGrace is Config.ReadyGrace's default: ten elections' worth
-// of the default timeouts, and two periods of the operator's readiness
-// probe (5 s), so that a rolling update's elections never make a second
-// pod unready.
+// DefaultReadyGrace is Config.ReadyGrace's default: several elections at
+// the default timeouts (one takes 0.5–2 s), and two periods of the
+// operator's readiness probe (5 s), so that an election during a rolling
+// update does not make a second pod unready.
 const DefaultReadyGrace = 10 * time.Second
 
 func (c *Config) defaults() {
