@@ -103,15 +103,16 @@ test-deps: ## Install what the tests need: Debian's chromium; kube-apiserver, et
 	hack/install-weed.sh >/dev/null
 
 .PHONY: test
-test: lint test-deps verify-generated build build-operator ## Install what the tests need, build the binaries once, then run every test (unit, envtest, test/e2e, fuzz seeds).
+test: lint test-deps verify-generated build build-operator ## Install what the tests need, build the binaries once, then run every test (unit, envtest, test/e2e, fuzz seeds), then the suites on the local Kubernetes (test-kube).
 	KVSTORE_SERVER_BIN=$(BIN)/kvstore KVSTORE_OPERATOR_BIN=$(BIN)/kvstore-operator KVSTORE_KVCTL_BIN=$(BIN)/kvctl \
 	KUBEBUILDER_ASSETS="$$(hack/envtest-bins.sh)" HELM="$$(hack/install-helm.sh)" KVSTORE_WEED_BIN="$$(hack/install-weed.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) \
 	$(GO) test -race -count=1 -timeout 30m ./...
 	cd bench && $(GO) test -count=1 ./...
 	cd hack/envtest && KUBEBUILDER_ASSETS="$$(../envtest-bins.sh)" $(GO) test -count=1 .
+	$(MAKE) --no-print-directory test-kube
 
 .PHONY: test-kube
-test-kube: test-deps ## The suites on the local Kubernetes (test/e2e/kube, test/e2e/ingress; build tag kube): builds the cluster's programs and images, brings it up, runs them. Not yet part of make test (docs/e2e.md).
+test-kube: test-deps ## The suites on the local Kubernetes (test/e2e/kube, test/e2e/ingress; build tag kube): builds the cluster's programs and images, brings it up, runs them; the last step of make test (docs/e2e.md).
 	hack/kube/bins.sh >/dev/null
 	hack/kube/images.sh >/dev/null
 	HELM="$$(hack/install-helm.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) \
