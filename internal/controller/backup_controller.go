@@ -96,6 +96,15 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	if !b.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, nil
 	}
+	if b.Status.Phase == kvv1.BackupRunning {
+		// The cache may not have seen this controller's own outcome yet
+		// (the reconcile the Running patch queued runs right after the
+		// backup finished): only the API server's copy says whether the
+		// backup really was left Running.
+		if err := r.apiReader().Get(ctx, req.NamespacedName, b); err != nil {
+			return reconcile.Result{}, client.IgnoreNotFound(err)
+		}
+	}
 	var kv *kvv1.KVStore
 	if b.Status.Phase != kvv1.BackupSucceeded && b.Status.Phase != kvv1.BackupFailed {
 		kv = &kvv1.KVStore{}
@@ -121,6 +130,9 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	b.Status.Phase, b.Status.StartTime, b.Status.Message = kvv1.BackupRunning, &start, ""
 	b.Status.Attempts++
 	if err := r.Client.Status().Patch(ctx, b, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) {
+			return reconcile.Result{RequeueAfter: time.Second}, nil // a stale read: look again
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	m, uri, source, err := r.take(ctx, kv, p.destination)

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 	"kvstore.dev/kvstore/internal/backup"
@@ -36,7 +37,7 @@ func backupURL(kv *kvv1.KVStore, pod string) string {
 	return "http://127.0.0.1:1"
 }
 
-func backupServiceURL(kv *kvv1.KVStore) string          { return backupURL(kv, "") }
+func backupServiceURL(kv *kvv1.KVStore) string         { return backupURL(kv, "") }
 func backupPodURL(kv *kvv1.KVStore, pod string) string { return backupURL(kv, pod) }
 
 func TestPlanBackup(t *testing.T) {
@@ -101,7 +102,7 @@ func TestPickSnapshotMember(t *testing.T) {
 			node("a", wire.StateLeader, 1000, 1000), node("b", wire.StateFollower, 500, 500), {ID: "c", Error: "timeout"}}}, "a"},
 		"a candidate is no follower": {wire.ClusterStatus{LeaderID: "a", Members: []wire.Member{
 			node("a", wire.StateLeader, 10, 10), node("b", wire.StateCandidate, 10, 10)}}, "a"},
-		"single node": {wire.ClusterStatus{LeaderID: "a", Members: []wire.Member{node("a", wire.StateLeader, 3, 3)}}, "a"},
+		"single node":            {wire.ClusterStatus{LeaderID: "a", Members: []wire.Member{node("a", wire.StateLeader, 3, 3)}}, "a"},
 		"leader unknown: nobody": {wire.ClusterStatus{Members: []wire.Member{node("b", wire.StateFollower, 3, 3)}}, ""},
 	}
 	for name, tc := range cases {
@@ -313,4 +314,74 @@ func waitBackup(t *testing.T, ns, name string) *kvv1.KVStoreBackup {
 		return nil
 	})
 	return b
+}
+
+// TestDesiredStatusKeepsBackupStatus: the KVStore reconciler writes the
+// whole status; it must keep what the backup controller recorded.
+func TestDesiredStatusKeepsBackupStatus(t *testing.T) {
+	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	kv := newKV(nil)
+	done := metav1.NewTime(now)
+	kv.Status.LastBackup = &kvv1.LastBackupStatus{Name: "b1", CompletionTime: &done, SHA256: "ab"}
+	kv.Status.Conditions = []metav1.Condition{{Type: kvv1.ConditionLastBackupSucceeded, Status: metav1.ConditionFalse, Reason: ReasonBackupFailed, Message: "m"}}
+	st := desiredStatus(kv, statusInputs{names: namesFor(kv), now: now.Add(time.Minute), endpoint: "e"})
+	if st.LastBackup == nil || st.LastBackup.Name != "b1" {
+		t.Errorf("lastBackup %+v", st.LastBackup)
+	}
+	if c := meta.FindStatusCondition(st.Conditions, kvv1.ConditionLastBackupSucceeded); c == nil || c.Status != metav1.ConditionFalse || c.Message != "m" {
+		t.Errorf("condition %+v", c)
+	}
+}
+
+// TestBackupFailsWithoutRunning: a backup that cannot be taken, and one
+// the operator left Running, end Failed with a message saying why.
+func TestBackupFailsWithoutRunning(t *testing.T) {
+	ns := newNamespace(t)
+	kv := &kvv1.KVStore{ObjectMeta: metav1.ObjectMeta{Name: "nodest", Namespace: ns}}
+	kv.Spec.TLS.Pods = "Disabled"
+	create(t, kv)
+	b := &kvv1.KVStoreBackup{ObjectMeta: metav1.ObjectMeta{Name: "nodest", Namespace: ns}, Spec: kvv1.KVStoreBackupSpec{KVStoreName: kv.Name}}
+	if err := k8s.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	b = waitBackup(t, ns, b.Name)
+	if b.Status.Phase != kvv1.BackupFailed || !strings.Contains(b.Status.Message, "spec.backup.destination") || b.Status.Attempts != 0 {
+		t.Errorf("no destination: %+v", b.Status)
+	}
+	eventually(t, "the KVStore's condition False", func() error {
+		k := &kvv1.KVStore{}
+		if err := get(ns, kv.Name, k); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(k.Status.Conditions, kvv1.ConditionLastBackupSucceeded); c == nil || c.Status != metav1.ConditionFalse {
+			return fmt.Errorf("condition %+v", c)
+		}
+		return nil
+	})
+
+	// Left Running (as an operator that stopped mid-stream leaves it):
+	// Failed, whatever else is wrong. Its KVStore does not exist, so it
+	// first fails for that; then the test sets it back to Running.
+	left := &kvv1.KVStoreBackup{ObjectMeta: metav1.ObjectMeta{Name: "left", Namespace: ns}, Spec: kvv1.KVStoreBackupSpec{KVStoreName: "gone"}}
+	if err := k8s.Create(ctx, left); err != nil {
+		t.Fatal(err)
+	}
+	left = waitBackup(t, ns, left.Name)
+	if left.Status.Phase != kvv1.BackupFailed || !strings.Contains(left.Status.Message, "spec.kvstoreName") {
+		t.Errorf("no KVStore: %+v", left.Status)
+	}
+	base := left.DeepCopy()
+	left.Status.Phase = kvv1.BackupRunning
+	if err := k8s.Status().Patch(ctx, left, client.MergeFrom(base)); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, "the backup left Running fails", 20*time.Second, func() error {
+		if err := get(ns, left.Name, left); err != nil {
+			return err
+		}
+		if left.Status.Phase != kvv1.BackupFailed || !strings.Contains(left.Status.Message, "stopped") {
+			return fmt.Errorf("status %+v", left.Status)
+		}
+		return nil
+	})
 }
