@@ -90,6 +90,10 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "setup backups:", err)
 		return 1
 	}
+	if err := (&BackupScheduler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(FieldOwner)}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, "setup backup schedule:", err)
+		return 1
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)

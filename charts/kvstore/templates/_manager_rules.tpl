@@ -53,6 +53,7 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   resources:
   - kvstorebackups
   verbs:
+  - create
   - get
   - list
   - patch
