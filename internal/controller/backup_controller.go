@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -243,10 +244,14 @@ func (r *BackupReconciler) finish(ctx context.Context, b *kvv1.KVStoreBackup, kv
 		return fmt.Errorf("update backup status: %w", err)
 	}
 	ok := st.Phase == kvv1.BackupSucceeded
+	var related runtime.Object // untyped nil when there is no KVStore
+	if kv != nil {
+		related = kv
+	}
 	if ok {
-		r.Recorder.Eventf(b, kv, corev1.EventTypeNormal, ReasonBackupSucceeded, "Backup", "wrote %s (revision %d, %d bytes) from %s", st.DestinationURI, st.Revision, st.SizeBytes, st.Source)
+		r.Recorder.Eventf(b, related, corev1.EventTypeNormal, ReasonBackupSucceeded, "Backup", "wrote %s (revision %d, %d bytes) from %s", st.DestinationURI, st.Revision, st.SizeBytes, st.Source)
 	} else {
-		r.Recorder.Eventf(b, kv, corev1.EventTypeWarning, ReasonBackupFailed, "Backup", "%s", st.Message)
+		r.Recorder.Eventf(b, related, corev1.EventTypeWarning, ReasonBackupFailed, "Backup", "%s", st.Message)
 	}
 	ns, name := b.Namespace, b.Spec.KVStoreName
 	when := float64(r.now().Unix())

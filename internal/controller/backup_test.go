@@ -14,6 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -256,6 +257,7 @@ func TestBackupToS3(t *testing.T) {
 		if v := testutil.ToFloat64(backupLastSuccess.WithLabelValues(ns, kv.Name)); v < float64(b.Status.CompletionTime.Unix()-1) {
 			t.Errorf("last success metric %v", v)
 		}
+		waitEvent(t, ns, b.Name, corev1.EventTypeNormal, ReasonBackupSucceeded)
 		if v := testutil.ToFloat64(backupSuccesses.WithLabelValues(ns, kv.Name)); v != 1 {
 			t.Errorf("successes %v", v)
 		}
@@ -291,6 +293,7 @@ func TestBackupToS3(t *testing.T) {
 			}
 			return nil
 		})
+		waitEvent(t, ns, b.Name, corev1.EventTypeWarning, ReasonBackupFailed)
 		if v := testutil.ToFloat64(backupFailures.WithLabelValues(ns, kv.Name)); v != 1 {
 			t.Errorf("failures %v", v)
 		}
@@ -383,5 +386,23 @@ func TestBackupFailsWithoutRunning(t *testing.T) {
 			return fmt.Errorf("status %+v", left.Status)
 		}
 		return nil
+	})
+}
+
+// waitEvent waits for an event of type and reason regarding the
+// KVStoreBackup name.
+func waitEvent(t *testing.T, ns, name, typ, reason string) {
+	t.Helper()
+	eventually(t, reason+" event on "+name, func() error {
+		list := &eventsv1.EventList{}
+		if err := k8s.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Kind == "KVStoreBackup" && e.Regarding.Name == name && e.Type == typ && e.Reason == reason {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d events, none %s %s", len(list.Items), typ, reason)
 	})
 }
