@@ -58,6 +58,9 @@ func desiredStatus(kv *kvv1.KVStore, in statusInputs) kvv1.KVStoreStatus {
 		Conditions:         append([]metav1.Condition(nil), kv.Status.Conditions...),
 		Leader:             kv.Status.Leader,
 		Members:            kv.Status.Members,
+		// The backup controller's: kept as they are (its condition,
+		// LastBackupSucceeded, is kept with the others above).
+		LastBackup: kv.Status.LastBackup,
 	}
 	if in.view != nil {
 		st.Leader, st.Members = memberStatus(kv, in.view)

@@ -84,6 +84,16 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "setup:", err)
 		return 1
 	}
+	br := &BackupReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(FieldOwner),
+		Source: &HTTPSnapshotSource{Options: testOpts, ServiceURL: backupServiceURL, PodURL: backupPodURL}}
+	if err := br.SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, "setup backups:", err)
+		return 1
+	}
+	if err := (&BackupScheduler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(FieldOwner)}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, "setup backup schedule:", err)
+		return 1
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)

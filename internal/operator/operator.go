@@ -105,6 +105,19 @@ func NewManager(c Config, rc *rest.Config, log logr.Logger) (manager.Manager, er
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	br := &controller.BackupReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder(controller.FieldOwner),
+		Source:    &controller.HTTPSnapshotSource{Options: build},
+	}
+	if err := br.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	sched := &controller.BackupScheduler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(controller.FieldOwner)}
+	if err := sched.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}

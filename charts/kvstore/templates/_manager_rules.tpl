@@ -51,8 +51,26 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
 - apiGroups:
   - kvstore.dev
   resources:
+  - kvstorebackups
+  verbs:
+  - create
+  - get
+  - list
+  - patch
+  - watch
+- apiGroups:
+  - kvstore.dev
+  resources:
+  - kvstorebackups/status
+  - kvstores/status
+  verbs:
+  - patch
+- apiGroups:
+  - kvstore.dev
+  resources:
   - kvstores
   verbs:
+  - get
   - list
   - watch
 - apiGroups:
@@ -61,12 +79,6 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - kvstores/finalizers
   verbs:
   - update
-- apiGroups:
-  - kvstore.dev
-  resources:
-  - kvstores/status
-  verbs:
-  - patch
 - apiGroups:
   - monitoring.coreos.com
   resources:

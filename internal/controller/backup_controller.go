@@ -1,0 +1,358 @@
+package controller
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kvv1 "kvstore.dev/kvstore/api/v1"
+	kvclient "kvstore.dev/kvstore/client"
+	"kvstore.dev/kvstore/internal/backup"
+	"kvstore.dev/kvstore/internal/backupcmd"
+)
+
+// Backup metrics, on the operator's registry.
+var (
+	backupLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kvstore_backup_last_success_timestamp_seconds",
+		Help: "When the KVStore's last successful backup completed (Unix time).",
+	}, []string{"namespace", "kvstore"})
+	backupLastFailure = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kvstore_backup_last_failure_timestamp_seconds",
+		Help: "When the KVStore's last failed backup failed (Unix time).",
+	}, []string{"namespace", "kvstore"})
+	backupSuccesses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kvstore_backup_successes_total",
+		Help: "Backups of the KVStore that succeeded.",
+	}, []string{"namespace", "kvstore"})
+	backupFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kvstore_backup_failures_total",
+		Help: "Backups of the KVStore that failed.",
+	}, []string{"namespace", "kvstore"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(backupLastSuccess, backupLastFailure, backupSuccesses, backupFailures)
+}
+
+// DefaultBackupTimeout bounds one backup when spec.backup.timeout is unset.
+const DefaultBackupTimeout = time.Hour
+
+// SnapshotSource streams a snapshot of a KVStore's data from one of its
+// servers. It is a BackupReconciler field so tests can point it at server
+// processes standing in for pods.
+type SnapshotSource interface {
+	// Snapshot opens a snapshot stream; source names the server (pod) it
+	// comes from. The caller reads the body to its end and closes it.
+	Snapshot(ctx context.Context, kv *kvv1.KVStore, access ServerAccess) (body io.ReadCloser, info backup.Info, source string, err error)
+}
+
+// BackupReconciler runs KVStoreBackups: each is taken once, streamed from
+// a caught-up server straight into its destination, and its outcome
+// recorded on it and on its KVStore's status.
+type BackupReconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads Secrets, which the cache does not all hold; nil:
+	// Client.
+	APIReader client.Reader
+	// Recorder records events on KVStoreBackups and KVStores.
+	Recorder events.EventRecorder
+	// Source takes the snapshots.
+	Source SnapshotSource
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups/status,verbs=patch
+// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstores,verbs=get
+
+// Reconcile runs one KVStoreBackup: observe (the backup, its KVStore),
+// plan (planBackup), act (mark Running, stream, record the outcome).
+func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	b := &kvv1.KVStoreBackup{}
+	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !b.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil
+	}
+	if b.Status.Phase == kvv1.BackupRunning {
+		// The cache may not have seen this controller's own outcome yet
+		// (the reconcile the Running patch queued runs right after the
+		// backup finished): only the API server's copy says whether the
+		// backup really was left Running.
+		if err := r.apiReader().Get(ctx, req.NamespacedName, b); err != nil {
+			return reconcile.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	var kv *kvv1.KVStore
+	if b.Status.Phase != kvv1.BackupSucceeded && b.Status.Phase != kvv1.BackupFailed {
+		kv = &kvv1.KVStore{}
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.KVStoreName}, kv); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return reconcile.Result{}, err
+			}
+			kv = nil
+		}
+	}
+	p := planBackup(b, kv)
+	switch p.step {
+	case backupDone:
+		return reconcile.Result{}, nil
+	case backupFail, backupInterrupted:
+		return reconcile.Result{}, r.finish(ctx, b, kv, failedStatus(b.Status, p.message, r.now()))
+	}
+
+	// Running: written with the resourceVersion read, so that two operators
+	// (or two reconciles) never both take the backup.
+	base := b.DeepCopy()
+	start := metav1.NewTime(r.now().UTC().Truncate(time.Second))
+	b.Status.Phase, b.Status.StartTime, b.Status.Message = kvv1.BackupRunning, &start, ""
+	b.Status.Attempts++
+	if err := r.Client.Status().Patch(ctx, b, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) {
+			return reconcile.Result{RequeueAfter: time.Second}, nil // a stale read: look again
+		}
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	m, uri, source, err := r.take(ctx, kv, p.destination)
+	if err != nil {
+		return reconcile.Result{}, r.finish(ctx, b, kv, failedStatus(b.Status, err.Error(), r.now()))
+	}
+	return reconcile.Result{}, r.finish(ctx, b, kv, succeededStatus(b.Status, m, uri, source, r.now()))
+}
+
+// take streams one snapshot of kv into d.
+func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.BackupDestination) (backup.Manifest, string, string, error) {
+	timeout := DefaultBackupTimeout
+	if kv.Spec.Backup != nil && kv.Spec.Backup.Timeout != nil && kv.Spec.Backup.Timeout.Duration > 0 {
+		timeout = kv.Spec.Backup.Timeout.Duration
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	dest, cleanup, err := r.destination(ctx, kv.Namespace, d.S3)
+	if err != nil {
+		return backup.Manifest{}, "", "", err
+	}
+	defer cleanup()
+	access, err := r.access(ctx, kv)
+	if err != nil {
+		return backup.Manifest{}, "", "", err
+	}
+	body, info, source, err := r.Source.Snapshot(ctx, kv, access)
+	if err != nil {
+		return backup.Manifest{}, "", "", fmt.Errorf("snapshot: %w", err)
+	}
+	defer body.Close()
+	info.Now = r.Now
+	m, err := backup.Write(ctx, dest, body, info)
+	if err != nil {
+		return backup.Manifest{}, "", "", err // it names the destination and the S3 error
+	}
+	return m, strings.TrimSuffix(dest.URI(), "/") + "/" + m.Object, source, nil
+}
+
+// destination builds the S3 destination d with its Secrets; cleanup
+// removes the CA file it wrote.
+func (r *BackupReconciler) destination(ctx context.Context, ns string, d *kvv1.S3Destination) (backup.Destination, func(), error) {
+	nop := func() {}
+	creds := &corev1.Secret{}
+	if err := r.apiReader().Get(ctx, types.NamespacedName{Namespace: ns, Name: d.CredentialsSecret}, creds); err != nil {
+		return nil, nop, fmt.Errorf("credentials secret %s: %w", d.CredentialsSecret, err)
+	}
+	caFile := ""
+	cleanup := nop
+	if d.CA != nil {
+		s := &corev1.Secret{}
+		if err := r.apiReader().Get(ctx, types.NamespacedName{Namespace: ns, Name: d.CA.Name}, s); err != nil {
+			return nil, nop, fmt.Errorf("CA secret %s: %w", d.CA.Name, err)
+		}
+		pem, ok := s.Data[d.CA.Key]
+		if !ok {
+			return nil, nop, fmt.Errorf("CA secret %s has no key %s", d.CA.Name, d.CA.Key)
+		}
+		f, err := os.CreateTemp("", "kvstore-backup-ca-*.pem")
+		if err != nil {
+			return nil, nop, err
+		}
+		caFile, cleanup = f.Name(), func() { _ = os.Remove(f.Name()) }
+		_, werr := f.Write(pem)
+		if err := errors.Join(werr, f.Close()); err != nil {
+			cleanup()
+			return nil, nop, err
+		}
+	}
+	opts, err := s3Options(d, creds.Data, caFile)
+	if err != nil {
+		cleanup()
+		return nil, nop, err
+	}
+	dest, err := backup.NewS3(d.Bucket, d.Prefix, opts)
+	if err != nil {
+		cleanup()
+		return nil, nop, err
+	}
+	return dest, cleanup, nil
+}
+
+// access reads the admin token and the pods' CA bundle, as the KVStore
+// reconciler observes them.
+func (r *BackupReconciler) access(ctx context.Context, kv *kvv1.KVStore) (ServerAccess, error) {
+	n := namesFor(kv)
+	auth := &corev1.Secret{}
+	if err := r.apiReader().Get(ctx, types.NamespacedName{Namespace: kv.Namespace, Name: n.auth}, auth); err != nil {
+		return ServerAccess{}, fmt.Errorf("admin token secret %s: %w", n.auth, err)
+	}
+	a := ServerAccess{Token: string(auth.Data[AuthTokenKey])}
+	if podAPITLS(kv) {
+		s := &corev1.Secret{}
+		if err := r.apiReader().Get(ctx, types.NamespacedName{Namespace: kv.Namespace, Name: n.podTLS}, s); err != nil {
+			return ServerAccess{}, fmt.Errorf("pods' CA secret %s: %w", n.podTLS, err)
+		}
+		a.CABundle = s.Data[caCertKey]
+	}
+	return a, nil
+}
+
+// finish records st on b, then on b's KVStore (when it exists), emits the
+// event and updates the metrics.
+func (r *BackupReconciler) finish(ctx context.Context, b *kvv1.KVStoreBackup, kv *kvv1.KVStore, st kvv1.KVStoreBackupStatus) error {
+	base := b.DeepCopy()
+	b.Status = st
+	if err := r.Client.Status().Patch(ctx, b, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("update backup status: %w", err)
+	}
+	ok := st.Phase == kvv1.BackupSucceeded
+	var related runtime.Object // untyped nil when there is no KVStore
+	if kv != nil {
+		related = kv
+	}
+	if ok {
+		r.Recorder.Eventf(b, related, corev1.EventTypeNormal, ReasonBackupSucceeded, "Backup", "wrote %s (revision %d, %d bytes) from %s", st.DestinationURI, st.Revision, st.SizeBytes, st.Source)
+	} else {
+		r.Recorder.Eventf(b, related, corev1.EventTypeWarning, ReasonBackupFailed, "Backup", "%s", st.Message)
+	}
+	ns, name := b.Namespace, b.Spec.KVStoreName
+	when := float64(r.now().Unix())
+	if ok {
+		backupLastSuccess.WithLabelValues(ns, name).Set(when)
+		backupSuccesses.WithLabelValues(ns, name).Inc()
+	} else {
+		backupLastFailure.WithLabelValues(ns, name).Set(when)
+		backupFailures.WithLabelValues(ns, name).Inc()
+	}
+	if kv == nil {
+		return nil
+	}
+	// The KVStore's status has another writer (the KVStore reconciler,
+	// which keeps lastBackup and this condition): patch with the
+	// resourceVersion read, and on a conflict read again and retry.
+	for attempt := 0; ; attempt++ {
+		fresh := &kvv1.KVStore{}
+		if err := r.apiReader().Get(ctx, types.NamespacedName{Namespace: kv.Namespace, Name: kv.Name}, fresh); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		base := fresh.DeepCopy()
+		fresh.Status = kvStatusAfterBackup(fresh.Status, fresh, b, r.now())
+		err := r.Client.Status().Patch(ctx, fresh, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if err == nil || !apierrors.IsConflict(err) || attempt >= 4 {
+			if err != nil {
+				return fmt.Errorf("update KVStore status: %w", err)
+			}
+			return nil
+		}
+	}
+}
+
+func (r *BackupReconciler) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
+func (r *BackupReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// SetupWithManager registers the controller: it watches KVStoreBackups.
+func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("kvstorebackup").
+		For(&kvv1.KVStoreBackup{}).
+		Complete(r)
+}
+
+// HTTPSnapshotSource is the SnapshotSource of a real cluster: it asks the
+// client Service for the cluster's status, picks a caught-up follower
+// (else the leader, pickSnapshotMember) and streams GET /api/v1/snapshot
+// from that pod, over HTTPS verified as HTTPClusterClient verifies.
+type HTTPSnapshotSource struct {
+	Options BuildOptions
+	// ServiceURL and PodURL override the client Service's and a pod's
+	// URL (tests).
+	ServiceURL func(kv *kvv1.KVStore) string
+	PodURL     func(kv *kvv1.KVStore, pod string) string
+}
+
+// Snapshot implements SnapshotSource.
+func (s *HTTPSnapshotSource) Snapshot(ctx context.Context, kv *kvv1.KVStore, a ServerAccess) (io.ReadCloser, backup.Info, string, error) {
+	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true, ResponseHeaderTimeout: time.Minute}
+	if podAPITLS(kv) {
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(a.CABundle) {
+			return nil, backup.Info{}, "", fmt.Errorf("reach %s/%s: no CA certificate in the pods' bundle", kv.Namespace, kv.Name)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, ServerName: apiServerName(kv), MinVersion: tls.VersionTLS12}
+	}
+	hc := &http.Client{Transport: tr}
+	svc := fmt.Sprintf("%s://%s.%s.svc.%s:%d", apiScheme(kv), kv.Name, kv.Namespace, clusterDomain(s.Options), httpPort)
+	if s.ServiceURL != nil {
+		svc = s.ServiceURL(kv)
+	}
+	sctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
+	view, err := kvclient.New(svc, kvclient.WithToken(a.Token), kvclient.WithHTTPClient(hc)).ClusterStatus(sctx)
+	cancel()
+	if err != nil {
+		return nil, backup.Info{}, "", fmt.Errorf("cluster status: %w", err)
+	}
+	pod := pickSnapshotMember(view)
+	if pod == "" {
+		return nil, backup.Info{}, "", errors.New("no leader and no caught-up follower to take the snapshot from")
+	}
+	url := fmt.Sprintf("%s://%s.%s.%s.svc.%s:%d", apiScheme(kv), pod, namesFor(kv).peers, kv.Namespace, clusterDomain(s.Options), httpPort)
+	if s.PodURL != nil {
+		url = s.PodURL(kv, pod)
+	}
+	src := &backupcmd.Source{URL: url, Token: func() (string, error) { return a.Token, nil }, Client: hc, MaxBusyRetries: 3}
+	body, info, err := src.Snapshot(ctx)
+	if err != nil {
+		return nil, backup.Info{}, "", err
+	}
+	info.Source = pod
+	return body, info, pod, nil
+}
