@@ -45,6 +45,9 @@ type S3Options struct {
 	// CAFile is a PEM bundle of CAs trusted for the endpoint, in
 	// addition to the system's.
 	CAFile string `json:"ca_file,omitempty"`
+	// CAPEM is a PEM bundle trusted in addition, given in memory (the
+	// operator's, read from a Secret: its root filesystem is read-only).
+	CAPEM []byte `json:"-"`
 	// AccessKeyFile and SecretKeyFile hold the credentials (a trailing
 	// newline is ignored); when empty, AWS_ACCESS_KEY_ID and
 	// AWS_SECRET_ACCESS_KEY are used (and AWS_SESSION_TOKEN if set).
@@ -115,7 +118,7 @@ func NewS3(bucket, prefix string, opts S3Options) (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr, err := s3Transport(secure, opts.CAFile)
+	tr, err := s3Transport(secure, opts.CAFile, opts.CAPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +178,7 @@ func readSecret(what, file string) (string, error) {
 	return s, nil
 }
 
-func s3Transport(secure bool, caFile string) (*http.Transport, error) {
+func s3Transport(secure bool, caFile string, caPEM []byte) (*http.Transport, error) {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -190,20 +193,26 @@ func s3Transport(secure bool, caFile string) (*http.Transport, error) {
 		return tr, nil
 	}
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" && len(caPEM) == 0 {
+		return tr, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("s3 ca_file: %w", err)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("s3 ca_file: %s holds no PEM certificate", caFile)
 		}
-		tr.TLSClientConfig.RootCAs = pool
 	}
+	if len(caPEM) > 0 && !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("s3 ca: the bundle holds no PEM certificate")
+	}
+	tr.TLSClientConfig.RootCAs = pool
 	return tr, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -151,11 +150,10 @@ func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.B
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	dest, cleanup, err := r.destination(ctx, kv.Namespace, d.S3)
+	dest, err := r.destination(ctx, kv.Namespace, d.S3)
 	if err != nil {
 		return backup.Manifest{}, "", "", err
 	}
-	defer cleanup()
 	access, err := r.access(ctx, kv)
 	if err != nil {
 		return backup.Manifest{}, "", "", err
@@ -173,47 +171,34 @@ func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.B
 	return m, strings.TrimSuffix(dest.URI(), "/") + "/" + m.Object, source, nil
 }
 
-// destination builds the S3 destination d with its Secrets; cleanup
-// removes the CA file it wrote.
-func (r *BackupReconciler) destination(ctx context.Context, ns string, d *kvv1.S3Destination) (backup.Destination, func(), error) {
-	nop := func() {}
+// destination builds the S3 destination d with its Secrets. The CA bundle
+// stays in memory: the operator's root filesystem is read-only.
+func (r *BackupReconciler) destination(ctx context.Context, ns string, d *kvv1.S3Destination) (backup.Destination, error) {
 	creds := &corev1.Secret{}
 	if err := r.apiReader().Get(ctx, types.NamespacedName{Namespace: ns, Name: d.CredentialsSecret}, creds); err != nil {
-		return nil, nop, fmt.Errorf("credentials secret %s: %w", d.CredentialsSecret, err)
+		return nil, fmt.Errorf("credentials secret %s: %w", d.CredentialsSecret, err)
 	}
-	caFile := ""
-	cleanup := nop
+	var caPEM []byte
 	if d.CA != nil {
 		s := &corev1.Secret{}
 		if err := r.apiReader().Get(ctx, types.NamespacedName{Namespace: ns, Name: d.CA.Name}, s); err != nil {
-			return nil, nop, fmt.Errorf("CA secret %s: %w", d.CA.Name, err)
+			return nil, fmt.Errorf("CA secret %s: %w", d.CA.Name, err)
 		}
 		pem, ok := s.Data[d.CA.Key]
 		if !ok {
-			return nil, nop, fmt.Errorf("CA secret %s has no key %s", d.CA.Name, d.CA.Key)
+			return nil, fmt.Errorf("CA secret %s has no key %s", d.CA.Name, d.CA.Key)
 		}
-		f, err := os.CreateTemp("", "kvstore-backup-ca-*.pem")
-		if err != nil {
-			return nil, nop, err
-		}
-		caFile, cleanup = f.Name(), func() { _ = os.Remove(f.Name()) }
-		_, werr := f.Write(pem)
-		if err := errors.Join(werr, f.Close()); err != nil {
-			cleanup()
-			return nil, nop, err
-		}
+		caPEM = pem
 	}
-	opts, err := s3Options(d, creds.Data, caFile)
+	opts, err := s3Options(d, creds.Data, caPEM)
 	if err != nil {
-		cleanup()
-		return nil, nop, err
+		return nil, err
 	}
 	dest, err := backup.NewS3(d.Bucket, d.Prefix, opts)
 	if err != nil {
-		cleanup()
-		return nil, nop, err
+		return nil, err
 	}
-	return dest, cleanup, nil
+	return dest, nil
 }
 
 // access reads the admin token and the pods' CA bundle, as the KVStore

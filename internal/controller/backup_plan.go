@@ -85,16 +85,15 @@ func resolveDestination(b *kvv1.KVStoreBackup, kv *kvv1.KVStore) (*kvv1.BackupDe
 }
 
 // s3Options are the options of an S3 destination, with the credentials of
-// its Secret's data (creds) and caFile (a file holding the CA bundle, ""
-// for none).
-func s3Options(d *kvv1.S3Destination, creds map[string][]byte, caFile string) (backup.S3Options, error) {
+// its Secret's data (creds) and caPEM (the CA bundle, nil for none).
+func s3Options(d *kvv1.S3Destination, creds map[string][]byte, caPEM []byte) (backup.S3Options, error) {
 	ak, sk := strings.TrimSpace(string(creds[S3AccessKeyIDKey])), strings.TrimSpace(string(creds[S3SecretAccessKeyKey]))
 	if ak == "" || sk == "" {
 		return backup.S3Options{}, fmt.Errorf("secret %s: keys %s and %s must both be set", d.CredentialsSecret, S3AccessKeyIDKey, S3SecretAccessKeyKey)
 	}
 	token := strings.TrimSpace(string(creds[S3SessionTokenKey]))
 	env := map[string]string{backup.EnvAccessKey: ak, backup.EnvSecretKey: sk, backup.EnvSessionToken: token}
-	o := backup.S3Options{Endpoint: d.Endpoint, Region: d.Region, BucketLookup: d.BucketLookup, CAFile: caFile,
+	o := backup.S3Options{Endpoint: d.Endpoint, Region: d.Region, BucketLookup: d.BucketLookup, CAPEM: caPEM,
 		Getenv: func(k string) string { return env[k] }}
 	return o, o.Validate()
 }

@@ -115,18 +115,18 @@ func TestPickSnapshotMember(t *testing.T) {
 
 func TestS3Options(t *testing.T) {
 	d := &kvv1.S3Destination{Bucket: "b", Endpoint: "http://s3:9000", BucketLookup: "path", CredentialsSecret: "creds"}
-	o, err := s3Options(d, map[string][]byte{S3AccessKeyIDKey: []byte("ak\n"), S3SecretAccessKeyKey: []byte("sk"), S3SessionTokenKey: []byte("tok")}, "/ca.pem")
+	o, err := s3Options(d, map[string][]byte{S3AccessKeyIDKey: []byte("ak\n"), S3SecretAccessKeyKey: []byte("sk"), S3SessionTokenKey: []byte("tok")}, []byte("PEM"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Getenv(backup.EnvAccessKey) != "ak" || o.Getenv(backup.EnvSecretKey) != "sk" || o.Getenv(backup.EnvSessionToken) != "tok" || o.CAFile != "/ca.pem" || o.Endpoint != d.Endpoint {
+	if o.Getenv(backup.EnvAccessKey) != "ak" || o.Getenv(backup.EnvSecretKey) != "sk" || o.Getenv(backup.EnvSessionToken) != "tok" || string(o.CAPEM) != "PEM" || o.Endpoint != d.Endpoint {
 		t.Errorf("options %+v", o)
 	}
-	if _, err := s3Options(d, map[string][]byte{S3AccessKeyIDKey: []byte("ak")}, ""); err == nil || !strings.Contains(err.Error(), "creds") {
+	if _, err := s3Options(d, map[string][]byte{S3AccessKeyIDKey: []byte("ak")}, nil); err == nil || !strings.Contains(err.Error(), "creds") {
 		t.Errorf("a missing secret key: %v", err)
 	}
 	d.BucketLookup = "sideways"
-	if _, err := s3Options(d, map[string][]byte{S3AccessKeyIDKey: []byte("ak"), S3SecretAccessKeyKey: []byte("sk")}, ""); !errors.Is(err, backup.ErrInvalid) {
+	if _, err := s3Options(d, map[string][]byte{S3AccessKeyIDKey: []byte("ak"), S3SecretAccessKeyKey: []byte("sk")}, nil); !errors.Is(err, backup.ErrInvalid) {
 		t.Errorf("a bad bucket lookup: %v", err)
 	}
 }
