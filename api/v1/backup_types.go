@@ -24,9 +24,11 @@ type BackupSpec struct {
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
-	// Retention is how many scheduled backups are kept, in the destination
-	// and as KVStoreBackup objects. The newest successful backup is never
-	// deleted.
+	// Retention is applied to the destination after each scheduled backup
+	// succeeds: every backup there counts, on-demand ones too (give those
+	// a destination of their own to keep them apart); the scheduled
+	// KVStoreBackups whose backups it deleted are deleted with them. The
+	// newest backup is never deleted.
 	// +optional
 	Retention BackupRetention `json:"retention,omitempty"`
 

@@ -82,7 +82,7 @@ type BackupReconciler struct {
 	Now func() time.Time
 }
 
-// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups/status,verbs=patch
 // +kubebuilder:rbac:groups=kvstore.dev,resources=kvstores,verbs=get
 
@@ -135,15 +135,16 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	m, uri, source, err := r.take(ctx, kv, p.destination)
+	m, uri, source, err := r.take(ctx, kv, p.destination, b.Labels[kvv1.LabelScheduled] == "true")
 	if err != nil {
 		return reconcile.Result{}, r.finish(ctx, b, kv, failedStatus(b.Status, err.Error(), r.now()))
 	}
 	return reconcile.Result{}, r.finish(ctx, b, kv, succeededStatus(b.Status, m, uri, source, r.now()))
 }
 
-// take streams one snapshot of kv into d.
-func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.BackupDestination) (backup.Manifest, string, string, error) {
+// take streams one snapshot of kv into d; after a scheduled backup it
+// applies the retention (a failure there is an event, not a failed backup).
+func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.BackupDestination, scheduled bool) (backup.Manifest, string, string, error) {
 	timeout := DefaultBackupTimeout
 	if kv.Spec.Backup != nil && kv.Spec.Backup.Timeout != nil && kv.Spec.Backup.Timeout.Duration > 0 {
 		timeout = kv.Spec.Backup.Timeout.Duration
@@ -167,6 +168,17 @@ func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.B
 	m, err := backup.Write(ctx, dest, body, info)
 	if err != nil {
 		return backup.Manifest{}, "", "", err // it names the destination and the S3 error
+	}
+	if scheduled {
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
+		pruned, err := r.prune(pctx, kv, dest)
+		pcancel()
+		if len(pruned) > 0 {
+			r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, ReasonBackupsPruned, "Prune", "retention deleted %d backups: %s", len(pruned), strings.Join(pruned, ", "))
+		}
+		if err != nil {
+			r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, ReasonPruneFailed, "Prune", "retention: %v", err)
+		}
 	}
 	return m, strings.TrimSuffix(dest.URI(), "/") + "/" + m.Object, source, nil
 }

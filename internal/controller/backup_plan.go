@@ -25,6 +25,10 @@ const (
 const (
 	ReasonBackupSucceeded = "BackupSucceeded"
 	ReasonBackupFailed    = "BackupFailed"
+	// ReasonBackupsPruned and ReasonPruneFailed are the retention's
+	// events on the KVStore.
+	ReasonBackupsPruned = "BackupsPruned"
+	ReasonPruneFailed   = "PruneFailed"
 )
 
 // backupStep is what the backup controller does with one KVStoreBackup.

@@ -54,6 +54,7 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - kvstorebackups
   verbs:
   - create
+  - delete
   - get
   - list
   - patch
