@@ -68,7 +68,7 @@ func TestRequests(t *testing.T) {
 
 func TestClusterStatusDecodes(t *testing.T) {
 	want := wire.ClusterStatus{Enabled: true, LeaderID: "kv-0", Members: []wire.Member{
-		{ID: "kv-0", Address: "a:7000", Suffrage: wire.SuffrageVoter, Leader: true, Status: &wire.NodeStatus{ID: "kv-0", CommitIndex: 7, AppliedIndex: 7}},
+		{ID: "kv-0", Address: "a:7000", Suffrage: wire.SuffrageVoter, Leader: true, Status: &wire.NodeStatus{ID: "kv-0", CommitIndex: 7, AppliedIndex: 7, LastLogTerm: 2, LastLogIndex: 8}},
 		{ID: "kv-1", Address: "b:7000", Suffrage: wire.SuffrageNonvoter, Error: "timeout"},
 	}}
 	b, _ := json.Marshal(want)

@@ -87,6 +87,13 @@ type NodeStatus struct {
 	Term         uint64 `json:"term"`
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
+	// LastLogTerm and LastLogIndex are the term and index of the last entry
+	// in this server's Raft log (or of its latest snapshot when the log
+	// after it is empty). After a lost quorum, the survivor with the
+	// highest (LastLogTerm, LastLogIndex) holds the most of the log: the
+	// one to recover from (docs/backup.md, "Lost quorum").
+	LastLogTerm  uint64 `json:"last_log_term"`
+	LastLogIndex uint64 `json:"last_log_index"`
 	// LastContactMS is how long ago this server heard from the leader (0 on
 	// the leader, -1 never).
 	LastContactMS int64 `json:"last_contact_ms"`

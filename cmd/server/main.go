@@ -4,6 +4,7 @@
 //	kvstore [serve] [--config FILE] [--listen ADDR] [--debug-listen ADDR] [--data-dir DIR] [--log-level L] [--log-format F]
 //	kvstore restore --from FILE --data-dir DIR [--force]
 //	kvstore restore --from s3://bucket/prefix|file:///path [--backup NAME] [--sha256 HEX] [--s3-...] --data-dir DIR [--force]
+//	kvstore recover --data-dir DIR --node-id ID [--address ADDR]
 //	kvstore backup --server URL --destination URI [--keep-last N] [--max-age AGE] [--schedule CRON [--suspend] [--metrics-listen ADDR]] [--s3-...]
 //	kvstore healthcheck [--url URL] [--ca-file FILE] [--cert-file FILE --key-file FILE]
 //	kvstore certs --dir DIR [--ca-dir DIR] [--hosts h1,h2,...]
@@ -27,6 +28,7 @@ import (
 	"kvstore.dev/kvstore/internal/backupcmd"
 	"kvstore.dev/kvstore/internal/certdir"
 	"kvstore.dev/kvstore/internal/certs"
+	"kvstore.dev/kvstore/internal/cluster"
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/internal/healthcheck"
 	"kvstore.dev/kvstore/internal/server"
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return server.Run(ctx, cfg, server.NewLogger(cfg.Log, stderr), nil)
 	case "restore":
 		return restore(ctx, args, getenv, stdout, stderr)
+	case "recover":
+		return recoverCluster(args, stdout, stderr)
 	case "backup":
 		return backupcmd.Run(ctx, args, getenv, stderr, nil)
 	case "healthcheck":
@@ -68,7 +72,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "kvstore", server.Version)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, restore, backup, healthcheck, certs or version)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, restore, recover, backup, healthcheck, certs or version)", cmd)
+}
+
+// recoverCluster is `kvstore recover`: cluster.Recover on a stopped
+// member's data dir (docs/backup.md, "Lost quorum").
+func recoverCluster(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kvstore recover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "", "data `directory` of the (stopped) cluster member")
+	nodeID := fs.String("node-id", "", "the member's node `id` (cluster.node_id)")
+	address := fs.String("address", "", "its peer `address` in the new configuration (cluster.peer_advertise; default: the one it has now)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("recover: unexpected arguments %q", fs.Args())
+	case *dataDir == "":
+		return errors.New("recover: --data-dir is required")
+	case *nodeID == "":
+		return errors.New("recover: --node-id is required")
+	}
+	res, err := cluster.Recover(*dataDir, *nodeID, *address)
+	if err != nil {
+		return err
+	}
+	prev := make([]string, len(res.Previous))
+	for i, s := range res.Previous {
+		prev[i] = string(s.ID)
+	}
+	fmt.Fprintf(stdout, "recovered %s: the configuration [%s] is now %s at %s alone (voter); kept the log up to term %d, index %d (store applied index %d)\n",
+		*dataDir, strings.Join(prev, " "), res.NodeID, res.Address, res.LastLogTerm, res.LastLogIndex, res.AppliedIndex)
+	fmt.Fprintln(stdout, "start the server with its usual flags: it becomes leader of a one-server cluster; add members with their join flags")
+	return nil
 }
 
 func restore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -133,6 +133,11 @@ func ReadServers(dir string) ([]raft.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
+	return readServers(logs, snaps)
+}
+
+// readServers is ReadServers on open stores.
+func readServers(logs raft.LogStore, snaps raft.SnapshotStore) ([]raft.Server, error) {
 	metas, err := snaps.List()
 	if err != nil {
 		return nil, fmt.Errorf("list raft snapshots: %w", err)

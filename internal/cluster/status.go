@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,10 +21,22 @@ func (n *Node) selfStatus() wire.NodeStatus {
 	if lc < 0 {
 		ms = -1
 	}
+	lastTerm, lastIndex := n.lastLog()
 	return wire.NodeStatus{
 		ID: n.cfg.NodeID, Address: n.cfg.PeerAdvertise, State: n.raft.State().String(), Term: n.raft.CurrentTerm(),
-		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(), LastContactMS: ms,
+		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(),
+		LastLogTerm: lastTerm, LastLogIndex: lastIndex, LastContactMS: ms,
 	}
+}
+
+// lastLog returns the term and index of the last entry in this node's
+// Raft log, or of its latest snapshot when none follows it: Raft's own
+// last_log_term and last_log_index (Stats).
+func (n *Node) lastLog() (term, index uint64) {
+	stats := n.raft.Stats()
+	term, _ = strconv.ParseUint(stats["last_log_term"], 10, 64)
+	index, _ = strconv.ParseUint(stats["last_log_index"], 10, 64)
+	return term, index
 }
 
 // Status returns this node's view of the cluster (Enabled true), with each
