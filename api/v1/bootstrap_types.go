@@ -1,5 +1,11 @@
 package v1
 
+// The types of this file are not yet fields of KVStoreSpec or
+// KVStoreStatus: the operator does not implement spec.bootstrap yet (issue 14),
+// and a field it accepted and ignored would, for a restore, give an empty
+// store where the user asked for their data. They are wired in with the
+// controller that implements them.
+
 // BootstrapSpec is how a new KVStore gets its first data. It is read only
 // while the store has never formed a cluster, and cannot be changed after
 // creation.

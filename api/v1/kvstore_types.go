@@ -95,16 +95,6 @@ type KVStoreSpec struct {
 	// scheduled backups.
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
-
-	// Bootstrap is where a new store's first data comes from. Empty: an
-	// empty store. Immutable.
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.bootstrap is immutable: it only matters when the store is created"
-	// +optional
-	Bootstrap *BootstrapSpec `json:"bootstrap,omitempty"`
-
-	// Recovery requests a disaster recovery; see RecoverySpec.
-	// +optional
-	Recovery *RecoverySpec `json:"recovery,omitempty"`
 }
 
 // NetworkPolicySpec describes the networking.k8s.io/v1 NetworkPolicy
@@ -377,14 +367,6 @@ type KVStoreStatus struct {
 	// LastBackup is the newest successful backup.
 	// +optional
 	LastBackup *LastBackupStatus `json:"lastBackup,omitempty"`
-
-	// Bootstrap records the restore a new store started from.
-	// +optional
-	Bootstrap *BootstrapStatus `json:"bootstrap,omitempty"`
-
-	// Recovery records the last quorum-loss recovery.
-	// +optional
-	Recovery *RecoveryStatus `json:"recovery,omitempty"`
 }
 
 // MemberStatus is one server in the Raft configuration.
