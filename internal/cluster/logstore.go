@@ -298,7 +298,7 @@ func (l *logStore) IsMonotonic() bool { return true }
 func (l *logStore) Set(key, val []byte) error {
 	w, release, err := l.get()
 	if err != nil {
-		return err
+		return l.afterClose(err)
 	}
 	defer release()
 	err = w.Set(key, val)
@@ -318,7 +318,7 @@ func (l *logStore) Get(key []byte) ([]byte, error) {
 func (l *logStore) SetUint64(key []byte, val uint64) error {
 	w, release, err := l.get()
 	if err != nil {
-		return err
+		return l.afterClose(err)
 	}
 	defer release()
 	err = w.SetUint64(key, val)
@@ -335,8 +335,27 @@ func (l *logStore) GetUint64(key []byte) (uint64, error) {
 	return w.GetUint64(key)
 }
 
+// afterClose is what a stable-store write returns for err: nil once the
+// store is closed, err otherwise. Node.Close closes the store only after
+// Raft's Shutdown, but hashicorp/raft's transport answers heartbeats
+// outside Raft's main loop and Shutdown does not wait for a heartbeat in
+// flight: one that carries a newer term then saves it here, and Raft
+// panics when that fails ("failed to save current term: closed"). No vote
+// follows such a write (votes go through the main loop, which has
+// stopped), so dropping it is safe; the node is shutting down.
+func (l *logStore) afterClose(err error) error {
+	l.mu.RLock()
+	closed := l.closed
+	l.mu.RUnlock()
+	if closed && errors.Is(err, wal.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
 // Close closes the log and releases its directory. Later calls fail with
-// raft-wal's ErrClosed.
+// raft-wal's ErrClosed, but for the stable store's writes, which are
+// dropped (afterClose).
 func (l *logStore) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

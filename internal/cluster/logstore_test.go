@@ -286,3 +286,31 @@ func TestFollowerRestartKeepsItsLog(t *testing.T) {
 		t.Errorf("the restarted follower's log starts at %d, want 1 (its own log, not a snapshot)", first)
 	}
 }
+
+// TestStableWritesAfterClose: once closed, the stable store drops writes
+// (a heartbeat in flight past Raft's Shutdown would make Raft panic on an
+// error), while reads and log appends still fail.
+func TestStableWritesAfterClose(t *testing.T) {
+	l, err := openLogStore(filepath.Join(t.TempDir(), "raft"), 0, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetUint64([]byte("CurrentTerm"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetUint64([]byte("CurrentTerm"), 3); err != nil {
+		t.Errorf("SetUint64 after Close: %v, want it dropped", err)
+	}
+	if err := l.Set([]byte("LastVoteCand"), []byte("n1")); err != nil {
+		t.Errorf("Set after Close: %v, want it dropped", err)
+	}
+	if _, err := l.GetUint64([]byte("CurrentTerm")); err == nil {
+		t.Error("GetUint64 after Close succeeded")
+	}
+	if err := l.StoreLog(&raft.Log{Index: 1, Term: 1}); err == nil {
+		t.Error("StoreLog after Close succeeded")
+	}
+}
