@@ -65,12 +65,12 @@ func NewRunner(cfg Config, getenv func(string) string, log *slog.Logger) (*Runne
 	if err != nil {
 		return nil, err
 	}
-	client, err := NewClient(cfg.ServerCAFile)
+	client, err := backup.NewSourceClient(cfg.ServerCAFile)
 	if err != nil {
 		return nil, err
 	}
 	return &Runner{
-		Source: &Source{URL: cfg.Server, Client: client, MaxBusyRetries: 30,
+		Source: &backup.Source{URL: cfg.Server, Client: client, MaxBusyRetries: 30,
 			Token: func() (string, error) { return cfg.Token(getenv) }},
 		Dest:      dest,
 		Retention: cfg.Retention.Retention(),

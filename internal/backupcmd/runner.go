@@ -12,7 +12,7 @@ import (
 	"kvstore.dev/kvstore/internal/backup"
 )
 
-// Snapshotter starts a snapshot stream; Source is the real one.
+// Snapshotter starts a snapshot stream; backup.Source is the real one.
 type Snapshotter interface {
 	Snapshot(ctx context.Context) (io.ReadCloser, backup.Info, error)
 }

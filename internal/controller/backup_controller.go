@@ -26,7 +26,6 @@ import (
 	kvv1 "kvstore.dev/kvstore/api/v1"
 	kvclient "kvstore.dev/kvstore/client"
 	"kvstore.dev/kvstore/internal/backup"
-	"kvstore.dev/kvstore/internal/backupcmd"
 )
 
 // Backup metrics, on the operator's registry.
@@ -345,7 +344,7 @@ func (s *HTTPSnapshotSource) Snapshot(ctx context.Context, kv *kvv1.KVStore, a S
 	if s.PodURL != nil {
 		url = s.PodURL(kv, pod)
 	}
-	src := &backupcmd.Source{URL: url, Token: func() (string, error) { return a.Token, nil }, Client: hc, MaxBusyRetries: 3}
+	src := &backup.Source{URL: url, Token: func() (string, error) { return a.Token, nil }, Client: hc, MaxBusyRetries: 3}
 	body, info, err := src.Snapshot(ctx)
 	if err != nil {
 		return nil, backup.Info{}, "", err

@@ -1,4 +1,4 @@
-package backupcmd
+package backup
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"kvstore.dev/kvstore/internal/backup"
 	"kvstore.dev/kvstore/wire"
 )
 
@@ -33,9 +32,9 @@ type Source struct {
 	MaxBusyRetries int
 }
 
-// NewClient returns the HTTP client of a Source: TLS 1.2+, verified
+// NewSourceClient returns the HTTP client of a Source: TLS 1.2+, verified
 // against caFile when set (else the system roots).
-func NewClient(caFile string) (*http.Client, error) {
+func NewSourceClient(caFile string) (*http.Client, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
@@ -61,21 +60,21 @@ func NewClient(caFile string) (*http.Client, error) {
 // (a truncated stream is an error from Read, not EOF) and closes it. Info
 // carries the revision from the response's Content-Disposition and the
 // server's version from GET /api/v1/status.
-func (s *Source) Snapshot(ctx context.Context) (io.ReadCloser, backup.Info, error) {
+func (s *Source) Snapshot(ctx context.Context) (io.ReadCloser, Info, error) {
 	token, err := s.Token()
 	if err != nil {
-		return nil, backup.Info{}, err
+		return nil, Info{}, err
 	}
-	info := backup.Info{Source: s.URL}
+	info := Info{Source: s.URL}
 	var st wire.Status
 	if err := s.getJSON(ctx, token, wire.PathStatus, &st); err != nil {
-		return nil, backup.Info{}, err
+		return nil, Info{}, err
 	}
 	info.ServerVersion = st.Version
 	for attempt := 0; ; attempt++ {
 		resp, err := s.do(ctx, token, wire.PathSnapshot)
 		if err != nil {
-			return nil, backup.Info{}, err
+			return nil, Info{}, err
 		}
 		if resp.StatusCode == http.StatusOK {
 			info.Revision = revisionOf(resp.Header.Get("Content-Disposition"))
@@ -84,7 +83,7 @@ func (s *Source) Snapshot(ctx context.Context) (io.ReadCloser, backup.Info, erro
 		p := wire.ReadProblem(resp)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusTooManyRequests || attempt >= s.MaxBusyRetries {
-			return nil, backup.Info{}, fmt.Errorf("GET %s%s: %w", s.URL, wire.PathSnapshot, p)
+			return nil, Info{}, fmt.Errorf("GET %s%s: %w", s.URL, wire.PathSnapshot, p)
 		}
 		wait := time.Second
 		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 && n < 60 {
@@ -94,7 +93,7 @@ func (s *Source) Snapshot(ctx context.Context) (io.ReadCloser, backup.Info, erro
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, backup.Info{}, fmt.Errorf("GET %s%s: busy (%v), then %w", s.URL, wire.PathSnapshot, p, ctx.Err())
+			return nil, Info{}, fmt.Errorf("GET %s%s: busy (%v), then %w", s.URL, wire.PathSnapshot, p, ctx.Err())
 		case <-t.C:
 		}
 	}
