@@ -96,16 +96,17 @@ lint: ## gofmt and go vet, for both modules.
 ARTIFACTS ?= $(CURDIR)/tmp/test-artifacts
 
 .PHONY: test-deps
-test-deps: ## Install what the tests need: Debian's chromium; kube-apiserver, etcd, kubectl, helm and SeaweedFS's weed (the backup tests' S3 server) built from the Go module proxy.
+test-deps: ## Install what the tests need: Debian's chromium; kube-apiserver, etcd, kubectl, helm, SeaweedFS's weed (the backup tests' S3 server) and Prometheus's promtool (the alert rule tests) built from the Go module proxy.
 	hack/install-chromium.sh
 	hack/envtest-bins.sh >/dev/null
 	hack/install-helm.sh >/dev/null
 	hack/install-weed.sh >/dev/null
+	hack/install-promtool.sh >/dev/null
 
 .PHONY: test
 test: lint test-deps verify-generated build build-operator ## Install what the tests need, build the binaries once, then run every test (unit, envtest, test/e2e, fuzz seeds), then the suites on the local Kubernetes (test-kube).
 	KVSTORE_SERVER_BIN=$(BIN)/kvstore KVSTORE_OPERATOR_BIN=$(BIN)/kvstore-operator KVSTORE_KVCTL_BIN=$(BIN)/kvctl \
-	KUBEBUILDER_ASSETS="$$(hack/envtest-bins.sh)" HELM="$$(hack/install-helm.sh)" KVSTORE_WEED_BIN="$$(hack/install-weed.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) \
+	KUBEBUILDER_ASSETS="$$(hack/envtest-bins.sh)" HELM="$$(hack/install-helm.sh)" KVSTORE_WEED_BIN="$$(hack/install-weed.sh)" KVSTORE_PROMTOOL_BIN="$$(hack/install-promtool.sh)" KVSTORE_TEST_ARTIFACTS=$(ARTIFACTS) \
 	$(GO) test -race -count=1 -timeout 30m ./...
 	cd bench && $(GO) test -count=1 ./...
 	cd hack/envtest && KUBEBUILDER_ASSETS="$$(../envtest-bins.sh)" $(GO) test -count=1 .
