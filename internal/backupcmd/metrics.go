@@ -18,6 +18,11 @@ type Metrics struct {
 	PruneFailures prometheus.Counter
 	Pruned        prometheus.Counter
 	Suspended     prometheus.Gauge
+	// SchedulePeriod and ScheduleStart (no labels) are exported only once
+	// set: by Schedule, unless suspended. The alert rule
+	// (config/prometheus/backup-rules.yaml) needs both.
+	SchedulePeriod *prometheus.GaugeVec
+	ScheduleStart  *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors) on
@@ -40,9 +45,13 @@ func NewMetrics() *Metrics {
 		PruneFailures: c("kvstore_backup_prune_failures_total", "Retention runs that failed to list or delete a backup."),
 		Pruned:        c("kvstore_backup_pruned_total", "Backups deleted by retention."),
 		Suspended:     g("kvstore_backup_suspended", "1 while the schedule is suspended."),
+		SchedulePeriod: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kvstore_backup_schedule_period_seconds",
+			Help: "Time between consecutive scheduled backups (the schedule's longest interval in a week); absent while suspended."}, nil),
+		ScheduleStart: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kvstore_backup_schedule_start_timestamp_seconds",
+			Help: "When this process started its schedule (Unix time): the alert's reference while no backup has succeeded; absent while suspended."}, nil),
 	}
 	m.Registry.MustRegister(m.LastSuccess, m.LastFailure, m.LastSize, m.LastDuration,
-		m.Successes, m.Failures, m.PruneFailures, m.Pruned, m.Suspended,
+		m.Successes, m.Failures, m.PruneFailures, m.Pruned, m.Suspended, m.SchedulePeriod, m.ScheduleStart,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -106,8 +106,9 @@ func (r *Runner) LoadLast(ctx context.Context) {
 // Schedule takes a backup at every time sched names, until ctx is done
 // (then it returns nil). Suspended, it takes none but keeps running. It
 // first sets the last-success metrics from the destination's newest
-// backup, so that a restarted process does not report "never". A failed
-// backup does not stop the schedule.
+// backup, so that a restarted process does not report "never", and, not
+// suspended, the schedule's period and start (the alert rule's inputs). A
+// failed backup does not stop the schedule.
 func (r *Runner) Schedule(ctx context.Context, sched cron.Schedule, suspend bool) error {
 	after := r.After
 	if after == nil {
@@ -119,6 +120,9 @@ func (r *Runner) Schedule(ctx context.Context, sched cron.Schedule, suspend bool
 	if suspend {
 		r.Metrics.Suspended.Set(1)
 		r.Log.WarnContext(ctx, "backup schedule suspended: no backups are taken", "destination", r.Dest.URI())
+	} else if p := backup.SchedulePeriod(sched, r.now()); p > 0 {
+		r.Metrics.SchedulePeriod.WithLabelValues().Set(p.Seconds())
+		r.Metrics.ScheduleStart.WithLabelValues().Set(float64(r.now().Unix()))
 	}
 	for {
 		next := sched.Next(r.now())

@@ -181,6 +181,20 @@ func TestSchedule(t *testing.T) {
 			if len(ms) != want {
 				t.Errorf("backups = %v, want %d", names(ms), want)
 			}
+			// The alert rule's inputs: exported while the schedule runs,
+			// absent while it is suspended.
+			wantSeries := map[bool]int{false: 1, true: 0}[suspend]
+			if n := testutil.CollectAndCount(r.Metrics.SchedulePeriod) + testutil.CollectAndCount(r.Metrics.ScheduleStart); n != 2*wantSeries {
+				t.Errorf("period and start series: %d, want %d", n, 2*wantSeries)
+			}
+			if !suspend {
+				if p := testutil.ToFloat64(r.Metrics.SchedulePeriod.WithLabelValues()); p != 3600 {
+					t.Errorf("period %v, want 3600", p)
+				}
+				if st := testutil.ToFloat64(r.Metrics.ScheduleStart.WithLabelValues()); st <= 0 {
+					t.Errorf("start %v", st)
+				}
+			}
 			for _, w := range waits {
 				if w <= 0 || w > time.Hour {
 					t.Errorf("waited %v for an hourly schedule", w)

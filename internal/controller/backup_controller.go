@@ -32,7 +32,7 @@ import (
 var (
 	backupLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kvstore_backup_last_success_timestamp_seconds",
-		Help: "When the KVStore's last successful backup completed (Unix time).",
+		Help: "When the KVStore's last successful backup completed (Unix time): its status.lastBackup.completionTime, so an operator restart keeps it.",
 	}, []string{"namespace", "kvstore"})
 	backupLastFailure = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kvstore_backup_last_failure_timestamp_seconds",
@@ -232,7 +232,7 @@ func (r *BackupReconciler) access(ctx context.Context, kv *kvv1.KVStore) (Server
 }
 
 // finish records st on b, then on b's KVStore (when it exists), emits the
-// event and updates the metrics.
+// event and updates the KVStore's metrics (none without a KVStore).
 func (r *BackupReconciler) finish(ctx context.Context, b *kvv1.KVStoreBackup, kv *kvv1.KVStore, st kvv1.KVStoreBackupStatus) error {
 	base := b.DeepCopy()
 	b.Status = st
@@ -249,17 +249,14 @@ func (r *BackupReconciler) finish(ctx context.Context, b *kvv1.KVStoreBackup, kv
 	} else {
 		r.Recorder.Eventf(b, related, corev1.EventTypeWarning, ReasonBackupFailed, "Backup", "%s", st.Message)
 	}
-	ns, name := b.Namespace, b.Spec.KVStoreName
-	when := float64(r.now().Unix())
-	if ok {
-		backupLastSuccess.WithLabelValues(ns, name).Set(when)
-		backupSuccesses.WithLabelValues(ns, name).Inc()
-	} else {
-		backupLastFailure.WithLabelValues(ns, name).Set(when)
-		backupFailures.WithLabelValues(ns, name).Inc()
-	}
 	if kv == nil {
-		return nil
+		return nil // no KVStore, no series: they are deleted with it
+	}
+	if ok {
+		backupSuccesses.WithLabelValues(kv.Namespace, kv.Name).Inc()
+	} else {
+		backupLastFailure.WithLabelValues(kv.Namespace, kv.Name).Set(float64(r.now().Unix()))
+		backupFailures.WithLabelValues(kv.Namespace, kv.Name).Inc()
 	}
 	// The KVStore's status has another writer (the KVStore reconciler,
 	// which keeps lastBackup and this condition): patch with the
@@ -267,10 +264,14 @@ func (r *BackupReconciler) finish(ctx context.Context, b *kvv1.KVStoreBackup, kv
 	for attempt := 0; ; attempt++ {
 		fresh := &kvv1.KVStore{}
 		if err := r.apiReader().Get(ctx, types.NamespacedName{Namespace: kv.Namespace, Name: kv.Name}, fresh); err != nil {
+			if apierrors.IsNotFound(err) {
+				forgetBackupMetrics(kv.Namespace, kv.Name) // deleted while the backup ran
+			}
 			return client.IgnoreNotFound(err)
 		}
 		base := fresh.DeepCopy()
 		fresh.Status = kvStatusAfterBackup(fresh.Status, fresh, b, r.now())
+		setLastSuccess(fresh) // status.lastBackup: the newest success, not this one if it is older
 		err := r.Client.Status().Patch(ctx, fresh, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 		if err == nil || !apierrors.IsConflict(err) || attempt >= 4 {
 			if err != nil {

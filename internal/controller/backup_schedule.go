@@ -103,13 +103,26 @@ type BackupScheduler struct {
 // +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups,verbs=create
 
 // Reconcile creates the KVStore's scheduled backup when one is due and
-// requeues at the next time.
+// requeues at the next time. It also keeps the KVStore's backup metrics
+// (observeBackupMetrics), and deletes them when the KVStore is gone.
 func (r *BackupScheduler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	kv := &kvv1.KVStore{}
 	if err := r.Client.Get(ctx, req.NamespacedName, kv); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetBackupMetrics(req.Namespace, req.Name)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if !kv.DeletionTimestamp.IsZero() || kv.Spec.Backup == nil || kv.Spec.Backup.Schedule == "" {
+	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
+	if !kv.DeletionTimestamp.IsZero() {
+		forgetBackupMetrics(kv.Namespace, kv.Name)
+		return reconcile.Result{}, nil
+	}
+	observeBackupMetrics(kv, now)
+	if kv.Spec.Backup == nil || kv.Spec.Backup.Schedule == "" {
 		return reconcile.Result{}, nil
 	}
 	list := &kvv1.KVStoreBackupList{}
@@ -122,10 +135,6 @@ func (r *BackupScheduler) Reconcile(ctx context.Context, req reconcile.Request) 
 		if t, ok := scheduledAt(kv, b.Name); ok && t.After(newest) {
 			newest = t
 		}
-	}
-	now := time.Now()
-	if r.Now != nil {
-		now = r.Now()
 	}
 	step, err := planSchedule(kv.Spec.Backup, kv.CreationTimestamp.Time, newest, now)
 	if err != nil {
