@@ -10,7 +10,11 @@
 //   - config/rbac/role.yaml's rules -> templates/_manager_rules.tpl, the
 //     named template kvstore.managerRules (the operator's ClusterRole);
 //   - values.yaml's "# --" comments -> the values table of README.md (see
-//     internal/chartdocs).
+//     internal/chartdocs);
+//   - config/prometheus/backup-rules.yaml, the backup alert rules (a
+//     Prometheus rule file, their one source) -> the PrometheusRules
+//     config/prometheus/prometheusrule.yaml (kustomize) and
+//     templates/prometheusrule.yaml (gated by .Values.prometheusRule.enabled).
 //
 // "{{" and "}}" in the copied text are escaped for Helm's template engine.
 // Write regenerates the files; Check compares them and writes nothing.
@@ -40,6 +44,8 @@ var targets = []target{
 	{"config/crd/bases/kvstore.dev_kvstorebackups.yaml", "charts/kvstore/templates/crd_kvstorebackups.yaml", crdTemplate},
 	{"config/rbac/role.yaml", "charts/kvstore/templates/_manager_rules.tpl", rulesTemplate},
 	{"charts/kvstore/values.yaml", "charts/kvstore/README.md", readme},
+	{ruleSource, "config/prometheus/prometheusrule.yaml", kustomizeRule},
+	{ruleSource, "charts/kvstore/templates/prometheusrule.yaml", chartRule},
 }
 
 // Write regenerates the chart's generated files under the repository root.

@@ -41,6 +41,17 @@ func TestTemplates(t *testing.T) {
 			want: "- apiGroups:\n  - \"{{ \"{{\" }}x{{ \"}}\" }}\"\n\n  verbs: [get]\n{{- end }}\n",
 		},
 		"no rules": {make: rulesTemplate, src: "kind: Role\nrules: []\n", err: "no rules"},
+		"rule file: its header dropped, indented under spec": {
+			make: kustomizeRule, header: kustomizeRuleHeader,
+			src:  "# about the file\n#\n\ngroups:\n  - name: g\n\n    # a rule\n    rules: []\n",
+			want: "  groups:\n    - name: g\n\n      # a rule\n      rules: []\n",
+		},
+		"rule file in the chart: braces escaped, gated": {
+			make: chartRule, header: chartRuleHeader,
+			src:  "groups:\n  - description: \"{{ $value }}\"\n",
+			want: "  groups:\n    - description: \"{{ \"{{\" }} $value {{ \"}}\" }}\"\n{{- end }}\n",
+		},
+		"rule file without groups": {make: chartRule, src: "# only\nrules: []\n", err: "no top-level groups"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -101,6 +112,7 @@ func TestCheck(t *testing.T) {
 		"crd_kvstorebackups.yaml": "kind: CustomResourceDefinition\n",
 		"_manager_rules.tpl":      "- apiGroups:\n",
 		"README.md":               chartdocs.BeginMarker + "\n",
+		"prometheusrule.yaml":     "kind: PrometheusRule\n", // both PrometheusRules
 	}
 	for _, tgt := range targets {
 		t.Run(filepath.Base(tgt.out), func(t *testing.T) {
