@@ -130,11 +130,12 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 60s).
 	$(GO) test -run '^$$' -fuzz '^FuzzWatch$$' -fuzztime $(FUZZTIME) ./internal/httpapi
 
 .PHONY: bench
-bench: ## Benchmarks: kvstore vs etcd vs bare HTTP (one node and three), nginx vs direct in the compose stack, the operator; writes docs/benchmarks.md.
+bench: ## Benchmarks: kvstore vs etcd vs bare HTTP (one node and three), nginx vs direct in the compose stack, the operator, PUT throughput during a backup; writes docs/benchmarks.md.
 	hack/bench.sh
 	hack/bench-compose.sh
 	hack/bench-operator.sh
 	hack/bench-cluster.sh
+	hack/bench-backup.sh
 
 .PHONY: e2e-up
 e2e-up: ## Bring up the local single-node Kubernetes cluster (hack/kube/, docs/e2e.md); prints its kubeconfig.

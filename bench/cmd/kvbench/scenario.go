@@ -37,6 +37,7 @@ var scenarios = map[string]func() scenario{
 	"":             func() scenario { return &config{} },
 	composeCommand: func() scenario { return &composeConfig{} },
 	clusterCommand: func() scenario { return &clusterConfig{} },
+	backupCommand:  func() scenario { return &backupConfig{} },
 }
 
 // runScenario runs the scenario args names (or the default) until it ends
