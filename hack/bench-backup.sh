@@ -17,7 +17,7 @@
 #
 #	hack/bench-backup.sh -clients 16 -duration 5s -preload-mib 256
 #
-# With the defaults it takes about 1-2 minutes on 2 cores. A missed target
+# With the defaults it takes 1-2 minutes on 2 cores. A missed target
 # is recorded as ❌; a failed row is recorded and makes the script exit
 # non-zero.
 set -euo pipefail
