@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,11 +63,15 @@ type SnapshotSource interface {
 	// Snapshot opens a snapshot stream; source names the server (pod) it
 	// comes from. The caller reads the body to its end and closes it.
 	Snapshot(ctx context.Context, kv *kvv1.KVStore, access ServerAccess) (body io.ReadCloser, info backup.Info, source string, err error)
+	// Member is the pod a snapshot would come from (pickSnapshotMember),
+	// for a backup Job to stream from.
+	Member(ctx context.Context, kv *kvv1.KVStore, access ServerAccess) (pod string, err error)
 }
 
 // BackupReconciler runs KVStoreBackups: each is taken once, streamed from
-// a caught-up server straight into its destination, and its outcome
-// recorded on it and on its KVStore's status.
+// a caught-up server straight into its destination (S3, by the operator),
+// or by a Job it creates (a PersistentVolumeClaim, which the Job mounts),
+// and its outcome recorded on it and on its KVStore's status.
 type BackupReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
@@ -75,8 +80,12 @@ type BackupReconciler struct {
 	APIReader client.Reader
 	// Recorder records events on KVStoreBackups and KVStores.
 	Recorder events.EventRecorder
-	// Source takes the snapshots.
+	// Source takes the snapshots (and picks the pod a backup Job streams
+	// from).
 	Source SnapshotSource
+	// Options build the backup Jobs (the default image, the cluster
+	// domain), as the KVStore reconciler's build the StatefulSet.
+	Options BuildOptions
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -84,9 +93,13 @@ type BackupReconciler struct {
 // +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups/status,verbs=patch
 // +kubebuilder:rbac:groups=kvstore.dev,resources=kvstores,verbs=get
+// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups/finalizers,verbs=update
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=create;get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
 
-// Reconcile runs one KVStoreBackup: observe (the backup, its KVStore),
-// plan (planBackup), act (mark Running, stream, record the outcome).
+// Reconcile runs one KVStoreBackup: observe (the backup, its KVStore, its
+// Job), plan (planBackup), act (mark Running, then stream and record the
+// outcome, or create the Job; record a finished Job's outcome).
 func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	b := &kvv1.KVStoreBackup{}
 	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
@@ -114,12 +127,21 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 			kv = nil
 		}
 	}
-	p := planBackup(b, kv)
+	var job *batchv1.Job
+	if b.Status.Phase == kvv1.BackupRunning {
+		var err error
+		if job, err = r.observeJob(ctx, b); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	p := planBackup(b, kv, job)
 	switch p.step {
 	case backupDone:
 		return reconcile.Result{}, nil
 	case backupFail, backupInterrupted:
 		return reconcile.Result{}, r.finish(ctx, b, kv, failedStatus(b.Status, p.message, r.now()))
+	case backupWaitJob:
+		return reconcile.Result{}, r.recordJob(ctx, b, kv, job)
 	}
 
 	// Running: written with the resourceVersion read, so that two operators
@@ -134,6 +156,13 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	if pvc := p.destination.PersistentVolumeClaim; pvc != nil {
+		// The Job takes it; its watch brings the backup back here.
+		if err := r.startJob(ctx, b, kv, pvc); err != nil {
+			return reconcile.Result{}, r.finish(ctx, b, kv, failedStatus(b.Status, err.Error(), r.now()))
+		}
+		return reconcile.Result{}, nil
+	}
 	m, uri, source, err := r.take(ctx, kv, p.destination, b.Labels[kvv1.LabelScheduled] == "true")
 	if err != nil {
 		return reconcile.Result{}, r.finish(ctx, b, kv, failedStatus(b.Status, err.Error(), r.now()))
@@ -144,11 +173,7 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 // take streams one snapshot of kv into d; after a scheduled backup it
 // applies the retention (a failure there is an event, not a failed backup).
 func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.BackupDestination, scheduled bool) (backup.Manifest, string, string, error) {
-	timeout := DefaultBackupTimeout
-	if kv.Spec.Backup != nil && kv.Spec.Backup.Timeout != nil && kv.Spec.Backup.Timeout.Duration > 0 {
-		timeout = kv.Spec.Backup.Timeout.Duration
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, backupTimeout(kv))
 	defer cancel()
 	dest, err := r.destination(ctx, kv.Namespace, d.S3)
 	if err != nil {
@@ -172,12 +197,7 @@ func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.B
 		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
 		pruned, err := r.prune(pctx, kv, dest)
 		pcancel()
-		if len(pruned) > 0 {
-			r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, ReasonBackupsPruned, "Prune", "retention deleted %d backups: %s", len(pruned), strings.Join(pruned, ", "))
-		}
-		if err != nil {
-			r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, ReasonPruneFailed, "Prune", "retention: %v", err)
-		}
+		r.prunedEvents(kv, pruned, 0, err)
 	}
 	return m, strings.TrimSuffix(dest.URI(), "/") + "/" + m.Object, source, nil
 }
@@ -295,11 +315,13 @@ func (r *BackupReconciler) now() time.Time {
 	return time.Now()
 }
 
-// SetupWithManager registers the controller: it watches KVStoreBackups.
+// SetupWithManager registers the controller: it watches KVStoreBackups
+// and their Jobs.
 func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("kvstorebackup").
 		For(&kvv1.KVStoreBackup{}).
+		Owns(&batchv1.Job{}).
 		Complete(r)
 }
 
@@ -315,17 +337,22 @@ type HTTPSnapshotSource struct {
 	PodURL     func(kv *kvv1.KVStore, pod string) string
 }
 
-// Snapshot implements SnapshotSource.
-func (s *HTTPSnapshotSource) Snapshot(ctx context.Context, kv *kvv1.KVStore, a ServerAccess) (io.ReadCloser, backup.Info, string, error) {
+// httpClient is the client that reaches kv's pods with a.
+func (s *HTTPSnapshotSource) httpClient(kv *kvv1.KVStore, a ServerAccess) (*http.Client, error) {
 	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true, ResponseHeaderTimeout: time.Minute}
 	if podAPITLS(kv) {
 		roots := x509.NewCertPool()
 		if !roots.AppendCertsFromPEM(a.CABundle) {
-			return nil, backup.Info{}, "", fmt.Errorf("reach %s/%s: no CA certificate in the pods' bundle", kv.Namespace, kv.Name)
+			return nil, fmt.Errorf("reach %s/%s: no CA certificate in the pods' bundle", kv.Namespace, kv.Name)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: roots, ServerName: apiServerName(kv), MinVersion: tls.VersionTLS12}
 	}
-	hc := &http.Client{Transport: tr}
+	return &http.Client{Transport: tr}, nil
+}
+
+// member asks the client Service for the cluster's status and picks the
+// member to stream from.
+func (s *HTTPSnapshotSource) member(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, hc *http.Client) (string, error) {
 	svc := fmt.Sprintf("%s://%s.%s.svc.%s:%d", apiScheme(kv), kv.Name, kv.Namespace, clusterDomain(s.Options), httpPort)
 	if s.ServiceURL != nil {
 		svc = s.ServiceURL(kv)
@@ -334,11 +361,33 @@ func (s *HTTPSnapshotSource) Snapshot(ctx context.Context, kv *kvv1.KVStore, a S
 	view, err := kvclient.New(svc, kvclient.WithToken(a.Token), kvclient.WithHTTPClient(hc)).ClusterStatus(sctx)
 	cancel()
 	if err != nil {
-		return nil, backup.Info{}, "", fmt.Errorf("cluster status: %w", err)
+		return "", fmt.Errorf("cluster status: %w", err)
 	}
 	pod := pickSnapshotMember(view)
 	if pod == "" {
-		return nil, backup.Info{}, "", errors.New("no leader and no caught-up follower to take the snapshot from")
+		return "", errors.New("no leader and no caught-up follower to take the snapshot from")
+	}
+	return pod, nil
+}
+
+// Member implements SnapshotSource.
+func (s *HTTPSnapshotSource) Member(ctx context.Context, kv *kvv1.KVStore, a ServerAccess) (string, error) {
+	hc, err := s.httpClient(kv, a)
+	if err != nil {
+		return "", err
+	}
+	return s.member(ctx, kv, a, hc)
+}
+
+// Snapshot implements SnapshotSource.
+func (s *HTTPSnapshotSource) Snapshot(ctx context.Context, kv *kvv1.KVStore, a ServerAccess) (io.ReadCloser, backup.Info, string, error) {
+	hc, err := s.httpClient(kv, a)
+	if err != nil {
+		return nil, backup.Info{}, "", err
+	}
+	pod, err := s.member(ctx, kv, a, hc)
+	if err != nil {
+		return nil, backup.Info{}, "", err
 	}
 	url := fmt.Sprintf("%s://%s.%s.%s.svc.%s:%d", apiScheme(kv), pod, namesFor(kv).peers, kv.Namespace, clusterDomain(s.Options), httpPort)
 	if s.PodURL != nil {
