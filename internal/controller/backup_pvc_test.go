@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 	"kvstore.dev/kvstore/internal/config"
@@ -78,6 +79,14 @@ func TestBackupToPVC(t *testing.T) {
 		// (the Job's creation brought one).
 		if got := getBackup(t, ns, b.Name); got.Status.Phase != kvv1.BackupRunning || got.Status.Attempts != 1 {
 			t.Fatalf("while the Job runs: %+v", got.Status)
+		}
+		// An operator started afresh resumes it: still Running, no second Job.
+		restarted := &BackupReconciler{Client: k8s, Recorder: &countingRecorder{}, Options: testOpts, Source: fixedMember("elsewhere")}
+		if _, err := restarted.Reconcile(ctx, reconcile.Request{NamespacedName: key(ns, b.Name)}); err != nil {
+			t.Fatal(err)
+		}
+		if got := getBackup(t, ns, b.Name); got.Status.Phase != kvv1.BackupRunning || got.Status.Attempts != 1 {
+			t.Fatalf("after a restart, while the Job runs: %+v", got.Status)
 		}
 		kubeletRun(t, bin, job, claim, nil)
 		first = waitBackup(t, ns, b.Name)
@@ -301,6 +310,12 @@ func replaceArg(args []string, prefix, value string) {
 // that terminated state, then the Job's Complete or (failed) Failed
 // condition.
 func finishJob(t *testing.T, job *batchv1.Job, code int, message string, failed bool) {
+	t.Helper()
+	finishJobWith(t, k8s, job, code, message, failed)
+}
+
+// finishJobWith is finishJob through the client c.
+func finishJobWith(t *testing.T, k8s client.Client, job *batchv1.Job, code int, message string, failed bool) {
 	t.Helper()
 	c := job.Spec.Template.Spec.Containers[0]
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-x1", Namespace: job.Namespace,
