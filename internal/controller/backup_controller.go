@@ -75,8 +75,9 @@ type SnapshotSource interface {
 type BackupReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
-	// APIReader reads Secrets, which the cache does not all hold; nil:
-	// Client.
+	// APIReader reads Secrets, which the cache does not all hold, a Job
+	// just created, and the backup Jobs' pods, which it does not hold at
+	// all; nil: Client (whose cache would then watch every pod).
 	APIReader client.Reader
 	// Recorder records events on KVStoreBackups and KVStores.
 	Recorder events.EventRecorder

@@ -54,8 +54,6 @@ func (r *BackupReconciler) startJob(ctx context.Context, b *kvv1.KVStoreBackup, 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
-	defer cancel()
 	if in.source, err = r.Source.Member(ctx, kv, access); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
