@@ -16,6 +16,12 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
 - apiGroups:
   - ""
   resources:
+  - pods
+  verbs:
+  - list
+- apiGroups:
+  - ""
+  resources:
   - secrets
   verbs:
   - create
@@ -31,6 +37,15 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - create
   - list
   - patch
+  - watch
+- apiGroups:
+  - batch
+  resources:
+  - jobs
+  verbs:
+  - create
+  - get
+  - list
   - watch
 - apiGroups:
   - cert-manager.io
@@ -62,6 +77,13 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
 - apiGroups:
   - kvstore.dev
   resources:
+  - kvstorebackups/finalizers
+  - kvstores/finalizers
+  verbs:
+  - update
+- apiGroups:
+  - kvstore.dev
+  resources:
   - kvstorebackups/status
   - kvstores/status
   verbs:
@@ -74,12 +96,6 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - get
   - list
   - watch
-- apiGroups:
-  - kvstore.dev
-  resources:
-  - kvstores/finalizers
-  verbs:
-  - update
 - apiGroups:
   - monitoring.coreos.com
   resources:
