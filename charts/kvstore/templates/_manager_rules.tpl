@@ -16,6 +16,14 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
 - apiGroups:
   - ""
   resources:
+  - persistentvolumeclaims
+  - pods
+  verbs:
+  - delete
+  - get
+- apiGroups:
+  - ""
+  resources:
   - secrets
   verbs:
   - create
