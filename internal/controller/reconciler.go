@@ -113,6 +113,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if p.step != nil {
 		in.membershipPending = p.step.pending
 	}
+	in.recovery = p.recovery
 	st := desiredStatus(kv, in)
 	if !statusEqual(st, kv.Status) {
 		// A merge patch without a resourceVersion: the operator is the only
