@@ -66,39 +66,19 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	var rc *recoverer
-	if cfg.Cluster.Enabled {
-		// A recovery the API accepted runs now, before the store and Raft
-		// are opened (recovery.go).
-		if err := recoverOnStart(cfg, log); err != nil {
-			return fmt.Errorf("recovery: %w", err)
-		}
-		rc = newRecoverer(cfg.DataDir, log)
-	}
 	ps, err := principals(&cfg, log)
 	if err != nil {
 		return err
 	}
 	authn := auth.NewAuthenticator(ps)
 
-	var m *metrics.Metrics
-	st, err := store.Open(filepath.Join(cfg.DataDir, store.DBFile), store.Options{
-		WatchHistoryEvents: cfg.Watch.HistoryEvents,
-		WatchHistoryBytes:  cfg.Watch.HistoryBytes,
-		OnFlush:            func(s store.FlushStats) { m.ObserveFlush(s) },
-	})
-	if err != nil {
-		return err
-	}
-	m = metrics.New(st.Status)
-
 	// The API listener serves from the start, with httpapi.Starting until
-	// the write path is up: joining a cluster can take minutes on a loaded
-	// machine, and a joining server is alive (its /healthz answers), not
-	// ready (its /readyz fails).
+	// the write path is up: joining a cluster, or a recovery, can take
+	// minutes on a loaded machine, and such a server is alive (its
+	// /healthz answers), not ready (its /readyz fails).
 	apiLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen: %w", err), st.Close())
+		return fmt.Errorf("listen: %w", err)
 	}
 	apiLn = netutil.LimitListener(apiLn, cfg.HTTP.MaxConnections)
 	handler := &swapHandler{}
@@ -136,6 +116,28 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		apiSrv.Close()
 		wg.Wait()
 	}
+
+	var rc *recoverer
+	if cfg.Cluster.Enabled {
+		// A recovery the API accepted runs now, before the store and Raft
+		// are opened (recovery.go).
+		if err := recoverOnStart(cfg, log); err != nil {
+			stopAPI()
+			return fmt.Errorf("recovery: %w", err)
+		}
+		rc = newRecoverer(cfg.DataDir, log)
+	}
+	var m *metrics.Metrics
+	st, err := store.Open(filepath.Join(cfg.DataDir, store.DBFile), store.Options{
+		WatchHistoryEvents: cfg.Watch.HistoryEvents,
+		WatchHistoryBytes:  cfg.Watch.HistoryBytes,
+		OnFlush:            func(s store.FlushStats) { m.ObserveFlush(s) },
+	})
+	if err != nil {
+		stopAPI()
+		return err
+	}
+	m = metrics.New(st.Status)
 
 	be, err := openBackend(ctx, cfg, st, m, log)
 	if err != nil {
