@@ -221,7 +221,7 @@ func possiblyLost(highest, lastIndex uint64) string {
 	if highest > lastIndex {
 		return fmt.Sprintf("entries after index %d that were committed on the lost servers may be lost: the operator saw index %d committed", lastIndex, highest)
 	}
-	return fmt.Sprintf("no entry the operator saw committed (up to index %d) is lost; entries committed after it last looked, beyond index %d, may be", highest, lastIndex)
+	return fmt.Sprintf("no entry the operator saw committed (up to index %d) is lost; entries after index %d committed on the lost servers after it last looked may be lost", highest, lastIndex)
 }
 
 // minUnreachable is the request's minUnreachable with its default.
