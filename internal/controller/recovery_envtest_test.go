@@ -262,3 +262,37 @@ func TestRecoveryWithServers(t *testing.T) {
 	}
 	t.Logf("recovery: %+v", st.Recovery)
 }
+
+// TestRecoveryRequestValidation: the API server refuses a recovery request
+// without a confirmation or with a minUnreachable under 30s, naming the
+// field, and takes one of 30s.
+func TestRecoveryRequestValidation(t *testing.T) {
+	ns := newNamespace(t)
+	cases := map[string]struct {
+		req  kvv1.ForceNewCluster
+		want string // "" for accepted
+	}{
+		"no confirmation":      {kvv1.ForceNewCluster{}, "spec.recovery.forceNewClusterFrom.confirmUID"},
+		"10s":                  {kvv1.ForceNewCluster{ConfirmUID: "u", MinUnreachable: &metav1.Duration{Duration: 10 * time.Second}}, "spec.recovery.forceNewClusterFrom.minUnreachable must be at least 30s"},
+		"30s":                  {kvv1.ForceNewCluster{ConfirmUID: "u", MinUnreachable: &metav1.Duration{Duration: 30 * time.Second}}, ""},
+		"default":              {kvv1.ForceNewCluster{ConfirmUID: "u", Member: "x-2"}, ""},
+		"member name too long": {kvv1.ForceNewCluster{ConfirmUID: "u", Member: strings.Repeat("a", 64)}, "spec.recovery.forceNewClusterFrom.member"},
+	}
+	i := 0
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			i++
+			kv := &kvv1.KVStore{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("x%d", i), Namespace: ns},
+				Spec: kvv1.KVStoreSpec{Recovery: &kvv1.RecoverySpec{ForceNewClusterFrom: &tc.req}}}
+			err := k8s.Create(ctx, kv)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("created; want refused with %q", tc.want)
+			case tc.want != "" && (!apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v\nwant Invalid containing %q", err, tc.want)
+			}
+		})
+	}
+}
