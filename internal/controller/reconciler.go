@@ -114,6 +114,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if p.step != nil {
 		in.membershipPending = p.step.pending
 	}
+	in.recovery = p.recovery
 	st := desiredStatus(kv, in)
 	if !statusEqual(st, kv.Status) {
 		written, uErr := writeStatus(ctx, r.Client, kv, st)

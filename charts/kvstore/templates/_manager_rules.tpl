@@ -16,8 +16,17 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
 - apiGroups:
   - ""
   resources:
+  - persistentvolumeclaims
+  verbs:
+  - delete
+  - get
+- apiGroups:
+  - ""
+  resources:
   - pods
   verbs:
+  - delete
+  - get
   - list
 - apiGroups:
   - ""
