@@ -8,11 +8,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,7 +27,8 @@ import (
 // testBackup: the operator, in its pod, backs a three-server KVStore up to
 // S3 (SeaweedFS on the host, reached by the pods at kube.HostIP): the
 // KVStoreBackup succeeds from a follower, the object's SHA-256 is the one
-// in its status, and the KVStore records it. A backup with credentials the
+// in its status, and the KVStore records it. A backup to a claim runs as a
+// Job, and the file on the volume has the SHA-256 of its status. A backup with credentials the
 // bucket refuses fails loudly: phase Failed with the S3 error, and the
 // KVStore's LastBackupSucceeded condition False.
 func testBackup(t *testing.T, k *kube.Cluster) {
@@ -42,6 +46,13 @@ apiVersion: v1
 kind: Secret
 metadata: {name: s3-wrong}
 stringData: {accessKeyID: %s, secretAccessKey: not-the-secret}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: backups}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
 `, writer.AccessKey, writer.SecretKey, writer.AccessKey))
 	spec := small + fmt.Sprintf("backup:\n  destination:\n    s3: {bucket: backups, prefix: kube/e2e, endpoint: %q, bucketLookup: path, credentialsSecret: s3}\n", s3.Endpoint)
 	start := time.Now()
@@ -85,6 +96,17 @@ stringData: {accessKeyID: %s, secretAccessKey: not-the-secret}
 		t.Errorf("condition LastBackupSucceeded = %+v, want True", c)
 	}
 
+	p := runBackup(t, k, ns, "bk-pvc", "bk", "destination:\n    persistentVolumeClaim: {claimName: backups, subPath: demo}")
+	if p.Status.Phase != kvv1.BackupSucceeded {
+		t.Fatalf("KVStoreBackup bk-pvc: phase %s, message %q", p.Status.Phase, p.Status.Message)
+	}
+	if want := "pvc://backups/demo/" + p.Status.BackupName + ".db"; p.Status.DestinationURI != want {
+		t.Errorf("destinationURI %q, want %q", p.Status.DestinationURI, want)
+	}
+	if sum, n := claimFileSHA256(t, k, ns, "backups", "demo/"+p.Status.BackupName+".db"); sum != p.Status.SHA256 || n != p.Status.SizeBytes {
+		t.Errorf("the backup file on the claim has SHA-256 %s and %d bytes; the status says %s and %d", sum, n, p.Status.SHA256, p.Status.SizeBytes)
+	}
+
 	wrong := fmt.Sprintf("destination:\n    s3: {bucket: backups, prefix: kube/wrong, endpoint: %q, bucketLookup: path, credentialsSecret: s3-wrong}", s3.Endpoint)
 	f := runBackup(t, k, ns, "bk-wrong-key", "bk", wrong)
 	if f.Status.Phase != kvv1.BackupFailed || !strings.Contains(f.Status.Message, "403") && !strings.Contains(f.Status.Message, "Signature") {
@@ -98,6 +120,42 @@ stringData: {accessKeyID: %s, secretAccessKey: not-the-secret}
 		return nil
 	})
 	checkAll(t, s, want)
+}
+
+// claimFileSHA256 reads file from the volume bound to claim, on the host
+// (local-path-provisioner's volumes are host directories, and the node's
+// filesystem is the host's), and returns its SHA-256 and size.
+func claimFileSHA256(t *testing.T, k *kube.Cluster, ns, claim, file string) (string, int64) {
+	t.Helper()
+	ctx := context.Background()
+	var pvc corev1.PersistentVolumeClaim
+	if err := k.Client(t).Get(ctx, client.ObjectKey{Namespace: ns, Name: claim}, &pvc); err != nil {
+		t.Fatal(err)
+	}
+	var pv corev1.PersistentVolume
+	if err := k.Client(t).Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, &pv); err != nil {
+		t.Fatalf("the volume of claim %s: %v", claim, err)
+	}
+	var dir string
+	switch {
+	case pv.Spec.HostPath != nil:
+		dir = pv.Spec.HostPath.Path
+	case pv.Spec.Local != nil:
+		dir = pv.Spec.Local.Path
+	default:
+		t.Fatalf("volume %s is neither hostPath nor local", pv.Name)
+	}
+	f, err := os.Open(filepath.Join(dir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n
 }
 
 // runBackup creates the KVStoreBackup name of KVStore kvName (with
