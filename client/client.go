@@ -157,6 +157,16 @@ func (c *Client) RemoveMember(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, wire.MemberPath(id), nil, nil)
 }
 
+// Recover is POST /api/v1/cluster/recover: the server that answers (send
+// it to that server's own address, not through a load balancer) makes
+// itself a one-server cluster after a lost quorum, by restarting
+// (wire.RecoverRequest says when it refuses, with ErrRecoveryRefused).
+func (c *Client) Recover(ctx context.Context, req wire.RecoverRequest) (wire.RecoverResponse, error) {
+	var out wire.RecoverResponse
+	err := c.do(ctx, http.MethodPost, wire.PathRecover, req, &out)
+	return out, err
+}
+
 // Status is GET /api/v1/status: the server's version, revision and uptime,
 // and for an admin token the store-wide numbers (zero for other tokens).
 func (c *Client) Status(ctx context.Context) (wire.AdminStatus, error) {

@@ -39,6 +39,7 @@ var (
 	ErrPreconditionFailed error = &codeError{wire.CodePreconditionFailed}
 	ErrNoQuorum           error = &codeError{wire.CodeNoQuorum}
 	ErrNotClustered       error = &codeError{wire.CodeNotClustered}
+	ErrRecoveryRefused    error = &codeError{wire.CodeRecoveryRefused}
 	ErrUnauthorized       error = &codeError{wire.CodeUnauthorized}
 	ErrForbidden          error = &codeError{wire.CodeForbidden}
 	ErrUnavailable        error = &codeError{wire.CodeUnavailable}

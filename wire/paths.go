@@ -14,6 +14,7 @@ const (
 	PathSnapshot = "/api/v1/snapshot"
 	PathCluster  = "/api/v1/cluster"
 	PathMembers  = "/api/v1/cluster/members"
+	PathRecover  = "/api/v1/cluster/recover"
 	PathHealthz  = "/healthz"
 	PathReadyz   = "/readyz"
 	PathMetrics  = "/metrics"

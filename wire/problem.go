@@ -43,14 +43,18 @@ const (
 	CodeUnavailable        = "unavailable"
 	CodeNoQuorum           = "no_quorum"
 	CodeNotClustered       = "not_clustered"
-	CodeOutcomeUnknown     = "outcome_unknown"
-	CodeInvalidArgument    = "invalid_argument"
-	CodeInvalidTTL         = "invalid_ttl"
-	CodeUnauthorized       = "unauthorized"
-	CodeForbidden          = "forbidden"
-	CodeMethodNotAllowed   = "method_not_allowed"
-	CodeTooManyRequests    = "too_many_requests"
-	CodeInternal           = "internal"
+	// CodeRecoveryRefused: POST /api/v1/cluster/recover on a server that
+	// must not be recovered (it sees a leader, it is alone already, the
+	// request names another server or was carried out already).
+	CodeRecoveryRefused  = "recovery_refused"
+	CodeOutcomeUnknown   = "outcome_unknown"
+	CodeInvalidArgument  = "invalid_argument"
+	CodeInvalidTTL       = "invalid_ttl"
+	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeTooManyRequests  = "too_many_requests"
+	CodeInternal         = "internal"
 	// CodeNotLeader is the peer API's answer from a node that lost
 	// leadership; the caller finds the new leader and tries again. It never
 	// reaches a client.

@@ -156,6 +156,30 @@ type RemoveMemberResponse struct {
 	Removed string `json:"removed"`
 }
 
+// RecoverRequest is the body of POST /api/v1/cluster/recover (admin only):
+// make the answering server, a member of a cluster that lost its quorum
+// for good, the only server of a new one-server cluster. The server
+// refuses unless it is NodeID, a member of a multi-server cluster that
+// sees no leader; it then records the request in its data directory and
+// exits (non-zero, so that its supervisor restarts it), and at its next
+// start recovers (cluster.Recover) before it opens Raft. A RequestID is
+// carried out at most once.
+type RecoverRequest struct {
+	NodeID    string `json:"node_id"`
+	RequestID string `json:"request_id"`
+}
+
+// RecoverResponse answers POST /api/v1/cluster/recover (202 Accepted): the
+// request is recorded and the server is restarting. LastLogTerm and
+// LastLogIndex are its Raft log position when it accepted: the log it
+// keeps.
+type RecoverResponse struct {
+	NodeID       string `json:"node_id"`
+	RequestID    string `json:"request_id"`
+	LastLogTerm  uint64 `json:"last_log_term"`
+	LastLogIndex uint64 `json:"last_log_index"`
+}
+
 // EventExpire is the type of a watch event of a key whose TTL ran out.
 const EventExpire = "expire"
 

@@ -95,6 +95,11 @@ type KVStoreSpec struct {
 	// scheduled backups.
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
+
+	// Recovery asks for a disaster recovery (RecoverySpec); the operator
+	// never does one on its own.
+	// +optional
+	Recovery *RecoverySpec `json:"recovery,omitempty"`
 }
 
 // NetworkPolicySpec describes the networking.k8s.io/v1 NetworkPolicy
@@ -367,6 +372,12 @@ type KVStoreStatus struct {
 	// LastBackup is the newest successful backup.
 	// +optional
 	LastBackup *LastBackupStatus `json:"lastBackup,omitempty"`
+
+	// Recovery is the record of a recovery from a lost quorum, and what
+	// the operator tracks for one: since when the quorum is lost, and the
+	// highest commit index it saw.
+	// +optional
+	Recovery *RecoveryStatus `json:"recovery,omitempty"`
 }
 
 // MemberStatus is one server in the Raft configuration.

@@ -1,10 +1,9 @@
 package v1
 
-// The types of this file are not yet fields of KVStoreSpec or
-// KVStoreStatus: the operator does not implement spec.recovery yet (issue 14),
-// and a field it accepted and ignored would, for a restore, give an empty
-// store where the user asked for their data. They are wired in with the
-// controller that implements them.
+// The types of this file are spec.recovery and status.recovery of a
+// KVStore: a recovery from a lost quorum (issue 14), carried out by the
+// KVStore controller (internal/controller, recovery.go) only when asked,
+// and at most once per request; docs/backup.md, "Lost quorum (operator)".
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +24,7 @@ type RecoverySpec struct {
 }
 
 // ForceNewCluster is a confirmed request to recover from a lost quorum.
+// +kubebuilder:validation:XValidation:rule="!has(self.minUnreachable) || duration(self.minUnreachable) >= duration('30s')",message="spec.recovery.forceNewClusterFrom.minUnreachable must be at least 30s"
 type ForceNewCluster struct {
 	// ConfirmUID must repeat the KVStore's metadata.uid: proof that the
 	// request was written for this very object, not copied from another.
@@ -70,8 +70,13 @@ type RecoveryStatus struct {
 	// +optional
 	Phase RecoveryPhase `json:"phase,omitempty"`
 
-	// RequestUID is the ConfirmUID of the request this status belongs to.
-	// A request is carried out at most once.
+	// RequestUID is the ConfirmUID of the request this record belongs to.
+	// A request is carried out at most once: while
+	// spec.recovery.forceNewClusterFrom stays set, a finished record
+	// (Succeeded, Failed) stays and nothing is done again. Removing the
+	// request clears the record once no recovery is under way; setting it
+	// again is a new request. A recovery under way (Recovering, Rejoining)
+	// runs to its end even if the request is removed.
 	// +optional
 	RequestUID string `json:"requestUID,omitempty"`
 

@@ -46,6 +46,12 @@ type Config struct {
 	// MetricsListen is the address of /metrics in scheduled mode; ""
 	// serves none.
 	MetricsListen string `json:"metrics_listen,omitempty"`
+	// ResultFile, in run-once mode, is where the run's outcome is written
+	// as JSON (backup.Result: the manifest's name, sha256, size and
+	// revision and the backups the retention deleted, or the error),
+	// within 4096 bytes: a Kubernetes Job's terminationMessagePath. ""
+	// writes none.
+	ResultFile string `json:"result_file,omitempty"`
 	// Timeout bounds one backup, snapshot and upload.
 	Timeout config.Duration `json:"timeout"`
 	Log     config.Log      `json:"log"`
@@ -92,6 +98,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&c.Schedule, "schedule", "", "cron `expression` (\"0 */6 * * *\", \"@daily\"); without it, back up once and exit")
 	fs.BoolVar(&c.Suspend, "suspend", false, "with --schedule: keep running and serving metrics, but take no backups")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "with --schedule: `address` of /metrics (default none)")
+	fs.StringVar(&c.ResultFile, "result-file", "", "without --schedule: write the outcome (JSON: the manifest, or the error) to this `file`, such as a terminationMessagePath")
 	var timeout time.Duration
 	fs.DurationVar(&timeout, "timeout", 0, "bound on one backup (default 1h)")
 	fs.StringVar(&c.Log.Level, "log-level", "", "debug, info, warn or error (default \"info\")")
@@ -132,6 +139,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			cfg.Suspend = c.Suspend
 		case "metrics-listen":
 			cfg.MetricsListen = c.MetricsListen
+		case "result-file":
+			cfg.ResultFile = c.ResultFile
 		case "timeout":
 			cfg.Timeout = config.Duration(timeout)
 		case "log-level":
@@ -204,6 +213,9 @@ func (c Config) Validate() error {
 		if c.MetricsListen != "" {
 			bad("metrics_listen", "is served in scheduled mode only (set schedule)")
 		}
+	}
+	if c.Schedule != "" && c.ResultFile != "" {
+		bad("result_file", "is written in run-once mode only (unset schedule)")
 	}
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {

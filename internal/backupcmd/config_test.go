@@ -26,20 +26,21 @@ func TestLoad(t *testing.T) {
 		args  []string
 		field string // the field the error names
 	}{
-		"no destination":        {[]string{}, "destination:"},
-		"bad destination":       {[]string{"--destination", "s3://B/x"}, "destination:"},
-		"bad server":            {[]string{"--destination", "file:///b", "--server", "kv:8080"}, "server:"},
-		"server with a token":   {[]string{"--destination", "file:///b", "--server", "http://admin:tok@kv"}, "server:"},
-		"bad schedule":          {[]string{"--destination", "file:///b", "--schedule", "every day"}, "schedule:"},
-		"suspend alone":         {[]string{"--destination", "file:///b", "--suspend"}, "suspend:"},
-		"metrics without sched": {[]string{"--destination", "file:///b", "--metrics-listen", ":9100"}, "metrics_listen:"},
-		"bad age":               {[]string{"--destination", "file:///b", "--max-age", "30"}, "retention.max_age:"},
-		"negative count":        {[]string{"--destination", "file:///b", "--keep-last", "-1"}, "retention.keep_last:"},
-		"bad endpoint":          {[]string{"--destination", "s3://b-1/x", "--s3-endpoint", "weed:8333"}, "s3:"},
-		"one key file":          {[]string{"--destination", "s3://b-1/x", "--s3-access-key-file", "/k"}, "s3:"},
-		"bad timeout":           {[]string{"--destination", "file:///b", "--timeout", "1ms"}, "timeout:"},
-		"bad log level":         {[]string{"--destination", "file:///b", "--log-level", "loud"}, "log.level:"},
-		"argument":              {[]string{"--destination", "file:///b", "now"}, "unexpected argument"},
+		"no destination":         {[]string{}, "destination:"},
+		"bad destination":        {[]string{"--destination", "s3://B/x"}, "destination:"},
+		"bad server":             {[]string{"--destination", "file:///b", "--server", "kv:8080"}, "server:"},
+		"server with a token":    {[]string{"--destination", "file:///b", "--server", "http://admin:tok@kv"}, "server:"},
+		"bad schedule":           {[]string{"--destination", "file:///b", "--schedule", "every day"}, "schedule:"},
+		"suspend alone":          {[]string{"--destination", "file:///b", "--suspend"}, "suspend:"},
+		"metrics without sched":  {[]string{"--destination", "file:///b", "--metrics-listen", ":9100"}, "metrics_listen:"},
+		"result with a schedule": {[]string{"--destination", "file:///b", "--schedule", "@daily", "--result-file", "/r"}, "result_file:"},
+		"bad age":                {[]string{"--destination", "file:///b", "--max-age", "30"}, "retention.max_age:"},
+		"negative count":         {[]string{"--destination", "file:///b", "--keep-last", "-1"}, "retention.keep_last:"},
+		"bad endpoint":           {[]string{"--destination", "s3://b-1/x", "--s3-endpoint", "weed:8333"}, "s3:"},
+		"one key file":           {[]string{"--destination", "s3://b-1/x", "--s3-access-key-file", "/k"}, "s3:"},
+		"bad timeout":            {[]string{"--destination", "file:///b", "--timeout", "1ms"}, "timeout:"},
+		"bad log level":          {[]string{"--destination", "file:///b", "--log-level", "loud"}, "log.level:"},
+		"argument":               {[]string{"--destination", "file:///b", "now"}, "unexpected argument"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

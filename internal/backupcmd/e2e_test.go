@@ -196,3 +196,79 @@ func TestRestoreCorruptBackupRefused(t *testing.T) {
 		t.Errorf("a refused restore left %v in the data dir", entries)
 	}
 }
+
+// TestResultFile: with --result-file, a run leaves its outcome there as
+// the operator's backup Job does in its termination message: the
+// manifest and the backups the retention deleted, or the error.
+func TestResultFile(t *testing.T) {
+	ctx := context.Background()
+	src := startServer(t, t.TempDir())
+	fill(t, src, 0)
+	root := filepath.Join(t.TempDir(), "claim", "team")
+	resultFile := filepath.Join(t.TempDir(), "termination-log")
+	args := []string{"--server", src.URL, "--destination", "file://" + root, "--result-file", resultFile, "--keep-last", "1"}
+	read := func() backup.Result {
+		t.Helper()
+		b, err := os.ReadFile(resultFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > backup.MaxResultBytes {
+			t.Errorf("the result has %d bytes, more than a termination message holds", len(b))
+		}
+		r, err := backup.ParseResult(b)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
+		return r
+	}
+
+	var first backup.Result
+	for round := range 2 {
+		if err := backupcmd.Run(ctx, args, env(), io.Discard, nil); err != nil {
+			t.Fatalf("backup %d: %v", round, err)
+		}
+		r := read()
+		m, err := backup.Latest(ctx, backup.NewDir(root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(root, r.Object()))
+		if err != nil {
+			t.Fatalf("the result names %s: %v", r.Object(), err)
+		}
+		sum := sha256.Sum256(b)
+		if r.Name != m.Name || r.SHA256 != hex.EncodeToString(sum[:]) || r.SizeBytes != int64(len(b)) || r.Revision != m.Revision || r.Revision == 0 || r.Error != "" {
+			t.Errorf("result %+v; the file has sha256 %x, %d bytes; the manifest %+v", r, sum, len(b), m)
+		}
+		switch round {
+		case 0:
+			first = r
+			if len(r.Pruned) != 0 {
+				t.Errorf("the first backup pruned %v", r.Pruned)
+			}
+		case 1:
+			if !reflect.DeepEqual(r.Pruned, []string{first.Name}) {
+				t.Errorf("pruned %v; want [%s] (keep last 1)", r.Pruned, first.Name)
+			}
+		}
+	}
+
+	// Failed: the error is the result (and the exit status), over the
+	// previous run's result.
+	err := backupcmd.Run(ctx, append(args, "--server", "http://127.0.0.1:1"), env(), io.Discard, nil)
+	if err == nil {
+		t.Fatal("a backup from a closed port succeeded")
+	}
+	if r := read(); r.Name != "" || !strings.Contains(r.Error, "connection refused") || !strings.Contains(err.Error(), r.Error) {
+		t.Errorf("result %+v of the failure %v", r, err)
+	}
+	// The token is read when the backup runs: a missing one is a result
+	// too.
+	if err := backupcmd.Run(ctx, args, func(string) string { return "" }, io.Discard, nil); err == nil {
+		t.Fatal("a backup without a token succeeded")
+	}
+	if r := read(); !strings.Contains(r.Error, config.EnvAdminToken) {
+		t.Errorf("result %+v without a token", r)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,15 +32,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	log := server.NewLogger(cfg.Log, stderr).With("component", "backup")
+	if cfg.Schedule == "" {
+		return once(ctx, cfg, getenv, log)
+	}
 	r, err := NewRunner(cfg, getenv, log)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
-	}
-	if cfg.Schedule == "" {
-		if _, err := r.Once(ctx); err != nil {
-			return fmt.Errorf("backup: %w", err)
-		}
-		return nil
 	}
 	sched, _ := cronParser.Parse(cfg.Schedule) // Validate parsed it
 	log.InfoContext(ctx, "backup schedule", "schedule", cfg.Schedule, "destination", r.Dest.URI(),
@@ -53,6 +51,35 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		defer stop()
 	}
 	return r.Schedule(ctx, sched, cfg.Suspend)
+}
+
+// once takes one backup and, with result_file, writes its outcome there.
+func once(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger) error {
+	var m backup.Manifest
+	var pruned []backup.Manifest
+	r, err := NewRunner(cfg, getenv, log)
+	if err == nil {
+		m, pruned, err = r.Once(ctx)
+	}
+	if cfg.ResultFile != "" {
+		if werr := writeResult(cfg.ResultFile, backup.ResultOf(m, pruned, err)); werr != nil {
+			log.ErrorContext(ctx, "cannot write the result file", "path", cfg.ResultFile, "err", werr)
+			err = errors.Join(err, werr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	return nil
+}
+
+// writeResult writes res to path in place: a termination message file is
+// a mount point, which cannot be replaced by a rename.
+func writeResult(path string, res backup.Result) error {
+	if err := os.WriteFile(path, res.Encode(), 0o644); err != nil {
+		return fmt.Errorf("result_file: %w", err)
+	}
+	return nil
 }
 
 // NewRunner builds the Runner of a validated configuration.

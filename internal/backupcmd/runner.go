@@ -42,11 +42,13 @@ func (r *Runner) now() time.Time {
 	return time.Now()
 }
 
-// Once takes one backup and applies the retention. A failed backup is
-// logged at error, counted and timestamped in the metrics, and returned; a
-// failed retention run (after a backup that succeeded) is logged at error,
-// counted, and returned too.
-func (r *Runner) Once(ctx context.Context) (backup.Manifest, error) {
+// Once takes one backup and applies the retention; it returns the
+// backup's manifest and those of the backups the retention deleted. A
+// failed backup is logged at error, counted and timestamped in the
+// metrics, and returned (with a zero manifest); a failed retention run
+// (after a backup that succeeded) is logged at error, counted, and
+// returned too, with the manifest.
+func (r *Runner) Once(ctx context.Context) (backup.Manifest, []backup.Manifest, error) {
 	if r.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
@@ -58,7 +60,7 @@ func (r *Runner) Once(ctx context.Context) (backup.Manifest, error) {
 		r.Metrics.Failures.Inc()
 		r.Metrics.LastFailure.Set(float64(r.now().Unix()))
 		r.Log.ErrorContext(ctx, "backup failed", "destination", r.Dest.URI(), "duration_seconds", r.now().Sub(start).Seconds(), "err", err)
-		return backup.Manifest{}, err
+		return backup.Manifest{}, nil, err
 	}
 	took := r.now().Sub(start)
 	r.Metrics.Successes.Inc()
@@ -75,9 +77,9 @@ func (r *Runner) Once(ctx context.Context) (backup.Manifest, error) {
 	if err != nil {
 		r.Metrics.PruneFailures.Inc()
 		r.Log.ErrorContext(ctx, "retention failed", "destination", r.Dest.URI(), "retention", r.Retention.String(), "err", err)
-		return m, fmt.Errorf("backup %s succeeded, but retention failed: %w", m.Name, err)
+		return m, deleted, fmt.Errorf("backup %s succeeded, but retention failed: %w", m.Name, err)
 	}
-	return m, nil
+	return m, deleted, nil
 }
 
 func (r *Runner) take(ctx context.Context) (backup.Manifest, error) {
@@ -140,7 +142,7 @@ func (r *Runner) Schedule(ctx context.Context, sched cron.Schedule, suspend bool
 		case <-after(next.Sub(r.now())):
 		}
 		if !suspend {
-			_, _ = r.Once(ctx) // logged and counted
+			_, _, _ = r.Once(ctx) // logged and counted
 		}
 	}
 }

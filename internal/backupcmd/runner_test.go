@@ -82,7 +82,7 @@ func TestOnce(t *testing.T) {
 	src := &fakeSource{data: []byte("a snapshot's bytes")}
 	r, logs := newTestRunner(t, src, backup.NewDir(t.TempDir()), backup.Retention{KeepLast: 2})
 	for range 3 {
-		if _, err := r.Once(ctx); err != nil {
+		if _, _, err := r.Once(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,7 +110,7 @@ func TestOnce(t *testing.T) {
 	// timestamped; the last success stays.
 	src.err = errors.New("GET http://kv/api/v1/snapshot: connection refused")
 	lastSuccess := testutil.ToFloat64(m.LastSuccess)
-	if _, err := r.Once(ctx); err == nil || !strings.Contains(err.Error(), "connection refused") {
+	if _, _, err := r.Once(ctx); err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("Once with a failing source = %v", err)
 	}
 	if f := testutil.ToFloat64(m.Failures); f != 1 {

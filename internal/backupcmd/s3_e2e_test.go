@@ -61,7 +61,7 @@ func TestS3(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := r.Once(context.Background()); err == nil || !strings.Contains(err.Error(), tc.want) {
+				if _, _, err := r.Once(context.Background()); err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("Once = %v; want an error with %q", err, tc.want)
 				}
 				m := r.Metrics

@@ -87,8 +87,12 @@ func (r *Reconciler) act(ctx context.Context, kv *kvv1.KVStore, obs *observed, p
 		}
 		stsWritten = stsWritten || wrote && c.key.kind == "StatefulSet"
 	}
+	a := obs.access(kv, namesFor(kv))
+	if p.recovery != nil && r.recovery(ctx, kv, a, *p.recovery) {
+		return stsWritten, nil // the reconcile's one call to the servers was the recovery's
+	}
 	if p.step != nil {
-		r.membership(ctx, kv, obs.access(kv, namesFor(kv)), *p.step)
+		r.membership(ctx, kv, a, *p.step)
 	}
 	return stsWritten, nil
 }

@@ -2,16 +2,13 @@ package controller
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
-	kvclient "kvstore.dev/kvstore/client"
 	"kvstore.dev/kvstore/internal/backup"
 )
 
@@ -62,21 +58,30 @@ type SnapshotSource interface {
 	// Snapshot opens a snapshot stream; source names the server (pod) it
 	// comes from. The caller reads the body to its end and closes it.
 	Snapshot(ctx context.Context, kv *kvv1.KVStore, access ServerAccess) (body io.ReadCloser, info backup.Info, source string, err error)
+	// Member is the pod a snapshot would come from (pickSnapshotMember),
+	// for a backup Job to stream from.
+	Member(ctx context.Context, kv *kvv1.KVStore, access ServerAccess) (pod string, err error)
 }
 
 // BackupReconciler runs KVStoreBackups: each is taken once, streamed from
-// a caught-up server straight into its destination, and its outcome
-// recorded on it and on its KVStore's status.
+// a caught-up server straight into its destination (S3, by the operator),
+// or by a Job it creates (a PersistentVolumeClaim, which the Job mounts),
+// and its outcome recorded on it and on its KVStore's status.
 type BackupReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
-	// APIReader reads Secrets, which the cache does not all hold; nil:
-	// Client.
+	// APIReader reads Secrets, which the cache does not all hold, a Job
+	// just created, and the backup Jobs' pods, which it does not hold at
+	// all; nil: Client (whose cache would then watch every pod).
 	APIReader client.Reader
 	// Recorder records events on KVStoreBackups and KVStores.
 	Recorder events.EventRecorder
-	// Source takes the snapshots.
+	// Source takes the snapshots (and picks the pod a backup Job streams
+	// from).
 	Source SnapshotSource
+	// Options build the backup Jobs (the default image, the cluster
+	// domain), as the KVStore reconciler's build the StatefulSet.
+	Options BuildOptions
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -84,9 +89,13 @@ type BackupReconciler struct {
 // +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups/status,verbs=patch
 // +kubebuilder:rbac:groups=kvstore.dev,resources=kvstores,verbs=get
+// +kubebuilder:rbac:groups=kvstore.dev,resources=kvstorebackups/finalizers,verbs=update
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=create;get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
 
-// Reconcile runs one KVStoreBackup: observe (the backup, its KVStore),
-// plan (planBackup), act (mark Running, stream, record the outcome).
+// Reconcile runs one KVStoreBackup: observe (the backup, its KVStore, its
+// Job), plan (planBackup), act (mark Running, then stream and record the
+// outcome, or create the Job; record a finished Job's outcome).
 func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	b := &kvv1.KVStoreBackup{}
 	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
@@ -114,12 +123,21 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 			kv = nil
 		}
 	}
-	p := planBackup(b, kv)
+	var job *batchv1.Job
+	if b.Status.Phase == kvv1.BackupRunning {
+		var err error
+		if job, err = r.observeJob(ctx, b); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	p := planBackup(b, kv, job)
 	switch p.step {
 	case backupDone:
 		return reconcile.Result{}, nil
 	case backupFail, backupInterrupted:
 		return reconcile.Result{}, r.finish(ctx, b, kv, failedStatus(b.Status, p.message, r.now()))
+	case backupWaitJob:
+		return reconcile.Result{}, r.recordJob(ctx, b, kv, job)
 	}
 
 	// Running: written with the resourceVersion read, so that two operators
@@ -134,6 +152,13 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	if pvc := p.destination.PersistentVolumeClaim; pvc != nil {
+		// The Job takes it; its watch brings the backup back here.
+		if err := r.startJob(ctx, b, kv, pvc); err != nil {
+			return reconcile.Result{}, r.finish(ctx, b, kv, failedStatus(b.Status, err.Error(), r.now()))
+		}
+		return reconcile.Result{}, nil
+	}
 	m, uri, source, err := r.take(ctx, kv, p.destination, b.Labels[kvv1.LabelScheduled] == "true")
 	if err != nil {
 		return reconcile.Result{}, r.finish(ctx, b, kv, failedStatus(b.Status, err.Error(), r.now()))
@@ -144,11 +169,7 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 // take streams one snapshot of kv into d; after a scheduled backup it
 // applies the retention (a failure there is an event, not a failed backup).
 func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.BackupDestination, scheduled bool) (backup.Manifest, string, string, error) {
-	timeout := DefaultBackupTimeout
-	if kv.Spec.Backup != nil && kv.Spec.Backup.Timeout != nil && kv.Spec.Backup.Timeout.Duration > 0 {
-		timeout = kv.Spec.Backup.Timeout.Duration
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, backupTimeout(kv))
 	defer cancel()
 	dest, err := r.destination(ctx, kv.Namespace, d.S3)
 	if err != nil {
@@ -172,12 +193,7 @@ func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.B
 		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
 		pruned, err := r.prune(pctx, kv, dest)
 		pcancel()
-		if len(pruned) > 0 {
-			r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, ReasonBackupsPruned, "Prune", "retention deleted %d backups: %s", len(pruned), strings.Join(pruned, ", "))
-		}
-		if err != nil {
-			r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, ReasonPruneFailed, "Prune", "retention: %v", err)
-		}
+		r.prunedEvents(kv, pruned, 0, err)
 	}
 	return m, strings.TrimSuffix(dest.URI(), "/") + "/" + m.Object, source, nil
 }
@@ -296,60 +312,12 @@ func (r *BackupReconciler) now() time.Time {
 	return time.Now()
 }
 
-// SetupWithManager registers the controller: it watches KVStoreBackups.
+// SetupWithManager registers the controller: it watches KVStoreBackups
+// and their Jobs.
 func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("kvstorebackup").
 		For(&kvv1.KVStoreBackup{}).
+		Owns(&batchv1.Job{}).
 		Complete(r)
-}
-
-// HTTPSnapshotSource is the SnapshotSource of a real cluster: it asks the
-// client Service for the cluster's status, picks a caught-up follower
-// (else the leader, pickSnapshotMember) and streams GET /api/v1/snapshot
-// from that pod, over HTTPS verified as HTTPClusterClient verifies.
-type HTTPSnapshotSource struct {
-	Options BuildOptions
-	// ServiceURL and PodURL override the client Service's and a pod's
-	// URL (tests).
-	ServiceURL func(kv *kvv1.KVStore) string
-	PodURL     func(kv *kvv1.KVStore, pod string) string
-}
-
-// Snapshot implements SnapshotSource.
-func (s *HTTPSnapshotSource) Snapshot(ctx context.Context, kv *kvv1.KVStore, a ServerAccess) (io.ReadCloser, backup.Info, string, error) {
-	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true, ResponseHeaderTimeout: time.Minute}
-	if podAPITLS(kv) {
-		roots := x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(a.CABundle) {
-			return nil, backup.Info{}, "", fmt.Errorf("reach %s/%s: no CA certificate in the pods' bundle", kv.Namespace, kv.Name)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: roots, ServerName: apiServerName(kv), MinVersion: tls.VersionTLS12}
-	}
-	hc := &http.Client{Transport: tr}
-	svc := fmt.Sprintf("%s://%s.%s.svc.%s:%d", apiScheme(kv), kv.Name, kv.Namespace, clusterDomain(s.Options), httpPort)
-	if s.ServiceURL != nil {
-		svc = s.ServiceURL(kv)
-	}
-	sctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
-	view, err := kvclient.New(svc, kvclient.WithToken(a.Token), kvclient.WithHTTPClient(hc)).ClusterStatus(sctx)
-	cancel()
-	if err != nil {
-		return nil, backup.Info{}, "", fmt.Errorf("cluster status: %w", err)
-	}
-	pod := pickSnapshotMember(view)
-	if pod == "" {
-		return nil, backup.Info{}, "", errors.New("no leader and no caught-up follower to take the snapshot from")
-	}
-	url := fmt.Sprintf("%s://%s.%s.%s.svc.%s:%d", apiScheme(kv), pod, namesFor(kv).peers, kv.Namespace, clusterDomain(s.Options), httpPort)
-	if s.PodURL != nil {
-		url = s.PodURL(kv, pod)
-	}
-	src := &backup.Source{URL: url, Token: func() (string, error) { return a.Token, nil }, Client: hc, MaxBusyRetries: 3}
-	body, info, err := src.Snapshot(ctx)
-	if err != nil {
-		return nil, backup.Info{}, "", err
-	}
-	info.Source = pod
-	return body, info, pod, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -38,10 +39,14 @@ const (
 	backupDone backupStep = iota // Succeeded or Failed: nothing more
 	backupRun                    // take it now
 	backupFail                   // it cannot be taken: Failed with the plan's message
-	// backupInterrupted is a backup found Running: the operator stopped
-	// while it streamed (this controller runs a backup start to end within
-	// one Reconcile), so it failed.
+	// backupInterrupted is a backup streamed by the operator found
+	// Running: the operator stopped while it streamed (this controller runs
+	// such a backup start to end within one Reconcile), so it failed.
 	backupInterrupted
+	// backupWaitJob is a backup to a PersistentVolumeClaim found Running
+	// with its Job: the Job takes it; its outcome is recorded once the Job
+	// has finished (backupJobOutcome).
+	backupWaitJob
 )
 
 // backupPlan is the decision about one KVStoreBackup.
@@ -52,12 +57,20 @@ type backupPlan struct {
 }
 
 // planBackup decides what to do with b, whose KVStore is kv (nil: not
-// found).
-func planBackup(b *kvv1.KVStoreBackup, kv *kvv1.KVStore) backupPlan {
+// found) and whose Job (for a PersistentVolumeClaim destination, read when
+// b is Running) is job (nil: none).
+func planBackup(b *kvv1.KVStoreBackup, kv *kvv1.KVStore, job *batchv1.Job) backupPlan {
 	switch b.Status.Phase {
 	case kvv1.BackupSucceeded, kvv1.BackupFailed:
 		return backupPlan{step: backupDone}
 	case kvv1.BackupRunning:
+		if job != nil {
+			return backupPlan{step: backupWaitJob}
+		}
+		if d := b.Spec.Destination; (d != nil && d.PersistentVolumeClaim != nil) ||
+			(d == nil && kv != nil && kv.Spec.Backup != nil && kv.Spec.Backup.Destination.PersistentVolumeClaim != nil) {
+			return backupPlan{step: backupFail, message: fmt.Sprintf("the backup Job %s is gone: deleted before the operator read its result, or never created (the operator stopped)", backupJobName(b))}
+		}
 		return backupPlan{step: backupInterrupted, message: "the operator stopped while the backup was running"}
 	}
 	if kv == nil {
@@ -74,16 +87,11 @@ func planBackup(b *kvv1.KVStoreBackup, kv *kvv1.KVStore) backupPlan {
 // spec.backup.destination; nil and why when there is none usable.
 func resolveDestination(b *kvv1.KVStoreBackup, kv *kvv1.KVStore) (*kvv1.BackupDestination, string) {
 	d := b.Spec.Destination
-	field := "spec.destination"
 	if d == nil && kv.Spec.Backup != nil {
 		d = &kv.Spec.Backup.Destination
-		field = fmt.Sprintf("KVStore %s spec.backup.destination", kv.Name)
 	}
-	switch {
-	case d == nil || (d.S3 == nil && d.PersistentVolumeClaim == nil):
+	if d == nil || (d.S3 == nil && d.PersistentVolumeClaim == nil) {
 		return nil, fmt.Sprintf("no destination: set spec.destination or KVStore %s spec.backup.destination", kv.Name)
-	case d.S3 == nil:
-		return nil, field + ": persistentVolumeClaim destinations are not supported by the operator yet; use s3"
 	}
 	return d, ""
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
@@ -44,19 +46,28 @@ func (r *BackupReconciler) prune(ctx context.Context, kv *kvv1.KVStore, dest bac
 		return nil, err
 	}
 	deleted, pruneErr := backup.Prune(ctx, dest, ret, r.now())
-	gone := make(map[string]bool, len(deleted))
 	names := make([]string, 0, len(deleted))
 	for _, m := range deleted {
-		gone[m.Name] = true
 		names = append(names, m.Name)
 	}
-	if len(gone) == 0 {
-		return names, pruneErr
+	return names, errors.Join(pruneErr, r.deleteScheduled(ctx, kv, names))
+}
+
+// deleteScheduled deletes kv's scheduled KVStoreBackups that succeeded
+// with one of the backups named (the retention deleted them; a backup
+// Job's retention reports them in its result).
+func (r *BackupReconciler) deleteScheduled(ctx context.Context, kv *kvv1.KVStore, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	gone := make(map[string]bool, len(names))
+	for _, n := range names {
+		gone[n] = true
 	}
 	list := &kvv1.KVStoreBackupList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(kv.Namespace),
 		client.MatchingLabels{kvv1.LabelKVStore: kv.Name, kvv1.LabelScheduled: "true"}); err != nil {
-		return names, errors.Join(pruneErr, fmt.Errorf("list scheduled backups: %w", err))
+		return fmt.Errorf("list scheduled backups: %w", err)
 	}
 	var errs []error
 	for i := range list.Items {
@@ -67,7 +78,22 @@ func (r *BackupReconciler) prune(ctx context.Context, kv *kvv1.KVStore, dest bac
 			}
 		}
 	}
-	return names, errors.Join(pruneErr, errors.Join(errs...))
+	return errors.Join(errs...)
+}
+
+// prunedEvents tells on kv what the retention deleted (pruned, and
+// omitted more not named) and why it failed (err).
+func (r *BackupReconciler) prunedEvents(kv *kvv1.KVStore, pruned []string, omitted int, err error) {
+	if len(pruned) > 0 {
+		more := ""
+		if omitted > 0 {
+			more = fmt.Sprintf(" and %d more (their KVStoreBackups are kept)", omitted)
+		}
+		r.Recorder.Eventf(kv, nil, corev1.EventTypeNormal, ReasonBackupsPruned, "Prune", "retention deleted %d backups: %s%s", len(pruned)+omitted, strings.Join(pruned, ", "), more)
+	}
+	if err != nil {
+		r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, ReasonPruneFailed, "Prune", "retention: %v", err)
+	}
 }
 
 // pruneTimeout bounds one retention run.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -44,6 +45,7 @@ func backupPodURL(kv *kvv1.KVStore, pod string) string { return backupURL(kv, po
 func TestPlanBackup(t *testing.T) {
 	s3 := &kvv1.BackupDestination{S3: &kvv1.S3Destination{Bucket: "own", CredentialsSecret: "c"}}
 	kvS3 := kvv1.BackupDestination{S3: &kvv1.S3Destination{Bucket: "kvs", CredentialsSecret: "c"}}
+	pvc := &kvv1.BackupDestination{PersistentVolumeClaim: &kvv1.PVCDestination{ClaimName: "c", SubPath: "kv"}}
 	kv := func(d *kvv1.BackupDestination) *kvv1.KVStore {
 		k := &kvv1.KVStore{ObjectMeta: metav1.ObjectMeta{Name: "kv", Namespace: "ns"}}
 		if d != nil {
@@ -55,30 +57,40 @@ func TestPlanBackup(t *testing.T) {
 		phase  kvv1.BackupPhase
 		own    *kvv1.BackupDestination
 		kv     *kvv1.KVStore
+		job    *batchv1.Job
 		step   backupStep
 		bucket string
+		claim  string
 		msg    string
 	}{
-		"new, own destination":          {own: s3, kv: kv(&kvS3), step: backupRun, bucket: "own"},
-		"pending, the KVStore's":        {phase: kvv1.BackupPending, kv: kv(&kvS3), step: backupRun, bucket: "kvs"},
-		"no destination anywhere":       {kv: kv(nil), step: backupFail, msg: "spec.backup.destination"},
-		"no KVStore":                    {own: s3, step: backupFail, msg: "spec.kvstoreName"},
-		"pvc is not supported":          {own: &kvv1.BackupDestination{PersistentVolumeClaim: &kvv1.PVCDestination{ClaimName: "c"}}, kv: kv(nil), step: backupFail, msg: "persistentVolumeClaim"},
-		"succeeded is done":             {phase: kvv1.BackupSucceeded, own: s3, kv: kv(nil), step: backupDone},
-		"failed is done":                {phase: kvv1.BackupFailed, kv: nil, step: backupDone},
-		"running was interrupted":       {phase: kvv1.BackupRunning, own: s3, kv: kv(nil), step: backupInterrupted, msg: "stopped"},
-		"the KVStore's, without its S3": {kv: kv(&kvv1.BackupDestination{}), step: backupFail, msg: "no destination"},
+		"new, own destination":           {own: s3, kv: kv(&kvS3), step: backupRun, bucket: "own"},
+		"pending, the KVStore's":         {phase: kvv1.BackupPending, kv: kv(&kvS3), step: backupRun, bucket: "kvs"},
+		"no destination anywhere":        {kv: kv(nil), step: backupFail, msg: "spec.backup.destination"},
+		"no KVStore":                     {own: s3, step: backupFail, msg: "spec.kvstoreName"},
+		"pvc runs":                       {own: pvc, kv: kv(nil), step: backupRun, claim: "c"},
+		"the KVStore's pvc runs":         {kv: kv(pvc), step: backupRun, claim: "c"},
+		"running pvc with its Job":       {phase: kvv1.BackupRunning, own: pvc, kv: kv(nil), job: &batchv1.Job{}, step: backupWaitJob},
+		"running pvc, Job gone":          {phase: kvv1.BackupRunning, own: pvc, kv: kv(nil), step: backupFail, msg: "Job b-backup is gone"},
+		"running KVStore's pvc, gone":    {phase: kvv1.BackupRunning, kv: kv(pvc), step: backupFail, msg: "Job b-backup is gone"},
+		"running with its Job, any dest": {phase: kvv1.BackupRunning, own: s3, kv: kv(nil), job: &batchv1.Job{}, step: backupWaitJob},
+		"succeeded is done":              {phase: kvv1.BackupSucceeded, own: s3, kv: kv(nil), step: backupDone},
+		"failed is done":                 {phase: kvv1.BackupFailed, kv: nil, step: backupDone},
+		"running was interrupted":        {phase: kvv1.BackupRunning, own: s3, kv: kv(nil), step: backupInterrupted, msg: "stopped"},
+		"the KVStore's, without its S3":  {kv: kv(&kvv1.BackupDestination{}), step: backupFail, msg: "no destination"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			b := &kvv1.KVStoreBackup{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "ns"},
 				Spec: kvv1.KVStoreBackupSpec{KVStoreName: "kv", Destination: tc.own}, Status: kvv1.KVStoreBackupStatus{Phase: tc.phase}}
-			p := planBackup(b, tc.kv)
+			p := planBackup(b, tc.kv, tc.job)
 			if p.step != tc.step {
 				t.Fatalf("step %d, want %d (%+v)", p.step, tc.step, p)
 			}
 			if tc.bucket != "" && (p.destination == nil || p.destination.S3.Bucket != tc.bucket) {
 				t.Errorf("destination %+v, want bucket %s", p.destination, tc.bucket)
+			}
+			if tc.claim != "" && (p.destination == nil || p.destination.PersistentVolumeClaim.ClaimName != tc.claim) {
+				t.Errorf("destination %+v, want claim %s", p.destination, tc.claim)
 			}
 			if !strings.Contains(p.message, tc.msg) {
 				t.Errorf("message %q does not name %q", p.message, tc.msg)

@@ -36,13 +36,14 @@ func ingressControllerNamespace(kv *kvv1.KVStore, o BuildOptions) string {
 //
 //   - the peer port from the pods of this KVStore;
 //   - the API port from the operator's namespace (membership changes),
+//     the pods of kv's backup Jobs (a persistentVolumeClaim destination),
 //     the ingress controller's namespace when spec.ingress.enabled, and the
 //     namespaces of spec.networkPolicy.apiFrom;
 //   - the metrics port from the operator's namespace and those of apiFrom.
 //
 // Pods of kv's namespace are not admitted to the API unless apiFrom lists
-// the namespace. A port without any peer (no operator namespace, ingress
-// off, no apiFrom) admits nothing.
+// the namespace (kv's backup Jobs' pods excepted). A port without any peer
+// admits nothing.
 func desiredNetworkPolicy(kv *kvv1.KVStore, o BuildOptions) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	n := namesFor(kv)
 	port := func(p int) *networkingv1ac.NetworkPolicyPortApplyConfiguration {
@@ -66,6 +67,8 @@ func desiredNetworkPolicy(kv *kvv1.KVStore, o BuildOptions) *networkingv1ac.Netw
 		operator = append(operator, byName(o.OperatorNamespace))
 	}
 	api := append([]*networkingv1ac.NetworkPolicyPeerApplyConfiguration{}, operator...)
+	api = append(api, networkingv1ac.NetworkPolicyPeer().WithPodSelector(
+		metav1ac.LabelSelector().WithMatchLabels(jobSelectorLabels(kv, "backup"))))
 	if ns := ingressControllerNamespace(kv, o); kv.Spec.Ingress.Enabled && ns != "" {
 		api = append(api, byName(ns))
 	}

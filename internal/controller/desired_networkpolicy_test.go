@@ -16,12 +16,13 @@ func TestDesiredNetworkPolicy(t *testing.T) {
 		// want is the number of peers of the API and metrics rules (0: no rule).
 		api, metrics int
 	}{
-		"default": {o: opts, api: 1, metrics: 1},
-		"ingress": {edit: func(k *kvv1.KVStore) { k.Spec.Ingress.Enabled = true }, o: opts, api: 2, metrics: 1},
+		// The API's peers: the operator's namespace, the backup Jobs' pods, ...
+		"default": {o: opts, api: 2, metrics: 1},
+		"ingress": {edit: func(k *kvv1.KVStore) { k.Spec.Ingress.Enabled = true }, o: opts, api: 3, metrics: 1},
 		"apiFrom": {edit: func(k *kvv1.KVStore) {
 			k.Spec.NetworkPolicy.APIFrom = []kvv1.NamespacePeer{{Namespace: "apps"}, {NamespaceSelector: &metav1.LabelSelector{}}}
-		}, o: opts, api: 3, metrics: 3},
-		"no operator ns": {o: BuildOptions{}, api: 0, metrics: 0},
+		}, o: opts, api: 4, metrics: 3},
+		"no operator ns": {o: BuildOptions{}, api: 1, metrics: 0},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -24,6 +24,10 @@ type ClusterClient interface {
 	Status(ctx context.Context, kv *kvv1.KVStore, access ServerAccess) (wire.ClusterStatus, error)
 	AddMember(ctx context.Context, kv *kvv1.KVStore, access ServerAccess, id, address string, voter bool) error
 	RemoveMember(ctx context.Context, kv *kvv1.KVStore, access ServerAccess, id string) error
+	// PodStatus and Recover reach one pod, by its own address: its view of
+	// the cluster, and its recover endpoint (recovery.go).
+	PodStatus(ctx context.Context, kv *kvv1.KVStore, access ServerAccess, pod string) (wire.ClusterStatus, error)
+	Recover(ctx context.Context, kv *kvv1.KVStore, access ServerAccess, pod string, req wire.RecoverRequest) (wire.RecoverResponse, error)
 }
 
 // ServerAccess is what reaching a KVStore's servers takes, as observed.
@@ -52,10 +56,21 @@ type HTTPClusterClient struct {
 	Options BuildOptions
 	// BaseURL overrides the client Service's URL (tests).
 	BaseURL func(kv *kvv1.KVStore) string
+	// PodURL overrides a pod's own URL (tests).
+	PodURL func(kv *kvv1.KVStore, pod string) string
 }
 
 // call runs f with a kvstore client of kv's client Service.
 func (c *HTTPClusterClient) call(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, f func(context.Context, *kvclient.Client) error) error {
+	url := fmt.Sprintf("%s://%s.%s.svc.%s:%d", apiScheme(kv), kv.Name, kv.Namespace, clusterDomain(c.Options), httpPort)
+	if c.BaseURL != nil {
+		url = c.BaseURL(kv)
+	}
+	return c.callURL(ctx, kv, a, url, f)
+}
+
+// callURL runs f with a kvstore client of url, one of kv's servers.
+func (c *HTTPClusterClient) callURL(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, url string, f func(context.Context, *kvclient.Client) error) error {
 	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
 	if podAPITLS(kv) {
 		roots := x509.NewCertPool()
@@ -65,10 +80,6 @@ func (c *HTTPClusterClient) call(ctx context.Context, kv *kvv1.KVStore, a Server
 		tr.TLSClientConfig = &tls.Config{RootCAs: roots, ServerName: apiServerName(kv), MinVersion: tls.VersionTLS12}
 	}
 	defer tr.CloseIdleConnections()
-	url := fmt.Sprintf("%s://%s.%s.svc.%s:%d", apiScheme(kv), kv.Name, kv.Namespace, clusterDomain(c.Options), httpPort)
-	if c.BaseURL != nil {
-		url = c.BaseURL(kv)
-	}
 	ctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
 	defer cancel()
 	return f(ctx, kvclient.New(url, kvclient.WithToken(a.Token), kvclient.WithHTTPClient(&http.Client{Transport: tr})))

@@ -42,6 +42,8 @@ type pods struct {
 	// dirs are the pods' volumes, kept across scale down and up (the
 	// StatefulSet's retained PVCs); nil gives every start a new one.
 	dirs map[int32]string
+	// down are the ordinals whose node is gone: sync does not start them.
+	down map[int32]bool
 }
 
 type podProc struct {
@@ -57,7 +59,11 @@ func (p *pods) sync(replicas int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := int32(0); i < replicas; i++ {
-		if _, ok := p.procs[i]; !ok {
+		pr, ok := p.procs[i]
+		if ok && pr.exited() && !p.down[i] {
+			ok = false // the kubelet restarts the container
+		}
+		if !ok && !p.down[i] {
 			p.procs[i] = p.start(i)
 		}
 	}
@@ -74,8 +80,11 @@ func (p *pods) start(i int32) *podProc {
 	t := p.t
 	pr := &podProc{name: podName(p.kv, i), api: harness.FreeAddr(t), peer: harness.FreeAddr(t), out: &bytes.Buffer{}, done: make(chan struct{})}
 	join := pr.peer
-	if first, ok := p.procs[0]; ok {
-		join = first.peer // the headless Service, which reaches any member
+	for j := int32(0); j < 10; j++ { // the headless Service, which reaches any member
+		if other, ok := p.procs[j]; ok && j != i && !other.exited() {
+			join = other.peer
+			break
+		}
 	}
 	dir := filepath.Join(t.TempDir(), "data")
 	if p.dirs != nil {
@@ -105,6 +114,25 @@ func (p *pods) start(i int32) *podProc {
 		<-pr.done
 	})
 	return pr
+}
+
+func (pr *podProc) exited() bool {
+	select {
+	case <-pr.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// podURL is pod's own address (its name under the headless Service).
+func (p *pods) podURL(_ *kvv1.KVStore, pod string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pr, ok := p.procs[ordinal(p.kv, pod)]; ok && !pr.exited() {
+		return "https://" + pr.api
+	}
+	return "https://127.0.0.1:1"
 }
 
 // secretDir writes the Secret name's data into a new directory, one file
@@ -145,7 +173,7 @@ func (p *pods) url(*kvv1.KVStore) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := int32(0); i < 10; i++ {
-		if pr, ok := p.procs[i]; ok {
+		if pr, ok := p.procs[i]; ok && !pr.exited() {
 			return "https://" + pr.api
 		}
 	}
@@ -207,6 +235,15 @@ func (c *checkedCluster) RemoveMember(ctx context.Context, kv *kvv1.KVStore, a S
 		}
 	}
 	return c.next.RemoveMember(ctx, kv, a, id)
+}
+
+func (c *checkedCluster) PodStatus(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, pod string) (wire.ClusterStatus, error) {
+	return c.next.PodStatus(ctx, kv, a, pod)
+}
+
+func (c *checkedCluster) Recover(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, pod string, req wire.RecoverRequest) (wire.RecoverResponse, error) {
+	c.call("Recover " + pod)
+	return c.next.Recover(ctx, kv, a, pod, req)
 }
 
 func (c *checkedCluster) call(what string) {

@@ -12,8 +12,8 @@ import (
 )
 
 // TestNetworkPolicyFollowsSpec: the NetworkPolicy exists by default (peer
-// port from the KVStore's own pods; the suite's operator has no namespace,
-// so nothing else until apiFrom), admits apiFrom to the API and metrics
+// port from the KVStore's own pods, API port from its backup Jobs' pods;
+// the suite's operator has no namespace, so nothing else until apiFrom), admits apiFrom to the API and metrics
 // ports, is deleted by enabled: false and comes back with true.
 func TestNetworkPolicyFollowsSpec(t *testing.T) {
 	ns := newNamespace(t)
@@ -31,11 +31,14 @@ func TestNetworkPolicyFollowsSpec(t *testing.T) {
 		if err := get(ns, kv.Name, np); err != nil {
 			return err
 		}
-		if got, want := ports(np), []string{fmt.Sprint(peerPort)}; !reflect.DeepEqual(got, want) {
+		if got, want := ports(np), []string{fmt.Sprint(peerPort), fmt.Sprint(httpPort)}; !reflect.DeepEqual(got, want) {
 			return fmt.Errorf("ports %v, want %v", got, want)
 		}
 		return nil
 	})
+	if from := np.Spec.Ingress[1].From; len(from) != 1 || from[0].PodSelector == nil || !reflect.DeepEqual(from[0].PodSelector.MatchLabels, jobSelectorLabels(kv, "backup")) || from[0].NamespaceSelector != nil {
+		t.Errorf("API port from %+v, want the KVStore's backup Jobs' pods", from)
+	}
 	if got := np.Spec.PolicyTypes; !reflect.DeepEqual(got, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
 		t.Errorf("policy types %v", got)
 	}
@@ -55,7 +58,8 @@ func TestNetworkPolicyFollowsSpec(t *testing.T) {
 			return fmt.Errorf("ports %v, want %v", got, want)
 		}
 		for _, r := range np.Spec.Ingress[1:] {
-			if len(r.From) != 1 || r.From[0].NamespaceSelector == nil || r.From[0].NamespaceSelector.MatchLabels[namespaceNameLabel] != ns {
+			last := r.From[len(r.From)-1] // after the backup Jobs' pods on the API port
+			if len(r.From) > 2 || last.NamespaceSelector == nil || last.NamespaceSelector.MatchLabels[namespaceNameLabel] != ns {
 				return fmt.Errorf("rule %+v does not admit namespace %s", r, ns)
 			}
 		}

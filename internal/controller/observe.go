@@ -43,6 +43,12 @@ type observed struct {
 	// view is the Raft configuration from the servers, nil when they were
 	// not asked (no ClusterClient or no token yet) or did not answer.
 	view *wire.ClusterStatus
+	// probed is whether the pods were asked one by one, by their own
+	// addresses, because the client Service named no leader (the
+	// recovery's observation, recovery.go); pods are the answers, by pod
+	// name.
+	probed bool
+	pods   map[string]wire.ClusterStatus
 }
 
 // secret is the observed Secret name, nil when absent.
@@ -140,6 +146,12 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 	if a := obs.access(kv, n); r.Cluster != nil && a.Token != "" && len(a.CABundle) > 0 {
 		if v, err := r.Cluster.Status(ctx, kv, a); err == nil {
 			obs.view = &v
+		}
+		// No leader through the client Service (whose endpoints are the
+		// ready pods only): ask each pod, to tell a lost quorum from an
+		// election.
+		if sts := obs.statefulSet(n); sts != nil && sts.Spec.Replicas != nil && *sts.Spec.Replicas > 1 && (obs.view == nil || obs.view.LeaderID == "") {
+			obs.probed, obs.pods = true, r.probePods(ctx, kv, a, *sts.Spec.Replicas)
 		}
 	}
 	return obs, nil

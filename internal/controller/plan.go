@@ -35,6 +35,9 @@ type plan struct {
 	// step is the membership step, nil when the plan stopped before the
 	// StatefulSet.
 	step *membershipStep
+	// recovery is the recovery step (recovery.go), nil when the plan
+	// stopped before the StatefulSet.
+	recovery *recoveryStep
 }
 
 // planFor plans the reconcile of kv from obs at now. It is pure but for
@@ -85,6 +88,11 @@ func planFor(kv *kvv1.KVStore, obs *observed, o BuildOptions, now time.Time, rnd
 		return *p, err
 	}
 	p.step = &step
+	rs := decideRecovery(kv, recoveryObs{view: obs.view, probed: obs.probed, pods: obs.pods, stsReplicas: current}, now)
+	p.recovery = &rs
+	if rs.requeue > 0 {
+		p.due(now.Add(rs.requeue))
+	}
 	hash := configHash(cm.Data[configFile], token, peerToken)
 	p.add(typedChild(desiredStatefulSet(kv, o, hash, step.stsReplicas), extractStatefulSet))
 

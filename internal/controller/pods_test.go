@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -169,6 +170,15 @@ func (f *fakeCluster) AddMember(context.Context, *kvv1.KVStore, ServerAccess, st
 
 func (f *fakeCluster) RemoveMember(context.Context, *kvv1.KVStore, ServerAccess, string) error {
 	return nil
+}
+
+// PodStatus answers for no pod: the view comes through the Service only.
+func (f *fakeCluster) PodStatus(context.Context, *kvv1.KVStore, ServerAccess, string) (wire.ClusterStatus, error) {
+	return wire.ClusterStatus{}, errors.New("fakeCluster: no pod answers")
+}
+
+func (f *fakeCluster) Recover(context.Context, *kvv1.KVStore, ServerAccess, string, wire.RecoverRequest) (wire.RecoverResponse, error) {
+	return wire.RecoverResponse{}, errors.New("fakeCluster: no recovery")
 }
 
 // TestPDBFollowsVoters runs reconciles against servers reporting a scale up

@@ -1,11 +1,15 @@
 package controller
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -19,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/internal/backup"
 	"kvstore.dev/kvstore/internal/kubetest"
 )
 
@@ -83,6 +88,11 @@ func TestOperatorRunsWithGeneratedRBAC(t *testing.T) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
+	br := &BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(FieldOwner), Options: opts,
+		Source: fixedMember("kv-0")}
+	if err := br.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
 	startManager(t, ctx, mgr)
 
 	// A user token Secret, unlabelled: read through the API reader (get).
@@ -124,6 +134,28 @@ func TestOperatorRunsWithGeneratedRBAC(t *testing.T) {
 	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: key(storeNS, kv.Name)}); err != nil {
 		t.Errorf("reconcile as the ServiceAccount: %v", err)
 	}
+
+	// A backup to a PersistentVolumeClaim: its Job created, and its
+	// outcome read from the Job's pod (list), as the ServiceAccount.
+	b := &kvv1.KVStoreBackup{ObjectMeta: metav1.ObjectMeta{Namespace: storeNS, Name: "to-pvc"}, Spec: kvv1.KVStoreBackupSpec{KVStoreName: kv.Name,
+		Destination: &kvv1.BackupDestination{PersistentVolumeClaim: &kvv1.PVCDestination{ClaimName: "backups"}}}}
+	if err := admin.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	job := &batchv1.Job{}
+	eventually(t, "the backup Job", func() error { return getAdmin(backupJobName(b), job) })
+	result := backup.Result{Name: "kvstore-20261203T120000.000Z", SHA256: strings.Repeat("ab", 32), SizeBytes: 1, Revision: 1}
+	finishJobWith(t, admin, job, 0, string(result.Encode()), false)
+	eventually(t, "the backup Succeeded", func() error {
+		if err := getAdmin(b.Name, b); err != nil {
+			return err
+		}
+		if b.Status.Phase != kvv1.BackupSucceeded || b.Status.SHA256 != result.SHA256 {
+			return fmt.Errorf("status %+v", b.Status)
+		}
+		return nil
+	})
+
 	var evs corev1.EventList
 	if err := admin.List(ctx, &evs, client.InNamespace(storeNS)); err != nil {
 		t.Fatal(err)
@@ -133,4 +165,16 @@ func TestOperatorRunsWithGeneratedRBAC(t *testing.T) {
 			t.Errorf("event %s: %s", e.Reason, e.Message)
 		}
 	}
+}
+
+// fixedMember is a SnapshotSource that names pod as the member to back up
+// from and streams nothing.
+type fixedMember string
+
+func (f fixedMember) Snapshot(context.Context, *kvv1.KVStore, ServerAccess) (io.ReadCloser, backup.Info, string, error) {
+	return nil, backup.Info{}, "", errors.New("fixedMember streams no snapshot")
+}
+
+func (f fixedMember) Member(context.Context, *kvv1.KVStore, ServerAccess) (string, error) {
+	return string(f), nil
 }

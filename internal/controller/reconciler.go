@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -113,15 +114,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if p.step != nil {
 		in.membershipPending = p.step.pending
 	}
+	in.recovery = p.recovery
 	st := desiredStatus(kv, in)
 	if !statusEqual(st, kv.Status) {
-		// A merge patch without a resourceVersion: the operator is the only
-		// writer of the status and writes all of it, so a concurrent spec
-		// change need not make this fail.
-		base := kv.DeepCopy()
-		kv.Status = st
-		if uErr := r.Client.Status().Patch(ctx, kv, client.MergeFrom(base)); uErr != nil {
+		written, uErr := writeStatus(ctx, r.Client, kv, st)
+		if uErr != nil {
 			return reconcile.Result{}, errors.Join(err, fmt.Errorf("update status: %w", uErr))
+		}
+		if !written {
+			// The KVStore changed since the cache's copy: look again at the
+			// new one rather than write a status computed from the old.
+			return reconcile.Result{Requeue: true}, nil
 		}
 	}
 	if err != nil && !errors.As(err, &prob) {
@@ -139,6 +142,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		after = r.recheck() // user Secrets are not watched: read them again
 	}
 	return reconcile.Result{RequeueAfter: after}, nil
+}
+
+// writeStatus sets kv's status to st with a merge patch guarded by kv's
+// resourceVersion, and reports false, writing nothing, when the stored
+// KVStore is newer than kv (a conflict). The status is not the KVStore
+// reconciler's alone: the backup controller sets status.lastBackup and the
+// LastBackupSucceeded condition (the KVStore reconciler carries them over
+// from what it read), and a merge patch replaces the conditions list whole,
+// so a patch computed from a stale cached copy would drop a condition
+// written since.
+func writeStatus(ctx context.Context, c client.Client, kv *kvv1.KVStore, st kvv1.KVStoreStatus) (bool, error) {
+	base := kv.DeepCopy()
+	kv.Status = st
+	err := c.Status().Patch(ctx, kv, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // leaderRetry is how soon a KVStore whose servers named no leader (or did

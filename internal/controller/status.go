@@ -44,6 +44,9 @@ type statusInputs struct {
 	view *wire.ClusterStatus
 	// membershipPending says why membership is not settled ("" when it is).
 	membershipPending string
+	// recovery is the recovery step, nil when the plan stopped before it
+	// (status.recovery and the Recovering condition stay as they were).
+	recovery *recoveryStep
 }
 
 // desiredStatus computes kv's status from what was observed. Conditions keep
@@ -64,6 +67,18 @@ func desiredStatus(kv *kvv1.KVStore, in statusInputs) kvv1.KVStoreStatus {
 	}
 	if in.view != nil {
 		st.Leader, st.Members = memberStatus(kv, in.view)
+	}
+	if in.recovery != nil {
+		st.Recovery = in.recovery.status
+		if c := in.recovery.condition; c != nil {
+			c := *c
+			c.LastTransitionTime = metav1.NewTime(in.now.UTC().Truncate(time.Second))
+			meta.SetStatusCondition(&st.Conditions, c)
+		} else {
+			meta.RemoveStatusCondition(&st.Conditions, kvv1.ConditionRecovering)
+		}
+	} else {
+		st.Recovery = kv.Status.Recovery
 	}
 	if in.tls != nil {
 		t := metav1.NewTime(in.tls.notAfter.UTC().Truncate(time.Second))

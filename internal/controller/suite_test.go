@@ -84,7 +84,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "setup:", err)
 		return 1
 	}
-	br := &BackupReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(FieldOwner),
+	br := &BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(FieldOwner), Options: testOpts,
 		Source: &HTTPSnapshotSource{Options: testOpts, ServiceURL: backupServiceURL, PodURL: backupPodURL}}
 	if err := br.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, "setup backups:", err)

@@ -29,6 +29,11 @@ var (
 	ErrNotMember = errors.New("kvstore: not a member")
 	// ErrNotClustered is a membership change on a single node.
 	ErrNotClustered = errors.New("kvstore: not a cluster")
+	// ErrRecoveryRefused is a recovery request (POST
+	// /api/v1/cluster/recover) the server must not carry out: it sees a
+	// leader, it is alone already, or the request is for another server
+	// or was carried out already.
+	ErrRecoveryRefused = errors.New("kvstore: recovery refused")
 	// ErrNotLeader is the peer API's answer from a node that is not the
 	// leader, before it changed anything: the caller finds the leader and
 	// tries again (internal/cluster). It never reaches a client.
@@ -57,6 +62,7 @@ var table = []Entry{
 	{store.ErrClosed, http.StatusServiceUnavailable, wire.CodeUnavailable, "Service unavailable"},
 	{store.ErrNoQuorum, http.StatusServiceUnavailable, wire.CodeNoQuorum, "No quorum"},
 	{ErrNotClustered, http.StatusConflict, wire.CodeNotClustered, "Not a cluster"},
+	{ErrRecoveryRefused, http.StatusConflict, wire.CodeRecoveryRefused, "Recovery refused"},
 	{store.ErrOutcomeUnknown, http.StatusGatewayTimeout, wire.CodeOutcomeUnknown, "Outcome unknown"},
 	{context.Canceled, http.StatusServiceUnavailable, wire.CodeUnavailable, "Request cancelled"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, wire.CodeUnavailable, "Request timed out"},

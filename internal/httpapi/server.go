@@ -66,6 +66,13 @@ type Options struct {
 	// console's static files); otherwise such paths are 404 problems.
 	Console http.Handler
 
+	// Recover, if set, carries out a recovery request that POST
+	// /api/v1/cluster/recover checked (recover.go): it records req so that
+	// the server recovers at its next start, and has the server exit once
+	// the answer is sent; self is this server's status. Its error is
+	// answered as any other. Nil: the endpoint answers not_clustered.
+	Recover func(req wire.RecoverRequest, self wire.NodeStatus) error
+
 	// Snapshot bounds GET /api/v1/snapshot streams (snapshot.go); zero
 	// fields take the defaults of SnapshotLimits.
 	Snapshot SnapshotLimits
@@ -153,6 +160,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: wire.PathCluster, h: s.clusterStatus},
 		{method: "POST", path: wire.PathMembers, h: s.addMember},
 		{method: "DELETE", path: wire.PathMembers + "/{id}", h: s.removeMember},
+		{method: "POST", path: wire.PathRecover, h: s.recoverCluster},
 		{method: "GET", path: wire.PathHealthz, public: true, h: s.healthz},
 		{method: "GET", path: wire.PathReadyz, public: true, h: s.readyz},
 	}

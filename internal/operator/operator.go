@@ -110,6 +110,7 @@ func NewManager(c Config, rc *rest.Config, log logr.Logger) (manager.Manager, er
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder(controller.FieldOwner),
 		Source:    &controller.HTTPSnapshotSource{Options: build},
+		Options:   build,
 	}
 	if err := br.SetupWithManager(mgr); err != nil {
 		return nil, err

@@ -7,7 +7,9 @@
 // re-read when it changes, and the tokens re-read from their files:
 // security.go), and an orderly shutdown (hand off Raft
 // leadership, stop accepting, drain requests, end watches, commit what is
-// queued, close the database). Restore is the offline restore.
+// queued, close the database). Restore is the offline restore; a recovery
+// from a lost quorum requested through the API restarts the server and
+// runs at its next start (recovery.go).
 package server
 
 import (
@@ -32,6 +34,7 @@ import (
 	"kvstore.dev/kvstore/internal/metrics"
 	"kvstore.dev/kvstore/internal/store"
 	"kvstore.dev/kvstore/web"
+	"kvstore.dev/kvstore/wire"
 )
 
 // Version is the server's version, set at build time with
@@ -69,24 +72,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	}
 	authn := auth.NewAuthenticator(ps)
 
-	var m *metrics.Metrics
-	st, err := store.Open(filepath.Join(cfg.DataDir, store.DBFile), store.Options{
-		WatchHistoryEvents: cfg.Watch.HistoryEvents,
-		WatchHistoryBytes:  cfg.Watch.HistoryBytes,
-		OnFlush:            func(s store.FlushStats) { m.ObserveFlush(s) },
-	})
-	if err != nil {
-		return err
-	}
-	m = metrics.New(st.Status)
-
 	// The API listener serves from the start, with httpapi.Starting until
-	// the write path is up: joining a cluster can take minutes on a loaded
-	// machine, and a joining server is alive (its /healthz answers), not
-	// ready (its /readyz fails).
+	// the write path is up: joining a cluster, or a recovery, can take
+	// minutes on a loaded machine, and such a server is alive (its
+	// /healthz answers), not ready (its /readyz fails).
 	apiLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen: %w", err), st.Close())
+		return fmt.Errorf("listen: %w", err)
 	}
 	apiLn = netutil.LimitListener(apiLn, cfg.HTTP.MaxConnections)
 	handler := &swapHandler{}
@@ -125,6 +117,28 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		wg.Wait()
 	}
 
+	var rc *recoverer
+	if cfg.Cluster.Enabled {
+		// A recovery the API accepted runs now, before the store and Raft
+		// are opened (recovery.go).
+		if err := recoverOnStart(cfg, log); err != nil {
+			stopAPI()
+			return fmt.Errorf("recovery: %w", err)
+		}
+		rc = newRecoverer(cfg.DataDir, log)
+	}
+	var m *metrics.Metrics
+	st, err := store.Open(filepath.Join(cfg.DataDir, store.DBFile), store.Options{
+		WatchHistoryEvents: cfg.Watch.HistoryEvents,
+		WatchHistoryBytes:  cfg.Watch.HistoryBytes,
+		OnFlush:            func(s store.FlushStats) { m.ObserveFlush(s) },
+	})
+	if err != nil {
+		stopAPI()
+		return err
+	}
+	m = metrics.New(st.Status)
+
 	be, err := openBackend(ctx, cfg, st, m, log)
 	if err != nil {
 		stopAPI()
@@ -137,6 +151,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 	if cfg.Console.Enabled {
 		console = web.Handler()
 	}
+	var recoverFn func(wire.RecoverRequest, wire.NodeStatus) error
+	var restart <-chan struct{} // nil without cluster mode: never ready
+	if rc != nil {
+		recoverFn, restart = rc.request, rc.restart
+	}
 	api := httpapi.New(be, authn, httpapi.Options{
 		MaxKeyBytes:      cfg.Limits.MaxKeyBytes,
 		MaxValueBytes:    cfg.Limits.MaxValueBytes,
@@ -147,6 +166,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		Logger:           log,
 		Observer:         m,
 		Console:          console,
+		Recover:          recoverFn,
 		Snapshot: httpapi.SnapshotLimits{
 			MaxConcurrent: cfg.Snapshot.MaxConcurrent, MinBytesPerSecond: cfg.Snapshot.MinBytesPerSecond, StallTimeout: cfg.Snapshot.StallTimeout.D(),
 		},
@@ -191,6 +211,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ap
 		log.Info("shutting down", "timeout", cfg.HTTP.ShutdownTimeout.D().String())
 	case runErr = <-serveErr:
 		log.Error("server failed; shutting down", "err", runErr)
+	case <-restart:
+		runErr = ErrRestartToRecover
+		log.Warn("recovery request recorded; shutting down so that the next start carries it out", "timeout", cfg.HTTP.ShutdownTimeout.D().String())
 	}
 	// A leader first hands its leadership to another voter, while this
 	// node still takes requests: writes arriving meanwhile wait a moment

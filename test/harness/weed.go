@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,6 +62,15 @@ func WeedBin(t testing.TB) string {
 // stops it when the test ends.
 func StartS3(t testing.TB, identities ...S3Identity) *S3Server {
 	t.Helper()
+	return StartS3On(t, "127.0.0.1", identities...)
+}
+
+// StartS3On is StartS3 with every port of weed bound to ip instead of
+// loopback: an address of the host's that the project's own containers or
+// network namespaces reach (the Kubernetes suite's pods reach the host at
+// its end of the node's veth).
+func StartS3On(t testing.TB, ip string, identities ...S3Identity) *S3Server {
+	t.Helper()
 	bin := WeedBin(t)
 	dir := t.TempDir()
 	admin := S3Identity{Name: "admin", AccessKey: "kvtestadmin" + strconv.Itoa(os.Getpid()), SecretKey: "kvtest-admin-secret-" + Token(),
@@ -91,7 +101,7 @@ func StartS3(t testing.TB, identities ...S3Identity) *S3Server {
 	port := func() string { return strconv.Itoa(FreePort(t)) }
 	s3Port := port()
 	args := []string{"server",
-		"-dir", filepath.Join(dir, "data"), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
+		"-dir", filepath.Join(dir, "data"), "-ip", ip, "-ip.bind", ip,
 		"-master.port", port(), "-master.port.grpc", port(), "-master.telemetry=false", "-master.volumeSizeLimitMB", "64",
 		"-volume.port", port(), "-volume.port.grpc", port(), "-volume.max", "16",
 		"-filer", "-filer.port", port(), "-filer.port.grpc", port(),
@@ -119,7 +129,7 @@ func StartS3(t testing.TB, identities ...S3Identity) *S3Server {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait(); logFile.Close() }()
-	s := &S3Server{Endpoint: "http://127.0.0.1:" + s3Port, Region: "us-east-1", Admin: admin, proc: cmd}
+	s := &S3Server{Endpoint: "http://" + net.JoinHostPort(ip, s3Port), Region: "us-east-1", Admin: admin, proc: cmd}
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		select {

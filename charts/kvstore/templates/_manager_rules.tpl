@@ -16,6 +16,21 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
 - apiGroups:
   - ""
   resources:
+  - persistentvolumeclaims
+  verbs:
+  - delete
+  - get
+- apiGroups:
+  - ""
+  resources:
+  - pods
+  verbs:
+  - delete
+  - get
+  - list
+- apiGroups:
+  - ""
+  resources:
   - secrets
   verbs:
   - create
@@ -31,6 +46,15 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - create
   - list
   - patch
+  - watch
+- apiGroups:
+  - batch
+  resources:
+  - jobs
+  verbs:
+  - create
+  - get
+  - list
   - watch
 - apiGroups:
   - cert-manager.io
@@ -62,6 +86,13 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
 - apiGroups:
   - kvstore.dev
   resources:
+  - kvstorebackups/finalizers
+  - kvstores/finalizers
+  verbs:
+  - update
+- apiGroups:
+  - kvstore.dev
+  resources:
   - kvstorebackups/status
   - kvstores/status
   verbs:
@@ -74,12 +105,6 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - get
   - list
   - watch
-- apiGroups:
-  - kvstore.dev
-  resources:
-  - kvstores/finalizers
-  verbs:
-  - update
 - apiGroups:
   - monitoring.coreos.com
   resources:

@@ -44,6 +44,8 @@ func TestKube(t *testing.T) {
 		"scale":           testScale,
 		"rolling update":  testRollingUpdate,
 		"delete recreate": testDeleteRecreate,
+		"backup":          testBackup,
+		"peer tls":        testPeerTLS,
 	}
 	t.Run("parallel", func(t *testing.T) {
 		for name, test := range parallel {

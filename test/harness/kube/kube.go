@@ -39,7 +39,8 @@
 //     second (API calls).
 //
 // The cluster's addresses are routed from the host: a test reaches pod IPs
-// and ClusterIPs directly.
+// and ClusterIPs directly, and the pods reach the host at HostIP (a server
+// a test starts there, such as harness.StartS3On's, serves them).
 package kube
 
 import (
@@ -61,6 +62,10 @@ import (
 
 	"kvstore.dev/kvstore/test/harness"
 )
+
+// HostIP is the host's end of the veth to the node's network namespace
+// (HOST_IP in hack/kube/lib.sh), the node's default route: pods reach it.
+const HostIP = "10.213.0.1"
 
 // Cluster is the local cluster.
 type Cluster struct {
