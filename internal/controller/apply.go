@@ -87,6 +87,11 @@ func (r *Reconciler) act(ctx context.Context, kv *kvv1.KVStore, obs *observed, p
 		}
 		stsWritten = stsWritten || wrote && c.key.kind == "StatefulSet"
 	}
+	if p.bootstrap != nil {
+		if err := r.actBootstrap(ctx, kv, p.bootstrap); err != nil {
+			return stsWritten, err
+		}
+	}
 	if p.step != nil {
 		r.membership(ctx, kv, obs.access(kv, namesFor(kv)), *p.step)
 	}

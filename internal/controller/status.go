@@ -44,6 +44,8 @@ type statusInputs struct {
 	view *wire.ClusterStatus
 	// membershipPending says why membership is not settled ("" when it is).
 	membershipPending string
+	// bootstrap is status.bootstrap as planned (nil: kv's is kept).
+	bootstrap *kvv1.BootstrapStatus
 }
 
 // desiredStatus computes kv's status from what was observed. Conditions keep
@@ -61,6 +63,10 @@ func desiredStatus(kv *kvv1.KVStore, in statusInputs) kvv1.KVStoreStatus {
 		// The backup controller's: kept as they are (its condition,
 		// LastBackupSucceeded, is kept with the others above).
 		LastBackup: kv.Status.LastBackup,
+		Bootstrap:  kv.Status.Bootstrap,
+	}
+	if in.bootstrap != nil {
+		st.Bootstrap = in.bootstrap
 	}
 	if in.view != nil {
 		st.Leader, st.Members = memberStatus(kv, in.view)
@@ -101,6 +107,9 @@ func desiredStatus(kv *kvv1.KVStore, in statusInputs) kvv1.KVStoreStatus {
 		reason, msg = "Creating", "the StatefulSet controller has not acted on the StatefulSet yet"
 	case in.stsWritten:
 		reason, msg = "RollingOut", "the StatefulSet controller has not seen the latest spec yet"
+	}
+	if b := st.Bootstrap; in.sts == nil && b != nil && b.Phase == kvv1.BootstrapRestoring {
+		reason, msg = "Restoring", fmt.Sprintf("Job %s restores %s onto the first server's volume", b.JobName, b.SourceURI)
 	}
 	if reason == "" && in.membershipPending != "" {
 		reason, msg = "ChangingMembership", in.membershipPending

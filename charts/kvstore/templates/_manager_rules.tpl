@@ -16,6 +16,19 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
 - apiGroups:
   - ""
   resources:
+  - persistentvolumeclaims
+  verbs:
+  - create
+  - get
+- apiGroups:
+  - ""
+  resources:
+  - pods
+  verbs:
+  - list
+- apiGroups:
+  - ""
+  resources:
   - secrets
   verbs:
   - create
@@ -31,6 +44,14 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   - create
   - list
   - patch
+  - watch
+- apiGroups:
+  - batch
+  resources:
+  - jobs
+  verbs:
+  - create
+  - list
   - watch
 - apiGroups:
   - cert-manager.io
