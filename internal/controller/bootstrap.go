@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
-	"kvstore.dev/kvstore/internal/backup"
 )
 
 // Reasons of the bootstrap events and of the Degraded condition while a
@@ -180,7 +179,7 @@ func resolveRestoreSource(kv *kvv1.KVStore, in *bootstrapObserved) (src restoreS
 	case (d.S3 == nil) == (d.PersistentVolumeClaim == nil):
 		return src, false, fmt.Sprintf("%s: its destination sets neither s3 nor persistentVolumeClaim", ref)
 	case d.S3 != nil && b.Status.DestinationURI != "" &&
-		backup.Location{Scheme: "s3", Bucket: d.S3.Bucket, Prefix: d.S3.Prefix}.String() != b.Status.DestinationURI:
+		(restoreSource{dest: *d, name: b.Status.BackupName}).describe() != b.Status.DestinationURI:
 		return src, false, fmt.Sprintf("%s was written to %s, but its destination is now elsewhere; set spec.bootstrap.fromBackup.source, name and sha256 instead", ref, b.Status.DestinationURI)
 	}
 	return restoreSource{dest: *d, name: b.Status.BackupName, sha256: b.Status.SHA256}, false, ""

@@ -39,7 +39,7 @@ func backupIn(phase kvv1.BackupPhase, dest *kvv1.BackupDestination) *kvv1.KVStor
 		Spec:   kvv1.KVStoreBackupSpec{KVStoreName: "old", Destination: dest},
 		Status: kvv1.KVStoreBackupStatus{Phase: phase, Message: "AccessDenied"}}
 	if phase == kvv1.BackupSucceeded {
-		b.Status.BackupName, b.Status.SHA256, b.Status.DestinationURI = "kvstore-20261203T000000Z", testSHA, "s3://backups/kv"
+		b.Status.BackupName, b.Status.SHA256, b.Status.DestinationURI = "kvstore-20261203T000000Z", testSHA, "s3://backups/kv/kvstore-20261203T000000Z.db"
 	}
 	return b
 }
@@ -108,7 +108,7 @@ func TestPlanBootstrap(t *testing.T) {
 			d := s3Dest.DeepCopy()
 			d.S3.Prefix = "elsewhere"
 			return &bootstrapObserved{backup: backupIn(kvv1.BackupSucceeded, d)}
-		}, want{step: bootstrapFail, phase: kvv1.BootstrapFailed, reason: ReasonBootstrapFailed, msg: "was written to s3://backups/kv"}},
+		}, want{step: bootstrapFail, phase: kvv1.BootstrapFailed, reason: ReasonBootstrapFailed, msg: "was written to s3://backups/kv/kvstore-20261203T000000Z.db"}},
 		"job running": {[]func(*kvv1.KVStore){fromSource}, false, func(kv *kvv1.KVStore) *bootstrapObserved {
 			return &bootstrapObserved{claim: desiredDataClaim(kv, 0), job: restoreJobIn(kv, "")}
 		}, want{step: bootstrapWait, phase: kvv1.BootstrapRestoring, sourceURI: "pvc://backups/kv/kvstore-20261202T173000.123Z.db"}},
