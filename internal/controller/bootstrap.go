@@ -79,6 +79,13 @@ func mayRestore(kv *kvv1.KVStore, haveStatefulSet bool) bool {
 // planBootstrap decides kv's bootstrap from what was observed (in is nil
 // when mayRestore said no). It is pure.
 func planBootstrap(kv *kvv1.KVStore, haveStatefulSet bool, in *bootstrapObserved, o BuildOptions) bootstrapPlan {
+	if st := kv.Status.Bootstrap; haveStatefulSet && st != nil && st.Phase == kvv1.BootstrapRestoring {
+		// The operator creates the StatefulSet only once the Job is
+		// Complete: the status write that said so was lost.
+		st = st.DeepCopy()
+		st.Phase = kvv1.BootstrapRestored
+		return bootstrapPlan{step: bootstrapDone, status: st}
+	}
 	if !mayRestore(kv, haveStatefulSet) || in == nil {
 		return bootstrapPlan{step: bootstrapDone}
 	}

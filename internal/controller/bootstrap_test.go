@@ -81,6 +81,8 @@ func TestPlanBootstrap(t *testing.T) {
 			func(*kvv1.KVStore) *bootstrapObserved { return &bootstrapObserved{} }, want{step: bootstrapDone}},
 		"statefulset exists: never restore": {[]func(*kvv1.KVStore){fromSource}, true,
 			func(*kvv1.KVStore) *bootstrapObserved { return &bootstrapObserved{} }, want{step: bootstrapDone}},
+		"restoring with a statefulset: the lost Restored": {[]func(*kvv1.KVStore){fromSource, withBootstrapPhase(kvv1.BootstrapRestoring, "")}, true,
+			func(*kvv1.KVStore) *bootstrapObserved { return &bootstrapObserved{} }, want{step: bootstrapDone, phase: kvv1.BootstrapRestored}},
 		"failed stays failed": {[]func(*kvv1.KVStore){fromSource, withBootstrapPhase(kvv1.BootstrapFailed, "checksum mismatch")}, false,
 			func(*kvv1.KVStore) *bootstrapObserved { return &bootstrapObserved{} }, want{step: bootstrapFail, reason: ReasonBootstrapFailed, msg: "checksum mismatch"}},
 		"both set": {[]func(*kvv1.KVStore){fromSource, func(kv *kvv1.KVStore) { kv.Spec.Bootstrap.FromBackup.BackupName = "nightly" }}, false,
