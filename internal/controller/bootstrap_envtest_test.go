@@ -71,6 +71,18 @@ func playRestoreJob(t *testing.T, ns string, job *batchv1.Job, dataDir, sourceDi
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for _, e := range c.Env { // as the kubelet resolves them
+		ref := e.ValueFrom.SecretKeyRef
+		sec := &corev1.Secret{}
+		if err := get(ns, ref.Name, sec); err != nil {
+			t.Fatalf("env %s: %v", e.Name, err)
+		}
+		if v, ok := sec.Data[ref.Key]; ok {
+			cmd.Env = append(cmd.Env, e.Name+"="+string(v))
+		} else if ref.Optional == nil || !*ref.Optional {
+			t.Fatalf("env %s: Secret %s has no key %s", e.Name, ref.Name, ref.Key)
+		}
+	}
 	runErr := cmd.Run()
 	ok := runErr == nil
 	exit := int32(0)
@@ -123,17 +135,41 @@ const dataDir0 = dataDir
 // adopts the claim), and refuses a wrong sha256 or a volume holding data
 // (Failed with the cause, no StatefulSet, the volume as it was).
 func TestBootstrapFromBackup(t *testing.T) {
+	// The source claim is a directory; the S3 source is SeaweedFS, the
+	// credentials passed as the kubelet would from the Secret.
 	source, m := backupForRestore(t)
+	pvc := &kvv1.BackupDestination{PersistentVolumeClaim: &kvv1.PVCDestination{ClaimName: "backups"}}
+	s3 := harness.StartS3(t)
+	s3.MakeBucket(t, "backups")
+	s3Src := &kvv1.BackupDestination{S3: &kvv1.S3Destination{Bucket: "backups", Prefix: "old", Endpoint: s3.Endpoint, Region: s3.Region,
+		BucketLookup: "path", CredentialsSecret: "s3-creds"}}
+	creds := map[string]string{backup.EnvAccessKey: s3.Admin.AccessKey, backup.EnvSecretKey: s3.Admin.SecretKey}
+	s3Dest, err := backup.New(backup.Location{Scheme: "s3", Bucket: "backups", Prefix: "old"},
+		backup.S3Options{Endpoint: s3.Endpoint, Region: s3.Region, BucketLookup: "path", Getenv: func(k string) string { return creds[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(source, m.Object))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms3, err := backup.Write(ctx, s3Dest, f, backup.Info{})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]struct {
-		sha      string
-		prepare  func(t *testing.T, dataDir string)
-		ok       bool
-		wantMsg  string
-		wantKeys bool
+		src     *kvv1.BackupDestination
+		name    string
+		sha     string
+		prepare func(t *testing.T, dataDir string)
+		ok      bool
+		wantMsg string
 	}{
-		"good backup": {sha: m.SHA256, ok: true},
-		"bad sha256":  {sha: strings.Repeat("0", 64), wantMsg: "corrupt backup"},
-		"volume holds data": {sha: m.SHA256, prepare: func(t *testing.T, dataDir string) {
+		"good backup":         {src: pvc, name: m.Name, sha: m.SHA256, ok: true},
+		"good backup from s3": {src: s3Src, name: ms3.Name, sha: ms3.SHA256, ok: true},
+		"bad sha256":          {src: pvc, name: m.Name, sha: strings.Repeat("0", 64), wantMsg: "corrupt backup"},
+		"volume holds data": {src: pvc, name: m.Name, sha: m.SHA256, prepare: func(t *testing.T, dataDir string) {
 			if err := os.WriteFile(filepath.Join(dataDir, "kv.db"), []byte("old data"), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -144,8 +180,11 @@ func TestBootstrapFromBackup(t *testing.T) {
 			ns := newNamespace(t)
 			kv := &kvv1.KVStore{ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: ns}}
 			kv.Spec.TLS.Pods = "Disabled"
-			kv.Spec.Bootstrap = &kvv1.BootstrapSpec{FromBackup: &kvv1.BootstrapFromBackup{
-				Source: &kvv1.BackupDestination{PersistentVolumeClaim: &kvv1.PVCDestination{ClaimName: "backups"}}, Name: m.Name, SHA256: tc.sha}}
+			kv.Spec.Bootstrap = &kvv1.BootstrapSpec{FromBackup: &kvv1.BootstrapFromBackup{Source: tc.src, Name: tc.name, SHA256: tc.sha}}
+			if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-creds", Namespace: ns},
+				Data: map[string][]byte{S3AccessKeyIDKey: []byte(s3.Admin.AccessKey), S3SecretAccessKeyKey: []byte(s3.Admin.SecretKey)}}); err != nil {
+				t.Fatal(err)
+			}
 			create(t, kv)
 
 			job := &batchv1.Job{}
@@ -208,6 +247,7 @@ func TestBootstrapFromBackup(t *testing.T) {
 				}
 				return nil
 			})
+			t.Logf("status.bootstrap.message: %s", kv.Status.Bootstrap.Message)
 			eventually(t, "a Warning BootstrapFailed event on the KVStore", func() error {
 				list := &eventsv1.EventList{}
 				if err := k8s.List(ctx, list, client.InNamespace(ns)); err != nil {
