@@ -87,7 +87,7 @@ func checkNotSingle(cf raft.ConfigurationFuture, cfg Config) error {
 	}
 	if s := cf.Configuration().Servers; len(s) == 1 && s[0].Address == singleAddr {
 		return fmt.Errorf("refusing to start in cluster mode: the Raft state in %s is a single node's (%q); run it without cluster mode, "+
-			"or start the member on a fresh data dir (a single node's data cannot seed a cluster yet)", cfg.Dir, s[0].ID)
+			"or start the member on a fresh data dir; to seed a cluster with a single node's data, take a snapshot (or a backup) and kvstore restore --node-id it into an empty data dir", cfg.Dir, s[0].ID)
 	}
 	return nil
 }
