@@ -1,14 +1,15 @@
 package v1
 
-// The types of this file are not yet fields of KVStoreSpec or
-// KVStoreStatus: the operator does not implement spec.bootstrap yet (issue 14),
-// and a field it accepted and ignored would, for a restore, give an empty
-// store where the user asked for their data. They are wired in with the
-// controller that implements them.
+// The types of this file are spec.bootstrap and status.bootstrap (issue
+// 14): a new KVStore created from a backup. The operator
+// (internal/controller/bootstrap.go) restores the backup with a Job onto
+// the first server's volume before it creates the StatefulSet; see
+// docs/backup.md, "New KVStore from a backup".
 
 // BootstrapSpec is how a new KVStore gets its first data. It is read only
 // while the store has never formed a cluster, and cannot be changed after
 // creation.
+// +kubebuilder:validation:XValidation:rule="has(self.fromBackup)",message="spec.bootstrap needs fromBackup (the only way to bootstrap so far)"
 type BootstrapSpec struct {
 	// FromBackup restores a backup onto the first server's empty volume;
 	// the other servers join and receive the same state through Raft's
@@ -49,19 +50,35 @@ type BootstrapFromBackup struct {
 	SHA256 string `json:"sha256,omitempty"`
 }
 
+// BootstrapPhase is where the restore of spec.bootstrap stands.
+type BootstrapPhase string
+
+// The phases of a bootstrap from a backup.
+const (
+	// BootstrapRestoring: the restore Job runs on the first server's volume.
+	BootstrapRestoring BootstrapPhase = "Restoring"
+	// BootstrapRestored: the backup is on the volume; the servers start.
+	BootstrapRestored BootstrapPhase = "Restored"
+	// BootstrapFailed: the restore failed (Message); no server starts.
+	BootstrapFailed BootstrapPhase = "Failed"
+)
+
 // BootstrapStatus records how the store's first data came to be.
 type BootstrapStatus struct {
 	// Phase is Restoring while the first server restores the backup, then
 	// Restored, or Failed (Message says why; no server starts).
 	// +kubebuilder:validation:Enum=Restoring;Restored;Failed
 	// +optional
-	Phase string `json:"phase,omitempty"`
+	Phase BootstrapPhase `json:"phase,omitempty"`
 	// SourceURI is the backup's data object.
 	// +optional
 	SourceURI string `json:"sourceURI,omitempty"`
 	// SHA256 is the verified checksum.
 	// +optional
 	SHA256 string `json:"sha256,omitempty"`
+	// JobName is the restore Job.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
 	// Message says what failed.
 	// +optional
 	Message string `json:"message,omitempty"`

@@ -8,6 +8,7 @@ import (
 
 // KVStoreSpec is what the user asks for: how many servers, their image,
 // storage and scheduling, the server settings, and how clients reach them.
+// +kubebuilder:validation:XValidation:rule="has(self.bootstrap) == has(oldSelf.bootstrap)",message="spec.bootstrap can be set only when the KVStore is created, and not removed after; create a new KVStore to restore a backup"
 type KVStoreSpec struct {
 	// Replicas is the number of kvstore servers (pods of the StatefulSet),
 	// all of them Raft voters once the operator has promoted them. It must
@@ -100,6 +101,13 @@ type KVStoreSpec struct {
 	// never does one on its own.
 	// +optional
 	Recovery *RecoverySpec `json:"recovery,omitempty"`
+	// Bootstrap is where a new KVStore's first data comes from: a backup,
+	// restored onto the first server's empty volume before any server
+	// starts (status.bootstrap follows it). It is read only until the
+	// store is restored, and is immutable: set at creation or never.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.bootstrap is immutable: it is read only when the KVStore is created; create a new KVStore to restore another backup"
+	// +optional
+	Bootstrap *BootstrapSpec `json:"bootstrap,omitempty"`
 }
 
 // NetworkPolicySpec describes the networking.k8s.io/v1 NetworkPolicy
@@ -378,6 +386,10 @@ type KVStoreStatus struct {
 	// highest commit index it saw.
 	// +optional
 	Recovery *RecoveryStatus `json:"recovery,omitempty"`
+	// Bootstrap is the restore of spec.bootstrap.fromBackup: Restoring,
+	// then Restored (the servers start) or Failed (they never do).
+	// +optional
+	Bootstrap *BootstrapStatus `json:"bootstrap,omitempty"`
 }
 
 // MemberStatus is one server in the Raft configuration.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"kvstore.dev/kvstore/internal/cluster"
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/test/harness"
 	"kvstore.dev/kvstore/test/harness/inprocess"
@@ -42,11 +43,25 @@ func TestBackupRestoreCommands(t *testing.T) {
 	if !strings.Contains(out.String(), "restored backup kvstore-") || !strings.Contains(out.String(), "1 keys") {
 		t.Errorf("restore printed %q", out.String())
 	}
+	out.Reset()
+	seeded := filepath.Join(t.TempDir(), "data")
+	if err := run(context.Background(), []string{"restore", "--from", dest, "--data-dir", seeded, "--node-id", "kv-0", "--peer-advertise", "kv-0:7000"}, getenv, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "seeded a one-server cluster of kv-0 at kv-0:7000") {
+		t.Errorf("restore --node-id printed %q", out.String())
+	}
+	if servers, err := cluster.ReadServers(filepath.Join(seeded, "raft")); err != nil || len(servers) != 1 || servers[0].Address != "kv-0:7000" {
+		t.Errorf("seeded configuration %v, %v; want kv-0 at kv-0:7000 alone", servers, err)
+	}
 	for name, args := range map[string][]string{
 		"existing data":      {"restore", "--from", dest, "--data-dir", dataDir},
 		"bad uri":            {"restore", "--from", "s3://Bad/x", "--data-dir", t.TempDir()},
 		"--backup with file": {"restore", "--from", "snap.db", "--backup", "x", "--data-dir", t.TempDir()},
 		"wrong sha256":       {"restore", "--from", dest, "--sha256", strings.Repeat("0", 64), "--data-dir", t.TempDir()},
+		"--node-id alone":    {"restore", "--from", dest, "--node-id", "kv-0", "--data-dir", t.TempDir()},
+		"--node-id, --force": {"restore", "--from", dest, "--node-id", "kv-0", "--peer-advertise", "kv-0:7000", "--force", "--data-dir", t.TempDir()},
+		"member, data there": {"restore", "--from", dest, "--node-id", "kv-0", "--peer-advertise", "kv-0:7000", "--data-dir", dataDir},
 	} {
 		if err := run(context.Background(), args, getenv, io.Discard, io.Discard); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -4,6 +4,7 @@
 //	kvstore [serve] [--config FILE] [--listen ADDR] [--debug-listen ADDR] [--data-dir DIR] [--log-level L] [--log-format F]
 //	kvstore restore --from FILE --data-dir DIR [--force]
 //	kvstore restore --from s3://bucket/prefix|file:///path [--backup NAME] [--sha256 HEX] [--s3-...] --data-dir DIR [--force]
+//	kvstore restore --from FILE|URI [...] --data-dir DIR --node-id ID --peer-advertise HOST:PORT   (a new cluster's first member)
 //	kvstore recover --data-dir DIR --node-id ID [--address ADDR]
 //	kvstore backup --server URL --destination URI [--keep-last N] [--max-age AGE] [--schedule CRON [--suspend] [--metrics-listen ADDR]] [--s3-...]
 //	kvstore healthcheck [--url URL] [--ca-file FILE] [--cert-file FILE --key-file FILE]
@@ -32,6 +33,7 @@ import (
 	"kvstore.dev/kvstore/internal/config"
 	"kvstore.dev/kvstore/internal/healthcheck"
 	"kvstore.dev/kvstore/internal/server"
+	"kvstore.dev/kvstore/internal/store"
 )
 
 func main() {
@@ -116,19 +118,37 @@ func restore(ctx context.Context, args []string, getenv func(string) string, std
 	sum := fs.String("sha256", "", "with a destination URI: the SHA-256 (hex) the backup must have, besides matching its manifest")
 	dataDir := fs.String("data-dir", "", "data `directory` of the (stopped) server")
 	force := fs.Bool("force", false, "replace an existing database (it is kept as kv.db.pre-restore-<time>); never into a multi-server cluster member")
+	var member server.Member
+	fs.StringVar(&member.NodeID, "node-id", "", "seed a new cluster: the `id` its first member runs with (serve's --node-id); the data dir must be empty")
+	fs.StringVar(&member.PeerAdvertise, "peer-advertise", "", "with --node-id: the member's peer `address` (serve's --peer-advertise, host:port)")
 	s3 := backupcmd.AddS3Flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	asMember := member.NodeID != "" || member.PeerAdvertise != ""
 	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("restore: unexpected arguments %q", fs.Args())
 	case *from == "":
 		return errors.New("restore: --from is required")
 	case *dataDir == "":
 		return errors.New("restore: --data-dir is required")
+	case asMember && (member.NodeID == "" || member.PeerAdvertise == ""):
+		return errors.New("restore: --node-id and --peer-advertise go together")
+	case asMember && *force:
+		return errors.New("restore: --force does not go with --node-id: a new cluster is restored only into an empty data dir")
 	}
 	if !strings.Contains(*from, "://") {
 		if *name != "" || *sum != "" {
 			return errors.New("restore: --backup and --sha256 go with a destination URI in --from")
+		}
+		if asMember {
+			st, idx, err := server.RestoreAsMember(*dataDir, member, func() (store.Status, error) { return server.Restore(*from, *dataDir, false) })
+			if err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+			fmt.Fprintf(stdout, "restored %s into %s: revision %d, %d keys; %s\n", *from, *dataDir, st.Revision, st.Keys, seededLine(member, idx))
+			return nil
 		}
 		st, err := server.Restore(*from, *dataDir, *force)
 		if err != nil {
@@ -145,6 +165,15 @@ func restore(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	if asMember {
+		m, st, idx, err := server.RestoreBackupAsMember(ctx, dest, *name, *sum, *dataDir, member)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		fmt.Fprintf(stdout, "restored backup %s (sha256 %s, %d bytes) from %s into %s: revision %d, %d keys; %s\n",
+			m.Name, m.SHA256, m.SizeBytes, dest.URI(), *dataDir, st.Revision, st.Keys, seededLine(member, idx))
+		return nil
+	}
 	m, st, err := server.RestoreBackup(ctx, dest, *name, *sum, *dataDir, *force)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -152,6 +181,12 @@ func restore(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintf(stdout, "restored backup %s (sha256 %s, %d bytes) from %s into %s: revision %d, %d keys\n",
 		m.Name, m.SHA256, m.SizeBytes, dest.URI(), *dataDir, st.Revision, st.Keys)
 	return nil
+}
+
+// seededLine says what a restore as a new cluster's first member left.
+func seededLine(m server.Member, index uint64) string {
+	return fmt.Sprintf("seeded a one-server cluster of %s at %s (raft index %d): start it with serve --node-id %s --peer-advertise %s, then join the others to it",
+		m.NodeID, m.PeerAdvertise, index, m.NodeID, m.PeerAdvertise)
 }
 
 // makeCerts makes sure a directory holds a TLS certificate for the edge

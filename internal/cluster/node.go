@@ -78,7 +78,7 @@ func Start(ctx context.Context, cfg Config, st *store.Store) (*Node, error) {
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
 	if cfg.Single && !existing && st.AppliedIndex() > 0 {
-		if err := seedSnapshot(st, cfg.NodeID, snaps); err != nil {
+		if err := seedSnapshot(st, singleConfiguration(cfg.NodeID), snaps); err != nil {
 			logs.Close()
 			return nil, err
 		}

@@ -29,20 +29,22 @@ func singleConfiguration(id string) raft.Configuration {
 }
 
 // seedSnapshot makes st, a store with data but no Raft state yet, the
-// initial state of a one-server cluster of id: a Raft snapshot at the
-// store's applied index holding the store's file, so that the log goes on
-// after that index (the state machine skips every entry at or below it).
-// Raft reads only the snapshot's index and configuration at start
-// (NoSnapshotRestoreOnStart); its data is what a new member would receive.
-func seedSnapshot(st *store.Store, id string, snaps raft.SnapshotStore) error {
+// initial state of a cluster of conf (one server: a single node's, or the
+// first member of a cluster restored from a backup, Seed): a Raft snapshot
+// at the store's applied index holding the store's file, so that the log
+// goes on after that index (the state machine skips every entry at or
+// below it). Raft reads only the snapshot's index and configuration at
+// start (NoSnapshotRestoreOnStart); its data is what a new member
+// receives. A store that never applied an entry is seeded at index 1.
+func seedSnapshot(st *store.Store, conf raft.Configuration, snaps raft.SnapshotStore) error {
 	sn, err := st.OpenSnapshot()
 	if err != nil {
 		return err
 	}
 	defer sn.Close()
 	_, trans := raft.NewInmemTransport(singleAddr)
-	idx := sn.AppliedIndex()
-	sink, err := snaps.Create(raft.SnapshotVersionMax, idx, 1, singleConfiguration(id), idx, trans)
+	idx := max(sn.AppliedIndex(), 1)
+	sink, err := snaps.Create(raft.SnapshotVersionMax, idx, 1, conf, idx, trans)
 	if err != nil {
 		return fmt.Errorf("seed raft snapshot: %w", err)
 	}
@@ -85,7 +87,7 @@ func checkNotSingle(cf raft.ConfigurationFuture, cfg Config) error {
 	}
 	if s := cf.Configuration().Servers; len(s) == 1 && s[0].Address == singleAddr {
 		return fmt.Errorf("refusing to start in cluster mode: the Raft state in %s is a single node's (%q); run it without cluster mode, "+
-			"or start the member on a fresh data dir (a single node's data cannot seed a cluster yet)", cfg.Dir, s[0].ID)
+			"or start the member on a fresh data dir; to seed a cluster with a single node's data, take a snapshot (or a backup) and kvstore restore --node-id it into an empty data dir", cfg.Dir, s[0].ID)
 	}
 	return nil
 }

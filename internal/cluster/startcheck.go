@@ -41,6 +41,6 @@ func storeAheadError(dbPath string, applied uint64, dir string, raftLast uint64)
 		"so the store is not this node's state machine (restored from a snapshot, copied from another node, or a single node's data started in cluster mode) "+
 		"and the node would skip the cluster's entries up to %d and serve data the cluster does not have; "+
 		"to bring this member back, stop it, remove both %s and %s and start it again: it rejoins and receives the cluster's state; "+
-		"to use this data, run it as a single node (without cluster mode)",
+		"to use this data, run it as a single node (without cluster mode), or seed a new cluster with it: take a snapshot and kvstore restore --node-id it into an empty data dir",
 		dbPath, applied, dir, raftLast, applied, dbPath, dir)
 }

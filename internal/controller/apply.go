@@ -87,6 +87,11 @@ func (r *Reconciler) act(ctx context.Context, kv *kvv1.KVStore, obs *observed, p
 		}
 		stsWritten = stsWritten || wrote && c.key.kind == "StatefulSet"
 	}
+	if p.bootstrap != nil {
+		if err := r.actBootstrap(ctx, kv, p.bootstrap); err != nil {
+			return stsWritten, err
+		}
+	}
 	a := obs.access(kv, namesFor(kv))
 	if p.recovery != nil && r.recovery(ctx, kv, a, *p.recovery) {
 		return stsWritten, nil // the reconcile's one call to the servers was the recovery's

@@ -49,6 +49,9 @@ type observed struct {
 	// name.
 	probed bool
 	pods   map[string]wire.ClusterStatus
+	// bootstrap is what a restore of spec.bootstrap is decided from, nil
+	// when the KVStore may not restore (mayRestore).
+	bootstrap *bootstrapObserved
 }
 
 // secret is the observed Secret name, nil when absent.
@@ -142,6 +145,13 @@ func (r *Reconciler) observe(ctx context.Context, kv *kvv1.KVStore) (*observed, 
 		case !apierrors.IsNotFound(err):
 			return nil, fmt.Errorf("get %s %s: %w", k.kind, k.name, err)
 		}
+	}
+	if mayRestore(kv, obs.statefulSet(n) != nil) {
+		b, err := r.observeBootstrap(ctx, kv)
+		if err != nil {
+			return nil, err
+		}
+		obs.bootstrap = b
 	}
 	if a := obs.access(kv, n); r.Cluster != nil && a.Token != "" && len(a.CABundle) > 0 {
 		if v, err := r.Cluster.Status(ctx, kv, a); err == nil {

@@ -38,6 +38,9 @@ type plan struct {
 	// recovery is the recovery step (recovery.go), nil when the plan
 	// stopped before the StatefulSet.
 	recovery *recoveryStep
+	// bootstrap is the restore of spec.bootstrap (planBootstrap), nil
+	// when the plan stopped before it.
+	bootstrap *bootstrapPlan
 }
 
 // planFor plans the reconcile of kv from obs at now. It is pure but for
@@ -73,6 +76,16 @@ func planFor(kv *kvv1.KVStore, obs *observed, o BuildOptions, now time.Time, rnd
 		np = child{key: np.key} // deleted
 	}
 	p.add(np)
+
+	// A new KVStore from a backup: the StatefulSet waits for the restore.
+	bp := planBootstrap(kv, obs.statefulSet(n) != nil, obs.bootstrap, o)
+	p.bootstrap = &bp
+	switch {
+	case bp.problem != nil:
+		return *p, bp.problem
+	case bp.step != bootstrapDone:
+		return *p, nil
+	}
 
 	var current int32
 	if sts := obs.statefulSet(n); sts != nil && sts.Spec.Replicas != nil {

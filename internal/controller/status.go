@@ -47,6 +47,8 @@ type statusInputs struct {
 	// recovery is the recovery step, nil when the plan stopped before it
 	// (status.recovery and the Recovering condition stay as they were).
 	recovery *recoveryStep
+	// bootstrap is status.bootstrap as planned (nil: kv's is kept).
+	bootstrap *kvv1.BootstrapStatus
 }
 
 // desiredStatus computes kv's status from what was observed. Conditions keep
@@ -64,6 +66,10 @@ func desiredStatus(kv *kvv1.KVStore, in statusInputs) kvv1.KVStoreStatus {
 		// The backup controller's: kept as they are (its condition,
 		// LastBackupSucceeded, is kept with the others above).
 		LastBackup: kv.Status.LastBackup,
+		Bootstrap:  kv.Status.Bootstrap,
+	}
+	if in.bootstrap != nil {
+		st.Bootstrap = in.bootstrap
 	}
 	if in.view != nil {
 		st.Leader, st.Members = memberStatus(kv, in.view)
@@ -116,6 +122,9 @@ func desiredStatus(kv *kvv1.KVStore, in statusInputs) kvv1.KVStoreStatus {
 		reason, msg = "Creating", "the StatefulSet controller has not acted on the StatefulSet yet"
 	case in.stsWritten:
 		reason, msg = "RollingOut", "the StatefulSet controller has not seen the latest spec yet"
+	}
+	if b := st.Bootstrap; in.sts == nil && b != nil && b.Phase == kvv1.BootstrapRestoring {
+		reason, msg = "Restoring", fmt.Sprintf("Job %s restores %s onto the first server's volume", b.JobName, b.SourceURI)
 	}
 	if reason == "" && in.membershipPending != "" {
 		reason, msg = "ChangingMembership", in.membershipPending

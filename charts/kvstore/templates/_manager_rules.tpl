@@ -18,6 +18,7 @@ kvstore.managerRules are the rules of the operator's ClusterRole.
   resources:
   - persistentvolumeclaims
   verbs:
+  - create
   - delete
   - get
 - apiGroups:
