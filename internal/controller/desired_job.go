@@ -20,7 +20,8 @@ const terminationMessagePath = "/dev/termination-log"
 const jobTTL = 24 * time.Hour
 
 // serverJob is one run of the server image as a Job: what differs between
-// the operator's Jobs (a backup to a PersistentVolumeClaim, a restore).
+// the operator's Jobs (a backup to a PersistentVolumeClaim, the restore
+// of spec.bootstrap).
 type serverJob struct {
 	name      string // the Job's name
 	component string // app.kubernetes.io/component, and the name label's suffix
@@ -98,6 +99,9 @@ func desiredServerJob(kv *kvv1.KVStore, o BuildOptions, j serverJob) *batchv1.Jo
 		Containers:       []corev1.Container{container},
 		Volumes:          j.volumes,
 		ImagePullSecrets: append([]corev1.LocalObjectReference(nil), kv.Spec.ImagePullSecrets...),
+		// On the servers' nodes: a claim of local storage is on one of them.
+		NodeSelector: kv.Spec.NodeSelector,
+		Tolerations:  kv.Spec.Tolerations,
 	}
 	return &batchv1.Job{
 		TypeMeta: metav1.TypeMeta{APIVersion: batchv1.SchemeGroupVersion.String(), Kind: "Job"},

@@ -4,6 +4,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +19,7 @@ const (
 	restoreSourceDir = "/backup-source" // a persistentVolumeClaim source, read-only
 	restoreS3CADir   = "/etc/kvstore-s3-ca"
 	// restoreDeadline bounds the restore Job (activeDeadlineSeconds).
-	restoreDeadline = 2 * 3600
+	restoreDeadline = 2 * time.Hour
 )
 
 // restoreSource is a resolved spec.bootstrap.fromBackup: the destination
@@ -108,12 +109,13 @@ func desiredRestoreJob(kv *kvv1.KVStore, o BuildOptions, src restoreSource) *bat
 		volumes = append(volumes, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: src.dest.PersistentVolumeClaim.ClaimName, ReadOnly: true}}})
 	}
-	c := corev1.Container{
-		Name: "restore", Image: image(kv, o), ImagePullPolicy: kv.Spec.ImagePullPolicy,
-		Args: args, Env: env, VolumeMounts: mounts,
-		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-	}
-	return serverImageJob(kv, restoreJobName(kv), "restore", c, volumes, restoreDeadline)
+	return desiredServerJob(kv, o, serverJob{
+		name: restoreJobName(kv), component: "restore",
+		owner: metav1.OwnerReference{APIVersion: kvv1.GroupVersion.String(), Kind: "KVStore", Name: kv.Name, UID: kv.UID,
+			Controller: ptr(true), BlockOwnerDeletion: ptr(true)},
+		args: args, env: env, volumes: volumes, mounts: mounts,
+		deadline: restoreDeadline,
+	})
 }
 
 // s3Args are the kvstore flags of an S3 destination but its credentials,
@@ -146,45 +148,3 @@ func s3CredentialEnv(s3 *kvv1.S3Destination) []corev1.EnvVar {
 	}
 }
 
-// serverImageJob is a one-shot Job of kv running c (the server image)
-// once: owned by kv, never retried (backoffLimit 0), bounded by deadline
-// seconds, as the server's uid with a read-only root file system, no
-// privilege escalation, every capability dropped and the runtime's
-// default seccomp profile; no service account token. It is shared by the
-// operator's Jobs (restore, backup to a claim).
-func serverImageJob(kv *kvv1.KVStore, name, component string, c corev1.Container, volumes []corev1.Volume, deadline int64) *batchv1.Job {
-	c.SecurityContext = &corev1.SecurityContext{
-		RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(serverUID)), RunAsGroup: ptr(int64(serverUID)),
-		AllowPrivilegeEscalation: ptr(false), ReadOnlyRootFilesystem: ptr(true),
-		Capabilities:   &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-	}
-	l := labels(kv, component)
-	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: kv.Namespace, Labels: l, OwnerReferences: []metav1.OwnerReference{{
-			APIVersion: kvv1.GroupVersion.String(), Kind: "KVStore", Name: kv.Name, UID: kv.UID,
-			Controller: ptr(true), BlockOwnerDeletion: ptr(true)}}},
-		Spec: batchv1.JobSpec{
-			BackoffLimit:          ptr(int32(0)),
-			ActiveDeadlineSeconds: ptr(deadline),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: l},
-				Spec: corev1.PodSpec{
-					RestartPolicy:                corev1.RestartPolicyNever,
-					AutomountServiceAccountToken: ptr(false),
-					EnableServiceLinks:           ptr(false),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(serverUID)), RunAsGroup: ptr(int64(serverUID)),
-						FSGroup: ptr(int64(serverUID)), FSGroupChangePolicy: ptr(corev1.FSGroupChangeOnRootMismatch),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					ImagePullSecrets: kv.Spec.ImagePullSecrets,
-					NodeSelector:     kv.Spec.NodeSelector,
-					Tolerations:      kv.Spec.Tolerations,
-					Containers:       []corev1.Container{c},
-					Volumes:          volumes,
-				},
-			},
-		},
-	}
-}

@@ -8,13 +8,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,13 +26,16 @@ import (
 	kvv1 "kvstore.dev/kvstore/api/v1"
 	"kvstore.dev/kvstore/test/harness"
 	"kvstore.dev/kvstore/test/harness/kube"
+	"kvstore.dev/kvstore/wire"
 )
 
 // testBackup: the operator, in its pod, backs a three-server KVStore up to
 // S3 (SeaweedFS on the host, reached by the pods at kube.HostIP): the
 // KVStoreBackup succeeds from a follower, the object's SHA-256 is the one
 // in its status, and the KVStore records it. A backup to a claim runs as a
-// Job, and the file on the volume has the SHA-256 of its status. A backup with credentials the
+// Job, and the file on the volume has the SHA-256 of its status; a new
+// KVStore bootstrapped from it holds exactly its keys and revisions, and
+// one given a wrong checksum never starts a server. A backup with credentials the
 // bucket refuses fails loudly: phase Failed with the S3 error, and the
 // KVStore's LastBackupSucceeded condition False.
 func testBackup(t *testing.T, k *kube.Cluster) {
@@ -107,6 +114,37 @@ spec:
 		t.Errorf("the backup file on the claim has SHA-256 %s and %d bytes; the status says %s and %d", sum, n, p.Status.SHA256, p.Status.SizeBytes)
 	}
 
+	// A new KVStore from that backup: restored on pod 0's empty claim by
+	// the operator's Job, the other servers caught up by Raft: the same
+	// keys, values and revisions as the store it was taken from.
+	before := listAll(t, s)
+	start = time.Now()
+	r := k.KVStore(t, ns, "restored", 3, small+"bootstrap:\n  fromBackup: {backupName: bk-pvc}\n")
+	t.Logf("KVStore %s/restored from bk-pvc ready in %s", ns, time.Since(start).Round(time.Second))
+	if b := r.Get(t).Status.Bootstrap; b == nil || b.Phase != kvv1.BootstrapRestored || b.SHA256 != p.Status.SHA256 {
+		t.Errorf("restored: status.bootstrap %+v, want Restored with %s", b, p.Status.SHA256)
+	}
+	if after := listAll(t, r); !slices.EqualFunc(before, after, sameKey) {
+		t.Errorf("the restored store differs from the backed-up one: %d keys before, %d after\nbefore %v\nafter  %v", len(before), len(after), before, after)
+	}
+	// A wrong checksum: refused before any server starts.
+	k.Apply(t, ns, fmt.Sprintf("apiVersion: kvstore.dev/v1\nkind: KVStore\nmetadata: {name: badsum}\nspec:\n  replicas: 1\n  bootstrap:\n    fromBackup:\n      source: {persistentVolumeClaim: {claimName: backups, subPath: demo}}\n      name: %s\n      sha256: %s\n",
+		p.Status.BackupName, strings.Repeat("0", 64)))
+	kube.Eventually(t, "badsum's bootstrap Failed", 5*time.Minute, func() error {
+		kv := &kvv1.KVStore{}
+		if err := k.Client(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "badsum"}, kv); err != nil {
+			return err
+		}
+		if b := kv.Status.Bootstrap; b == nil || b.Phase != kvv1.BootstrapFailed {
+			return fmt.Errorf("status.bootstrap %+v", b)
+		}
+		t.Logf("badsum: %s", kv.Status.Bootstrap.Message)
+		return nil
+	})
+	if err := k.Client(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "badsum"}, &appsv1.StatefulSet{}); err == nil {
+		t.Error("badsum has a StatefulSet although its backup was refused")
+	}
+
 	wrong := fmt.Sprintf("destination:\n    s3: {bucket: backups, prefix: kube/wrong, endpoint: %q, bucketLookup: path, credentialsSecret: s3-wrong}", s3.Endpoint)
 	f := runBackup(t, k, ns, "bk-wrong-key", "bk", wrong)
 	if f.Status.Phase != kvv1.BackupFailed || !strings.Contains(f.Status.Message, "403") && !strings.Contains(f.Status.Message, "Signature") {
@@ -120,6 +158,34 @@ spec:
 		return nil
 	})
 	checkAll(t, s, want)
+}
+
+// listAll lists every key of the store, values and revisions.
+func listAll(t *testing.T, s *kube.Store) []wire.KeyMeta {
+	t.Helper()
+	var all []wire.KeyMeta
+	after := ""
+	for {
+		var page wire.ListResponse
+		path := wire.PathKV + "?prefix=&limit=500"
+		if after != "" {
+			path += "&after=" + url.QueryEscape(after)
+		}
+		if err := s.Client.JSON(http.MethodGet, path, nil, &page); err != nil {
+			t.Fatalf("list %s: %v", s.Name, err)
+		}
+		all = append(all, page.Items...)
+		if page.Next == "" {
+			return all
+		}
+		after = page.Next
+	}
+}
+
+// sameKey compares what a restore must keep of a key.
+func sameKey(a, b wire.KeyMeta) bool {
+	return a.Key == b.Key && string(a.Value) == string(b.Value) && a.Revision == b.Revision &&
+		a.CreateRevision == b.CreateRevision && a.Version == b.Version
 }
 
 // claimFileSHA256 reads file from the volume bound to claim, on the host
