@@ -144,7 +144,7 @@ func isIOError(err error) bool {
 
 // openLocked opens the WAL; l.mu is held, or l is not shared yet.
 func (l *logStore) openLocked() error {
-	// raft-wal v0.4.0's Close leaves its metadata file open (and locked),
+	// raft-wal's Close (v0.4.0, v0.4.1) leaves its metadata file open (and locked),
 	// so the store keeps it and closes it too.
 	meta := &metadb.BoltMetaDB{}
 	w, err := wal.Open(l.dir, wal.WithMetaStore(meta), wal.WithSegmentSize(l.segmentSize), wal.WithLogger(l.logger))
@@ -152,7 +152,36 @@ func (l *logStore) openLocked() error {
 		meta.Close()
 		return err
 	}
+	if err := checkReadable(w); err != nil {
+		w.Close()
+		meta.Close()
+		return err
+	}
 	l.w, l.meta = w, meta
+	return nil
+}
+
+// checkReadable reads the log's first and last entries, so that a log
+// raft would fail to read (and panic on, in NewRaft) is refused at open
+// with what to do instead. raft-wal v0.4.0 marked a segment sealed on a
+// tail truncation without writing its index block, so every entry of it
+// was unreadable after a restart (hashicorp/raft-wal#31, fixed in v0.4.1);
+// a log written by such a version is refused here.
+func checkReadable(w *wal.WAL) error {
+	first, err := w.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := w.LastIndex()
+	if err != nil || last == 0 {
+		return err
+	}
+	var entry raft.Log
+	for _, i := range []uint64{first, last} {
+		if err := w.GetLog(i, &entry); err != nil {
+			return fmt.Errorf("entry %d of %d..%d does not read: %w", i, first, last, err)
+		}
+	}
 	return nil
 }
 

@@ -314,3 +314,45 @@ func TestStableWritesAfterClose(t *testing.T) {
 		t.Error("StoreLog after Close succeeded")
 	}
 }
+
+// TestTailTruncationSurvivesRestart: raft deletes a follower's conflicting
+// tail (DeleteRange up to the last index) and appends the leader's
+// entries; after a restart every entry still reads. raft-wal v0.4.0 sealed
+// the truncated segment without an index block, and the restarted node
+// panicked in raft.NewRaft ("sealed segment has no index block",
+// hashicorp/raft-wal#31; seen in the Kubernetes suite's scale scenario).
+func TestTailTruncationSurvivesRestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "raft")
+	l, err := openLogStore(dir, 0, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := func(from, to, term uint64) {
+		for i := from; i <= to; i++ {
+			if err := l.StoreLog(&raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	store(1, 10, 1)
+	if err := l.DeleteRange(8, 10); err != nil { // the conflicting suffix
+		t.Fatal(err)
+	}
+	store(8, 12, 2)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = openLogStore(dir, 0, false, nil); err != nil {
+		t.Fatalf("reopen after a tail truncation: %v", err)
+	}
+	defer l.Close()
+	for i := uint64(1); i <= 12; i++ {
+		var e raft.Log
+		if err := l.GetLog(i, &e); err != nil {
+			t.Fatalf("entry %d after the restart: %v", i, err)
+		}
+		if want := uint64(1 + i/8); e.Term != want || e.Data[0] != byte(i) {
+			t.Errorf("entry %d: term %d data %v, want term %d", i, e.Term, e.Data, want)
+		}
+	}
+}
