@@ -102,17 +102,7 @@ func TestBackupAlertFires(t *testing.T) {
 		Data: map[string][]byte{S3AccessKeyIDKey: []byte(s3.Admin.AccessKey), S3SecretAccessKeyKey: []byte("not-the-secret")}}); err != nil {
 		t.Fatal(err)
 	}
-	var token string
-	eventually(t, "the auth Secret", func() error {
-		s := &corev1.Secret{}
-		if err := get(ns, namesFor(kv).auth, s); err != nil {
-			return err
-		}
-		token = string(s.Data[AuthTokenKey])
-		return nil
-	})
-	c := harness.StartCluster(t, harness.ClusterOptions{Size: 1, Token: token})
-	backupServers.Store(ns, map[string]string{"": c.Nodes[0].URL, c.Nodes[0].ID: c.Nodes[0].URL})
+	startBackupServers(t, kv, 1)
 
 	b := &kvv1.KVStoreBackup{ObjectMeta: metav1.ObjectMeta{Name: "forbidden", Namespace: ns}, Spec: kvv1.KVStoreBackupSpec{KVStoreName: kv.Name}}
 	if err := k8s.Create(ctx, b); err != nil {

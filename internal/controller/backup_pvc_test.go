@@ -44,21 +44,7 @@ func TestBackupToPVC(t *testing.T) {
 		Timeout:     &metav1.Duration{Duration: 10 * time.Minute},
 	}
 	create(t, kv)
-	var token string
-	eventually(t, "the auth Secret", func() error {
-		s := &corev1.Secret{}
-		if err := get(ns, namesFor(kv).auth, s); err != nil {
-			return err
-		}
-		token = string(s.Data[AuthTokenKey])
-		return nil
-	})
-	c := harness.StartCluster(t, harness.ClusterOptions{Size: 2, Token: token})
-	urls := map[string]string{"": c.Nodes[0].URL}
-	for _, n := range c.Nodes {
-		urls[n.ID] = n.URL
-	}
-	backupServers.Store(ns, urls)
+	c := startBackupServers(t, kv, 2)
 	leader := c.Leader(t)
 	for i := range 50 {
 		if r := leader.Client(t).Put(fmt.Sprintf("k%02d", i), []byte(strings.Repeat("v", 100))); !r.OK() {

@@ -193,22 +193,7 @@ func TestBackupToS3(t *testing.T) {
 		Data: map[string][]byte{S3AccessKeyIDKey: []byte(s3.Admin.AccessKey), S3SecretAccessKeyKey: []byte(s3.Admin.SecretKey)}}); err != nil {
 		t.Fatal(err)
 	}
-	// The operator's admin token, which the servers are started with.
-	var token string
-	eventually(t, "the auth Secret", func() error {
-		s := &corev1.Secret{}
-		if err := get(ns, namesFor(kv).auth, s); err != nil {
-			return err
-		}
-		token = string(s.Data[AuthTokenKey])
-		return nil
-	})
-	c := harness.StartCluster(t, harness.ClusterOptions{Size: 2, Token: token})
-	urls := map[string]string{"": c.Nodes[0].URL}
-	for _, n := range c.Nodes {
-		urls[n.ID] = n.URL
-	}
-	backupServers.Store(ns, urls)
+	c := startBackupServers(t, kv, 2)
 	leader := c.Leader(t)
 	cl := leader.Client(t)
 	for i := range 50 {
@@ -417,4 +402,28 @@ func waitEvent(t *testing.T, ns, name, typ, reason string) {
 		}
 		return fmt.Errorf("%d events, none %s %s", len(list.Items), typ, reason)
 	})
+}
+
+// startBackupServers starts a cluster of size server processes with kv's
+// admin token (waiting for the operator's auth Secret), standing in for
+// kv's pods: the backup controller's snapshot source reaches them
+// (backupServers).
+func startBackupServers(t *testing.T, kv *kvv1.KVStore, size int) *harness.Cluster {
+	t.Helper()
+	var token string
+	eventually(t, "the auth Secret", func() error {
+		s := &corev1.Secret{}
+		if err := get(kv.Namespace, namesFor(kv).auth, s); err != nil {
+			return err
+		}
+		token = string(s.Data[AuthTokenKey])
+		return nil
+	})
+	c := harness.StartCluster(t, harness.ClusterOptions{Size: size, Token: token})
+	urls := map[string]string{"": c.Nodes[0].URL}
+	for _, n := range c.Nodes {
+		urls[n.ID] = n.URL
+	}
+	backupServers.Store(kv.Namespace, urls)
+	return c
 }
