@@ -10,10 +10,10 @@
 #   2. runs `bin/kvbench backup` from the repository root: a fresh cluster,
 #      64 MiB preloaded, then for 1, 16 and 64 clients three PUT phases:
 #      without a backup, while GET /api/v1/snapshot streams from a
-#      follower into a directory unlimited, and while it streams limited
-#      to -max-rate (default: kvstore backup's default, 64MiB), backup
-#      after backup for the whole phase, each ratio judged against the 80%
-#      target (issue 14).
+#      follower into a directory unlimited, and one while it streams
+#      limited to each -max-rate (default 64MiB, kvstore backup's default,
+#      and 16MiB), backup after backup for the whole phase, each ratio
+#      judged against the 80% target (issue 14).
 #
 # Extra arguments go to kvbench backup (`bin/kvbench backup -help`), e.g.
 #

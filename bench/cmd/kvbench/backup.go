@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
@@ -39,8 +40,8 @@ type backupConfig struct {
 
 	preloadMiB   int
 	preloadValue int
-	// maxRate is the limit of the limited backups, bytes per second.
-	maxRate    int64
+	// maxRates are the limits of the limited backups, bytes per second.
+	maxRates   []int64
 	maxRateArg string
 }
 
@@ -53,8 +54,8 @@ func (cfg *backupConfig) setup(args []string) error {
 	cfg.localFlags.register(fs, "unused (kvstore only)")
 	fs.IntVar(&cfg.preloadMiB, "preload-mib", 64, "MiB of values written before the measurement, so that a snapshot streams for a while")
 	fs.IntVar(&cfg.preloadValue, "preload-value-size", 32<<10, "value size in bytes of the preload")
-	fs.StringVar(&cfg.maxRateArg, "max-rate", backup.FormatRate(backup.DefaultMaxRate),
-		"bandwidth limit of the limited backups, bytes per second with a unit (kvstore backup --max-rate); the unlimited ones are measured too")
+	fs.StringVar(&cfg.maxRateArg, "max-rate", backup.FormatRate(backup.DefaultMaxRate)+","+backup.FormatRate(backup.DefaultMaxRate/4),
+		"comma-separated bandwidth limits of the limited backups, bytes per second with a unit (kvstore backup --max-rate; default its default and a quarter of it); unlimited backups are measured too")
 	switch err := cmp.Or(cfg.commonFlags.parse(fs, args), cfg.localFlags.validate()); {
 	case err != nil:
 		return err
@@ -63,17 +64,23 @@ func (cfg *backupConfig) setup(args []string) error {
 	case cfg.preloadValue < 1 || cfg.preloadValue > 1<<20:
 		return errors.New("-preload-value-size must be in [1, 1MiB]")
 	}
-	rate, err := backup.ParseRate(cfg.maxRateArg)
-	if err == nil && rate == 0 {
-		err = errors.New("0 is no limit, measured anyway")
+	cfg.maxRates = nil
+	for _, arg := range strings.Split(cfg.maxRateArg, ",") {
+		rate, err := backup.ParseRate(strings.TrimSpace(arg))
+		if err == nil && rate == 0 {
+			err = errors.New("0 is no limit, measured anyway")
+		}
+		if err == nil {
+			err = backup.CheckRate(rate)
+		}
+		if err != nil {
+			return fmt.Errorf("-max-rate: %w", err)
+		}
+		cfg.maxRates = append(cfg.maxRates, rate)
 	}
-	if err == nil {
-		err = backup.CheckRate(rate)
+	if len(cfg.maxRates) > 4 {
+		return errors.New("-max-rate: at most 4 limits")
 	}
-	if err != nil {
-		return fmt.Errorf("-max-rate: %w", err)
-	}
-	cfg.maxRate = rate
 	return nil
 }
 
@@ -112,11 +119,11 @@ func (r backupRow) meanBackup() time.Duration {
 }
 
 // run starts one fresh three-node cluster, preloads it, then for every
-// client count measures three PUT phases: without a backup, while
-// unlimited backups of a follower's snapshot (GET /api/v1/snapshot, the
-// backup package's Source and Write, as `kvstore backup` takes them)
-// stream into a directory back to back, and while backups limited to
-// cfg.maxRate do; the order of the three rotates between client counts.
+// client count measures PUT phases without a backup, while unlimited
+// backups of a follower's snapshot (GET /api/v1/snapshot, the backup
+// package's Source and Write, as `kvstore backup` takes them) stream into
+// a directory back to back, and while backups limited to each of
+// cfg.maxRates do; the order of the phases rotates between client counts.
 // It prints the report and writes it into the backup section of cfg.out.
 func (cfg *backupConfig) run(ctx context.Context) (err error) {
 	if err := cfg.checkBinaries(cfg.targets); err != nil {
@@ -164,7 +171,7 @@ func (cfg *backupConfig) run(ctx context.Context) (err error) {
 	other := 3 - leader - follower
 	groups := []procstat.Group{{Name: "source", PIDs: []int{cl.pid(follower)}}, {Name: "leader", PIDs: []int{cl.pid(leader)}},
 		{Name: "follower", PIDs: []int{cl.pid(other)}}, {Name: "kvbench", PIDs: []int{os.Getpid()}}}
-	rates := []int64{0, cfg.maxRate}
+	rates := append([]int64{0}, cfg.maxRates...)
 	var rows []backupRow
 	for level, c := range cfg.clients {
 		var plain load.Result
@@ -200,7 +207,10 @@ func (cfg *backupConfig) run(ctx context.Context) (err error) {
 			row.Snapshots, row.SnapshotBytes, row.SnapshotTook, row.SnapshotActive = bl.n, bl.bytes, bl.took, bl.active
 			return cmp.Or(err, bl.err, serr)
 		}
-		order := []int{-1, 0, 1} // no backup, unlimited, limited; rotated
+		order := []int{-1} // no backup, unlimited, limited; rotated
+		for i := range rates {
+			order = append(order, i)
+		}
 		for range level % len(order) {
 			order = append(order[1:], order[0])
 		}

@@ -27,21 +27,25 @@ func backupMarkdown(m report.Meta, cfg *backupConfig, first backupTaken, followe
 	fmt.Fprintf(&b, "- kvstore built with %s; data file system %s\n", dashIfEmpty(m.KVStoreGo), dashIfEmpty(m.DataFS))
 	fmt.Fprintf(&b, "- Preload: %d MiB of %s values; the first backup: %s in %v\n", cfg.preloadMiB, fmt.Sprintf("%d KiB", cfg.preloadValue>>10),
 		report.Bytes(uint64(first.size)), first.took.Round(time.Millisecond))
-	var limitedTook time.Duration
-	var n int
-	for _, r := range rows {
-		if r.Err == "" && r.MaxRate == cfg.maxRate {
-			limitedTook, n = limitedTook+r.SnapshotTook, n+r.Snapshots
+	for _, rate := range cfg.maxRates {
+		var took time.Duration
+		var n int
+		var size int64
+		for _, r := range rows {
+			if r.Err == "" && r.MaxRate == rate {
+				took, n, size = took+r.SnapshotTook, n+r.Snapshots, size+r.SnapshotBytes
+			}
 		}
+		measured := "none completed during the phases"
+		if n > 0 {
+			measured = fmt.Sprintf("the %d completed during the phases (%s on average: the store grows) took %v on average", n,
+				report.Bytes(uint64(size/int64(n))), (took / time.Duration(n)).Round(time.Millisecond))
+		}
+		fmt.Fprintf(&b, "- Limit %s (`-max-rate`): a backup of the preloaded store (%s) lasts at least %v at it (size / rate); %s\n",
+			rateText(rate), report.Bytes(uint64(first.size)),
+			(time.Duration(float64(first.size) / float64(rate) * float64(time.Second))).Round(time.Millisecond), measured)
 	}
-	measured := "none completed"
-	if n > 0 {
-		measured = fmt.Sprintf("%v on average over the %d limited backups below", (limitedTook / time.Duration(n)).Round(time.Millisecond), n)
-	}
-	fmt.Fprintf(&b, "- Limit of the limited rows: %s (`-max-rate`); a backup of this store (%s) lasts at least %v at it (size / rate); measured: %s\n",
-		rateText(cfg.maxRate), report.Bytes(uint64(first.size)),
-		(time.Duration(float64(first.size) / float64(cfg.maxRate) * float64(time.Second))).Round(time.Millisecond), measured)
-	fmt.Fprintf(&b, "- Each PUT phase: at most %v or %s writes of %d-byte values to new keys; three phases per client count (no backup, unlimited backups, limited backups), their order rotated by one at each client count\n\n",
+	fmt.Fprintf(&b, "- Each PUT phase: at most %v or %s writes of %d-byte values to new keys; per client count one phase without a backup, one during unlimited backups and one per limit, their order rotated by one at each client count\n\n",
 		m.Duration, report.Count(m.MaxOps), m.ValueSize)
 	b.WriteString("| Clients | Max rate | PUT ops/s, no backup | p99 | PUT ops/s, during backups | p99 | Ratio | ≥ 80% | Backups during the phase | CPU, no backup | CPU, during backups |\n")
 	b.WriteString("|--------:|---------:|---------------------:|----:|--------------------------:|----:|------:|:-----:|:-------------------------|:---------------|:--------------------|\n")
