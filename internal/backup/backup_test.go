@@ -325,3 +325,44 @@ func TestFailedStreamLeavesNothing(t *testing.T) {
 		t.Errorf("Latest = %v; want ErrNoBackups", err)
 	}
 }
+
+// TestWriteMaxRate: with MaxBytesPerSecond, Write waits (on the clock of
+// Info.Now and Info.Sleep) for as long as the rate says, after the first
+// burst of a tenth of a second's worth; the backup is whole.
+func TestWriteMaxRate(t *testing.T) {
+	ctx := context.Background()
+	d := backup.NewDir(t.TempDir())
+	data := randomBytes(t, 1<<20)
+	const rate = 256 << 10
+	now := time.Unix(1e9, 0)
+	var waits []time.Duration
+	info := backup.Info{MaxBytesPerSecond: rate,
+		Now: func() time.Time { return now },
+		Sleep: func(_ context.Context, d time.Duration) error {
+			waits = append(waits, d)
+			now = now.Add(d)
+			return nil
+		}}
+	m, err := backup.Write(ctx, d, bytes.NewReader(data), info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.SHA256 != sum(data) || m.SizeBytes != int64(len(data)) {
+		t.Errorf("manifest %+v, want the data's size and SHA-256", m)
+	}
+	var total time.Duration
+	for _, w := range waits {
+		total += w
+	}
+	burst := rate / 10
+	want := time.Duration(float64(len(data)-burst) / rate * float64(time.Second)) // 3.9 s
+	if diff := total - want; diff < -time.Duration(len(waits)) || diff > 0 {
+		t.Errorf("waited %v in %d waits, want %v (1 ns of rounding per wait)", total, len(waits), want)
+	}
+	if took := m.CompletedAt.Sub(m.StartedAt); took != total {
+		t.Errorf("the manifest says the backup took %v, the waits %v", took, total)
+	}
+	if _, err := backup.Write(ctx, d, bytes.NewReader(data), backup.Info{MaxBytesPerSecond: -1}); !errors.Is(err, backup.ErrInvalid) {
+		t.Errorf("a negative rate: %v, want ErrInvalid", err)
+	}
+}

@@ -56,13 +56,23 @@ type Info struct {
 	Revision      uint64
 	ServerVersion string
 	Source        string
-	// Now is the clock (default time.Now).
+	// MaxBytesPerSecond limits how fast Write reads the snapshot (and so,
+	// through TCP's flow control, how fast the server sends it): a token
+	// bucket with bursts of a tenth of a second's worth. 0: no limit. It is
+	// not recorded in the manifest.
+	MaxBytesPerSecond int64
+	// Now is the clock (default time.Now), of the manifest's times and of
+	// the rate limit.
 	Now func() time.Time
+	// Sleep waits for the rate limit (default: a timer that ends early,
+	// with ctx's error, when ctx ends). With Now, a test seam.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Write streams snapshot into d as a new backup, hashing it on the way,
 // then writes its manifest. It returns the manifest of the complete
-// backup. An empty snapshot is refused.
+// backup. An empty snapshot is refused. With info.MaxBytesPerSecond the
+// snapshot is read at most that fast.
 func Write(ctx context.Context, d Destination, snapshot io.Reader, info Info) (Manifest, error) {
 	now := info.Now
 	if now == nil {
@@ -78,6 +88,11 @@ func Write(ctx context.Context, d Destination, snapshot io.Reader, info Info) (M
 		Source:        info.Source,
 	}
 	m.Object = m.Name + dataExt
+	if info.MaxBytesPerSecond > 0 {
+		snapshot = newLimitReader(ctx, snapshot, info.MaxBytesPerSecond, now, info.Sleep)
+	} else if info.MaxBytesPerSecond < 0 {
+		return Manifest{}, fmt.Errorf("%w: a negative rate limit, %d bytes per second", ErrInvalid, info.MaxBytesPerSecond)
+	}
 	cr := &countingHash{r: snapshot, h: sha256.New()}
 	if err := d.Put(ctx, m.Object, cr); err != nil {
 		return Manifest{}, fmt.Errorf("backup %s to %s: %w", m.Name, d.URI(), err)

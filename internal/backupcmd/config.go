@@ -52,6 +52,10 @@ type Config struct {
 	// within 4096 bytes: a Kubernetes Job's terminationMessagePath. ""
 	// writes none.
 	ResultFile string `json:"result_file,omitempty"`
+	// MaxRate limits how fast a backup reads the snapshot, in bytes per
+	// second with an optional unit ("64MiB", "50M"); "0" is no limit.
+	// Default backup.DefaultMaxRate (64MiB), at least 1MiB.
+	MaxRate string `json:"max_rate"`
 	// Timeout bounds one backup, snapshot and upload.
 	Timeout config.Duration `json:"timeout"`
 	Log     config.Log      `json:"log"`
@@ -64,6 +68,13 @@ type RetentionConfig struct {
 	MaxAge   string `json:"max_age,omitempty"`
 }
 
+// MaxBytesPerSecond is MaxRate in bytes per second (0: no limit);
+// Validate has checked it.
+func (c Config) MaxBytesPerSecond() int64 {
+	n, _ := backup.ParseRate(c.MaxRate)
+	return n
+}
+
 // Retention converts r; Validate has checked it.
 func (r RetentionConfig) Retention() backup.Retention {
 	age, _ := backup.ParseAge(r.MaxAge)
@@ -74,6 +85,7 @@ func (r RetentionConfig) Retention() backup.Retention {
 func Default() Config {
 	return Config{
 		Server:  "http://127.0.0.1:8080",
+		MaxRate: backup.FormatRate(backup.DefaultMaxRate),
 		Timeout: config.Duration(time.Hour),
 		Log:     config.Log{Level: "info", Format: "json"},
 	}
@@ -99,6 +111,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.BoolVar(&c.Suspend, "suspend", false, "with --schedule: keep running and serving metrics, but take no backups")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "with --schedule: `address` of /metrics (default none)")
 	fs.StringVar(&c.ResultFile, "result-file", "", "without --schedule: write the outcome (JSON: the manifest, or the error) to this `file`, such as a terminationMessagePath")
+	fs.StringVar(&c.MaxRate, "max-rate", "", "bandwidth limit of a backup, bytes per second with an optional unit (\"32MiB\"; 0: none; default \""+backup.FormatRate(backup.DefaultMaxRate)+"\")")
 	var timeout time.Duration
 	fs.DurationVar(&timeout, "timeout", 0, "bound on one backup (default 1h)")
 	fs.StringVar(&c.Log.Level, "log-level", "", "debug, info, warn or error (default \"info\")")
@@ -141,6 +154,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			cfg.MetricsListen = c.MetricsListen
 		case "result-file":
 			cfg.ResultFile = c.ResultFile
+		case "max-rate":
+			cfg.MaxRate = c.MaxRate
 		case "timeout":
 			cfg.Timeout = config.Duration(timeout)
 		case "log-level":
@@ -221,6 +236,11 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			bad("metrics_listen", "%q is not host:port", c.MetricsListen)
 		}
+	}
+	if n, err := backup.ParseRate(c.MaxRate); err != nil {
+		bad("max_rate", "%v", err)
+	} else if err := backup.CheckRate(n); err != nil {
+		bad("max_rate", "%v", err)
 	}
 	if d := c.Timeout.D(); d < time.Second || d > 48*time.Hour {
 		bad("timeout", "%s is out of range [1s, 48h]", d)

@@ -19,8 +19,19 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Server != "http://kv:8080" || cfg.Retention.KeepLast != 3 || cfg.Retention.Retention().MaxAge != 30*24*time.Hour ||
-		cfg.S3.Endpoint != "http://weed:8333" || cfg.S3.BucketLookup != "path" || cfg.Schedule != "@daily" || cfg.Timeout.D() != time.Hour {
+		cfg.S3.Endpoint != "http://weed:8333" || cfg.S3.BucketLookup != "path" || cfg.Schedule != "@daily" || cfg.Timeout.D() != time.Hour ||
+		cfg.MaxBytesPerSecond() != 64<<20 {
 		t.Fatalf("Load = %+v", cfg)
+	}
+	for args, want := range map[string]int64{"--max-rate=32MiB": 32 << 20, "--max-rate=0": 0, "--max-rate=50M": 50e6} {
+		cfg, err := Load([]string{"--destination", "file:///b", args}, noEnv, io.Discard)
+		if err != nil || cfg.MaxBytesPerSecond() != want {
+			t.Errorf("Load(%s): max rate %d, %v; want %d", args, cfg.MaxBytesPerSecond(), err, want)
+		}
+	}
+	os.WriteFile(file, []byte("destination: file:///b\nmax_rate: 16MiB\n"), 0o600)
+	if cfg, err := Load([]string{"--config", file}, noEnv, io.Discard); err != nil || cfg.MaxBytesPerSecond() != 16<<20 {
+		t.Errorf("max_rate: 16MiB in the file: %d, %v", cfg.MaxBytesPerSecond(), err)
 	}
 	tests := map[string]struct {
 		args  []string
@@ -38,6 +49,8 @@ func TestLoad(t *testing.T) {
 		"negative count":         {[]string{"--destination", "file:///b", "--keep-last", "-1"}, "retention.keep_last:"},
 		"bad endpoint":           {[]string{"--destination", "s3://b-1/x", "--s3-endpoint", "weed:8333"}, "s3:"},
 		"one key file":           {[]string{"--destination", "s3://b-1/x", "--s3-access-key-file", "/k"}, "s3:"},
+		"bad rate":               {[]string{"--destination", "file:///b", "--max-rate", "32 mb/s"}, "max_rate:"},
+		"too low a rate":         {[]string{"--destination", "file:///b", "--max-rate", "64KiB"}, "max_rate:"},
 		"bad timeout":            {[]string{"--destination", "file:///b", "--timeout", "1ms"}, "timeout:"},
 		"bad log level":          {[]string{"--destination", "file:///b", "--log-level", "loud"}, "log.level:"},
 		"argument":               {[]string{"--destination", "file:///b", "now"}, "unexpected argument"},

@@ -167,7 +167,7 @@ func diff(want, got []wire.KeyMeta) string {
 
 func TestBackupRestoreDirectory(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "volume")
-	backupRestore(t, backup.NewDir(root), []string{"--destination", "file://" + root}, env())
+	backupRestore(t, backup.NewDir(root), []string{"--destination", "file://" + root, "--max-rate", "1MiB"}, env())
 }
 
 func TestRestoreCorruptBackupRefused(t *testing.T) {
@@ -175,7 +175,7 @@ func TestRestoreCorruptBackupRefused(t *testing.T) {
 	src := startServer(t, t.TempDir())
 	fill(t, src, 0)
 	root := t.TempDir()
-	if err := backupcmd.Run(ctx, []string{"--server", src.URL, "--destination", "file://" + root}, env(), io.Discard, nil); err != nil {
+	if err := backupcmd.Run(ctx, []string{"--server", src.URL, "--destination", "file://" + root, "--max-rate=0"}, env(), io.Discard, nil); err != nil {
 		t.Fatal(err)
 	}
 	d := backup.NewDir(root)

@@ -102,6 +102,7 @@ func NewRunner(cfg Config, getenv func(string) string, log *slog.Logger) (*Runne
 		Dest:      dest,
 		Retention: cfg.Retention.Retention(),
 		Timeout:   cfg.Timeout.D(),
+		MaxRate:   cfg.MaxBytesPerSecond(),
 		Log:       log,
 		Metrics:   NewMetrics(),
 	}, nil

@@ -25,8 +25,11 @@ type Runner struct {
 	Dest      backup.Destination
 	Retention backup.Retention
 	Timeout   time.Duration // bounds one backup; 0 is none
-	Log       *slog.Logger
-	Metrics   *Metrics
+	// MaxRate limits how fast a backup reads the snapshot, in bytes per
+	// second (backup.Info.MaxBytesPerSecond); 0 is no limit.
+	MaxRate int64
+	Log     *slog.Logger
+	Metrics *Metrics
 	// Now and After are the clock (time.Now, time.After by default): test
 	// seams.
 	Now   func() time.Time
@@ -68,7 +71,7 @@ func (r *Runner) Once(ctx context.Context) (backup.Manifest, []backup.Manifest, 
 	r.Metrics.LastSize.Set(float64(m.SizeBytes))
 	r.Metrics.LastDuration.Set(took.Seconds())
 	r.Log.InfoContext(ctx, "backup complete", "name", m.Name, "destination", r.Dest.URI(), "size_bytes", m.SizeBytes,
-		"sha256", m.SHA256, "revision", m.Revision, "duration_seconds", took.Seconds())
+		"sha256", m.SHA256, "revision", m.Revision, "duration_seconds", took.Seconds(), "max_rate_bytes_per_second", r.MaxRate)
 	deleted, err := backup.Prune(ctx, r.Dest, r.Retention, r.now())
 	for _, d := range deleted {
 		r.Metrics.Pruned.Inc()
@@ -88,7 +91,7 @@ func (r *Runner) take(ctx context.Context) (backup.Manifest, error) {
 		return backup.Manifest{}, fmt.Errorf("snapshot: %w", err)
 	}
 	defer body.Close()
-	info.Now = r.Now
+	info.Now, info.MaxBytesPerSecond = r.Now, r.MaxRate
 	return backup.Write(ctx, r.Dest, body, info)
 }
 

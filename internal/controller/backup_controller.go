@@ -184,7 +184,7 @@ func (r *BackupReconciler) take(ctx context.Context, kv *kvv1.KVStore, d *kvv1.B
 		return backup.Manifest{}, "", "", fmt.Errorf("snapshot: %w", err)
 	}
 	defer body.Close()
-	info.Now = r.Now
+	info.Now, info.MaxBytesPerSecond = r.Now, backupMaxRate(kv)
 	m, err := backup.Write(ctx, dest, body, info)
 	if err != nil {
 		return backup.Manifest{}, "", "", err // it names the destination and the S3 error

@@ -68,6 +68,16 @@ func backupTimeout(kv *kvv1.KVStore) time.Duration {
 	return DefaultBackupTimeout
 }
 
+// backupMaxRate is spec.backup.maxRate in bytes per second (0: no
+// limit), else backup.DefaultMaxRate; the S3 path and the Job's
+// --max-rate use it alike.
+func backupMaxRate(kv *kvv1.KVStore) int64 {
+	if kv.Spec.Backup != nil && kv.Spec.Backup.MaxRate != nil {
+		return *kv.Spec.Backup.MaxRate
+	}
+	return backup.DefaultMaxRate
+}
+
 // commandTimeout is the --timeout of a backup Job whose deadline is
 // timeout: a tenth less (the pod's start counts against the deadline), so
 // the command reports its own timeout before the Job is killed; within
@@ -86,6 +96,9 @@ type backupJobInputs struct {
 	// backups); the zero Retention applies none.
 	retention backup.Retention
 	timeout   time.Duration
+	// maxRate is the Job's --max-rate, bytes per second (backupMaxRate;
+	// 0: no limit).
+	maxRate int64
 }
 
 // desiredBackupJob is the Job that takes backup b of kv into a
@@ -104,6 +117,7 @@ func desiredBackupJob(kv *kvv1.KVStore, b *kvv1.KVStoreBackup, o BuildOptions, i
 		"--destination=file://" + dest,
 		"--result-file=" + terminationMessagePath,
 		"--timeout=" + commandTimeout(in.timeout).String(),
+		"--max-rate=" + strconv.FormatInt(in.maxRate, 10),
 		"--log-format=json",
 	}
 	volumes := []corev1.Volume{{Name: "backup", VolumeSource: corev1.VolumeSource{

@@ -17,6 +17,25 @@ import (
 	"kvstore.dev/kvstore/internal/config"
 )
 
+func TestBackupMaxRate(t *testing.T) {
+	for name, tc := range map[string]struct {
+		spec *kvv1.BackupSpec
+		want int64
+	}{
+		"no spec.backup": {nil, backup.DefaultMaxRate},
+		"unset":          {&kvv1.BackupSpec{}, backup.DefaultMaxRate},
+		"no limit":       {&kvv1.BackupSpec{MaxRate: ptr[int64](0)}, 0},
+		"32 MiB/s":       {&kvv1.BackupSpec{MaxRate: ptr[int64](32 << 20)}, 32 << 20},
+	} {
+		t.Run(name, func(t *testing.T) {
+			kv := newKV(func(kv *kvv1.KVStore) { kv.Spec.Backup = tc.spec })
+			if got := backupMaxRate(kv); got != tc.want {
+				t.Errorf("backupMaxRate = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestDesiredBackupJob(t *testing.T) {
 	b := &kvv1.KVStoreBackup{ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: "ns", UID: "b-uid"}}
 	claim := &kvv1.PVCDestination{ClaimName: "backups", SubPath: "team/kv"}
@@ -32,10 +51,10 @@ func TestDesiredBackupJob(t *testing.T) {
 		pullScrts int
 	}{
 		"pod TLS, defaults": {
-			in:    backupJobInputs{claim: claim, source: "kv-1", timeout: time.Hour},
+			in:    backupJobInputs{claim: claim, source: "kv-1", timeout: time.Hour, maxRate: backup.DefaultMaxRate},
 			image: "kvstore/kvstore:test",
 			wantArgs: []string{"backup", "--server=https://kv-1.kv-peers.ns.svc.cluster.local:8080", "--destination=file:///backup/team/kv",
-				"--result-file=/dev/termination-log", "--timeout=54m0s", "--server-ca-file=/etc/kvstore-pod-ca/ca.crt"},
+				"--result-file=/dev/termination-log", "--timeout=54m0s", "--max-rate=67108864", "--server-ca-file=/etc/kvstore-pod-ca/ca.crt"},
 			noArgs:   []string{"--keep-last", "--max-age", "--token"},
 			deadline: 3600, caVolume: true,
 		},
@@ -47,7 +66,7 @@ func TestDesiredBackupJob(t *testing.T) {
 			},
 			in:    backupJobInputs{claim: &kvv1.PVCDestination{ClaimName: "backups"}, source: "kv-0", timeout: 10 * time.Minute, retention: backup.Retention{KeepLast: 3, MaxAge: 30 * 24 * time.Hour}},
 			image: "registry.example/kvstore:1.2", pull: corev1.PullAlways,
-			wantArgs: []string{"--server=http://kv-0.kv-peers.ns.svc.cluster.local:8080", "--destination=file:///backup", "--keep-last=3", "--max-age=30d", "--timeout=9m0s"},
+			wantArgs: []string{"--server=http://kv-0.kv-peers.ns.svc.cluster.local:8080", "--destination=file:///backup", "--keep-last=3", "--max-age=30d", "--timeout=9m0s", "--max-rate=0"},
 			noArgs:   []string{"--server-ca-file", "--token"},
 			deadline: 600, pullScrts: 1,
 		},

@@ -42,7 +42,7 @@ func (r *BackupReconciler) observeJob(ctx context.Context, b *kvv1.KVStoreBackup
 // picks the pod to stream from as an S3 backup would and passes the
 // retention when b is a scheduled backup. An error fails the backup.
 func (r *BackupReconciler) startJob(ctx context.Context, b *kvv1.KVStoreBackup, kv *kvv1.KVStore, d *kvv1.PVCDestination) error {
-	in := backupJobInputs{claim: d, timeout: backupTimeout(kv)}
+	in := backupJobInputs{claim: d, timeout: backupTimeout(kv), maxRate: backupMaxRate(kv)}
 	if b.Labels[kvv1.LabelScheduled] == "true" {
 		ret, err := retentionOf(kv)
 		if err != nil {

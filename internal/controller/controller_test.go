@@ -368,6 +368,12 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 		"token secret key": {func(k *kvv1.KVStore) {
 			k.Spec.Auth.Tokens = []kvv1.TokenSpec{{Name: "a", Role: "admin", SecretRef: kvv1.SecretKeyRef{Name: "s"}}}
 		}, "spec.auth.tokens[0].secretRef.key"},
+		"backup rate below 1 MiB/s": {func(k *kvv1.KVStore) {
+			k.Spec.Backup = &kvv1.BackupSpec{Destination: kvv1.BackupDestination{PersistentVolumeClaim: &kvv1.PVCDestination{ClaimName: "b"}}, MaxRate: ptr[int64](64 << 10)}
+		}, "spec.backup.maxRate must be 0 (no limit) or at least 1048576 bytes per second (1 MiB/s)"},
+		"negative backup rate": {func(k *kvv1.KVStore) {
+			k.Spec.Backup = &kvv1.BackupSpec{Destination: kvv1.BackupDestination{PersistentVolumeClaim: &kvv1.PVCDestination{ClaimName: "b"}}, MaxRate: ptr[int64](-1)}
+		}, "spec.backup.maxRate in body should be greater than or equal to 0"},
 		"65 tokens": {func(k *kvv1.KVStore) {
 			for i := range 65 {
 				k.Spec.Auth.Tokens = append(k.Spec.Auth.Tokens, tokenSpec(fmt.Sprintf("t%d", i), "readonly"))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"kvstore.dev/kvstore/bench/internal/keyspace"
@@ -39,6 +40,9 @@ type backupConfig struct {
 
 	preloadMiB   int
 	preloadValue int
+	// maxRates are the limits of the limited backups, bytes per second.
+	maxRates   []int64
+	maxRateArg string
 }
 
 // setup parses the flags of "kvbench backup".
@@ -50,6 +54,8 @@ func (cfg *backupConfig) setup(args []string) error {
 	cfg.localFlags.register(fs, "unused (kvstore only)")
 	fs.IntVar(&cfg.preloadMiB, "preload-mib", 64, "MiB of values written before the measurement, so that a snapshot streams for a while")
 	fs.IntVar(&cfg.preloadValue, "preload-value-size", 32<<10, "value size in bytes of the preload")
+	fs.StringVar(&cfg.maxRateArg, "max-rate", backup.FormatRate(backup.DefaultMaxRate)+","+backup.FormatRate(backup.DefaultMaxRate/4),
+		"comma-separated bandwidth limits of the limited backups, bytes per second with a unit (kvstore backup --max-rate; default its default and a quarter of it); unlimited backups are measured too")
 	switch err := cmp.Or(cfg.commonFlags.parse(fs, args), cfg.localFlags.validate()); {
 	case err != nil:
 		return err
@@ -58,13 +64,32 @@ func (cfg *backupConfig) setup(args []string) error {
 	case cfg.preloadValue < 1 || cfg.preloadValue > 1<<20:
 		return errors.New("-preload-value-size must be in [1, 1MiB]")
 	}
+	cfg.maxRates = nil
+	for _, arg := range strings.Split(cfg.maxRateArg, ",") {
+		rate, err := backup.ParseRate(strings.TrimSpace(arg))
+		if err == nil && rate == 0 {
+			err = errors.New("0 is no limit, measured anyway")
+		}
+		if err == nil {
+			err = backup.CheckRate(rate)
+		}
+		if err != nil {
+			return fmt.Errorf("-max-rate: %w", err)
+		}
+		cfg.maxRates = append(cfg.maxRates, rate)
+	}
+	if len(cfg.maxRates) > 4 {
+		return errors.New("-max-rate: at most 4 limits")
+	}
 	return nil
 }
 
-// backupRow is one client count: the PUT phase without a backup and the
-// one during backups.
+// backupRow is one client count and one rate limit: the PUT phase
+// without a backup (shared by the client count's rows) and the one during
+// backups at that limit.
 type backupRow struct {
 	Clients       int
+	MaxRate       int64 // bytes per second; 0: no limit
 	Plain, During load.Result
 	// CPU shares of the machine during each phase: the follower the
 	// backups stream from, the leader, the other follower, kvbench (the
@@ -72,6 +97,7 @@ type backupRow struct {
 	CPUPlain, CPUDuring procstat.Shares
 	Snapshots           int           // backups completed during the phase
 	SnapshotBytes       int64         // their bytes
+	SnapshotTook        time.Duration // their total duration
 	SnapshotActive      time.Duration // how long a snapshot streamed during the phase
 	Err                 string
 }
@@ -84,13 +110,21 @@ func (r backupRow) ratio() float64 {
 	return r.During.OpsPerSec() / r.Plain.OpsPerSec()
 }
 
+// meanBackup is how long one backup completed during the phase took.
+func (r backupRow) meanBackup() time.Duration {
+	if r.Snapshots == 0 {
+		return 0
+	}
+	return r.SnapshotTook / time.Duration(r.Snapshots)
+}
+
 // run starts one fresh three-node cluster, preloads it, then for every
-// client count measures a PUT phase without a backup and one while
+// client count measures PUT phases without a backup, while unlimited
 // backups of a follower's snapshot (GET /api/v1/snapshot, the backup
 // package's Source and Write, as `kvstore backup` takes them) stream into
-// a directory back to back; the order of the two alternates between
-// client counts. It prints the report and writes it into the backup
-// section of cfg.out.
+// a directory back to back, and while backups limited to each of
+// cfg.maxRates do; the order of the phases rotates between client counts.
+// It prints the report and writes it into the backup section of cfg.out.
 func (cfg *backupConfig) run(ctx context.Context) (err error) {
 	if err := cfg.checkBinaries(cfg.targets); err != nil {
 		return err
@@ -128,7 +162,7 @@ func (cfg *backupConfig) run(ctx context.Context) (err error) {
 			return fmt.Errorf("preload: %v (%d errors: %s)", err, res.Errors, res.FirstError)
 		}
 	}
-	m, err := oneBackup(ctx, src, dest)
+	m, err := oneBackup(ctx, src, dest, 0)
 	if err != nil {
 		return fmt.Errorf("a first backup from %s: %w", cl.ids[follower], err)
 	}
@@ -137,53 +171,72 @@ func (cfg *backupConfig) run(ctx context.Context) (err error) {
 	other := 3 - leader - follower
 	groups := []procstat.Group{{Name: "source", PIDs: []int{cl.pid(follower)}}, {Name: "leader", PIDs: []int{cl.pid(leader)}},
 		{Name: "follower", PIDs: []int{cl.pid(other)}}, {Name: "kvbench", PIDs: []int{os.Getpid()}}}
+	rates := append([]int64{0}, cfg.maxRates...)
 	var rows []backupRow
 	for level, c := range cfg.clients {
-		row := backupRow{Clients: c}
+		var plain load.Result
+		var cpuPlain procstat.Shares
+		during := make([]backupRow, len(rates))
 		ks := keyspace.New(runSeed(cfg.seed, level))
-		var seq uint64 // keys of both phases are fresh writes
-		phase := func(withBackup bool) error {
+		var seq uint64 // keys of every phase are fresh writes
+		// phase runs the PUT phase without a backup (i < 0) or during
+		// backups at rates[i].
+		phase := func(i int) error {
 			lc := load.Config{Clients: c, Duration: cfg.duration, MaxOps: cfg.maxOps, OpTimeout: cfg.opTimeout, MaxErrors: maxErrorsPerPhase}
 			op := offsetPutOp(cl.spread(), ks, cfg.valueSize, seq)
 			sampler, err := procstat.StartShares(groups)
 			if err != nil {
 				return err
 			}
-			if !withBackup {
+			if i < 0 {
 				res, err := load.Run(ctx, lc, op)
-				row.Plain, seq = res, seq+res.Issued
+				plain, seq = res, seq+res.Issued
 				sh, serr := sampler.Stop()
-				row.CPUPlain = sh
+				cpuPlain = sh
 				return cmp.Or(err, serr)
 			}
 			bctx, stop := context.WithCancel(ctx)
 			done := make(chan backupLoop, 1)
-			go func() { done <- loopBackups(bctx, src, dest) }()
+			go func() { done <- loopBackups(bctx, src, dest, rates[i]) }()
 			res, err := load.Run(ctx, lc, op)
 			stop()
 			bl := <-done
 			sh, serr := sampler.Stop()
-			row.CPUDuring = sh
-			row.During, seq = res, seq+res.Issued
-			row.Snapshots, row.SnapshotBytes, row.SnapshotActive = bl.n, bl.bytes, bl.active
+			row := &during[i]
+			row.CPUDuring, row.During, seq = sh, res, seq+res.Issued
+			row.Snapshots, row.SnapshotBytes, row.SnapshotTook, row.SnapshotActive = bl.n, bl.bytes, bl.took, bl.active
 			return cmp.Or(err, bl.err, serr)
 		}
-		first, second := false, true
-		if level%2 == 1 {
-			first, second = true, false
+		order := []int{-1} // no backup, unlimited, limited; rotated
+		for i := range rates {
+			order = append(order, i)
 		}
-		if err := cmp.Or(phase(first), phase(second)); err != nil {
+		for range level % len(order) {
+			order = append(order[1:], order[0])
+		}
+		var perr error
+		for _, i := range order {
+			if perr = phase(i); perr != nil {
+				break
+			}
+		}
+		if perr != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("interrupted: %w", ctx.Err())
 			}
-			row.Err, failed = err.Error(), true
-			warnf("backup, %d clients: %v", c, err)
-		} else {
-			infof("backup, %d clients: PUT %s ops/s without a backup, %s ops/s during %d backups (%s, streaming %v of the phase): %s",
-				c, report.Rate(row.Plain.OpsPerSec()), report.Rate(row.During.OpsPerSec()), row.Snapshots,
-				report.Bytes(uint64(row.SnapshotBytes)), row.SnapshotActive.Round(time.Millisecond), report.Percent(row.ratio()))
+			failed = true
+			warnf("backup, %d clients: %v", c, perr)
+			rows = append(rows, backupRow{Clients: c, Err: perr.Error()})
+			continue
 		}
-		rows = append(rows, row)
+		for i := range during {
+			row := &during[i]
+			row.Clients, row.MaxRate, row.Plain, row.CPUPlain = c, rates[i], plain, cpuPlain
+			infof("backup, %d clients, max rate %s: PUT %s ops/s without a backup, %s ops/s during %d backups (%s, %v each, streaming %v of the phase): %s",
+				c, rateText(row.MaxRate), report.Rate(row.Plain.OpsPerSec()), report.Rate(row.During.OpsPerSec()), row.Snapshots,
+				report.Bytes(uint64(row.SnapshotBytes)), row.meanBackup().Round(time.Millisecond), row.SnapshotActive.Round(time.Millisecond), report.Percent(row.ratio()))
+		}
+		rows = append(rows, during...)
 	}
 	meta.LoadAvg = meta.LoadAvg + "; at the end " + procstat.LoadAvg()
 	md := backupMarkdown(meta, cfg, m, cl.ids[follower], cl.ids[leader], rows, time.Since(start))
@@ -192,6 +245,14 @@ func (cfg *backupConfig) run(ctx context.Context) (err error) {
 		refuse = errors.New("nothing could be measured")
 	}
 	return publish(md, cfg.out, backupSection, refuse, unmeasured(failed))
+}
+
+// rateText is a limit as the report writes it: "none" or "64MiB/s".
+func rateText(rate int64) string {
+	if rate == 0 {
+		return "none"
+	}
+	return backup.FormatRate(rate) + "/s"
 }
 
 func maxInt(xs []int) int {
@@ -219,14 +280,16 @@ type backupTaken struct {
 }
 
 // oneBackup streams one snapshot from src into dest (backup.Write: the
-// data object, its SHA-256, the manifest), then deletes both objects so
-// that a loop of them needs no more disk than one.
-func oneBackup(ctx context.Context, src *backup.Source, dest backup.Destination) (backupTaken, error) {
+// data object, its SHA-256, the manifest) at most maxRate bytes a second
+// (0: no limit), then deletes both objects so that a loop of them needs
+// no more disk than one.
+func oneBackup(ctx context.Context, src *backup.Source, dest backup.Destination, maxRate int64) (backupTaken, error) {
 	t0 := time.Now()
 	body, info, err := src.Snapshot(ctx)
 	if err != nil {
 		return backupTaken{}, err
 	}
+	info.MaxBytesPerSecond = maxRate
 	m, err := backup.Write(ctx, dest, body, info)
 	body.Close()
 	took := time.Since(t0)
@@ -245,16 +308,17 @@ func oneBackup(ctx context.Context, src *backup.Source, dest backup.Destination)
 type backupLoop struct {
 	n      int
 	bytes  int64
-	active time.Duration
+	took   time.Duration // of the n completed backups
+	active time.Duration // of those and the interrupted one
 	err    error
 }
 
 // loopBackups takes backups back to back until ctx ends; the one ctx
 // interrupts is not counted (its time is: it streamed).
-func loopBackups(ctx context.Context, src *backup.Source, dest backup.Destination) backupLoop {
+func loopBackups(ctx context.Context, src *backup.Source, dest backup.Destination, maxRate int64) backupLoop {
 	var l backupLoop
 	for ctx.Err() == nil {
-		b, err := oneBackup(ctx, src, dest)
+		b, err := oneBackup(ctx, src, dest, maxRate)
 		l.active += b.took
 		if err != nil {
 			if ctx.Err() == nil {
@@ -264,6 +328,7 @@ func loopBackups(ctx context.Context, src *backup.Source, dest backup.Destinatio
 		}
 		l.n++
 		l.bytes += b.size
+		l.took += b.took
 	}
 	return l
 }
