@@ -25,6 +25,9 @@ type HTTPSnapshotSource struct {
 	// URL (tests).
 	ServiceURL func(kv *kvv1.KVStore) string
 	PodURL     func(kv *kvv1.KVStore, pod string) string
+	// RetryEvery is how often the cluster's status is asked again while
+	// no member can be streamed from (memberRetry when zero; tests).
+	RetryEvery time.Duration
 }
 
 // httpClient is the client that reaches kv's pods with a.
@@ -40,24 +43,50 @@ func (s *HTTPSnapshotSource) httpClient(kv *kvv1.KVStore, a ServerAccess) (*http
 	return &http.Client{Transport: tr}, nil
 }
 
+// memberWait is how long a backup waits for a member to stream from (a
+// leader, or a caught-up follower) before it fails: an election, or a
+// client Service without ready endpoints for a moment, is not a failed
+// backup.
+const memberWait = time.Minute
+
+// memberRetry is how often the cluster's status is asked again meanwhile.
+const memberRetry = 2 * time.Second
+
 // member asks the client Service for the cluster's status and picks the
-// member to stream from.
+// member to stream from, asking again every RetryEvery (memberRetry) for
+// up to memberWait (or ctx's end) while there is none or no answer.
 func (s *HTTPSnapshotSource) member(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, hc *http.Client) (string, error) {
 	svc := fmt.Sprintf("%s://%s.%s.svc.%s:%d", apiScheme(kv), kv.Name, kv.Namespace, clusterDomain(s.Options), httpPort)
 	if s.ServiceURL != nil {
 		svc = s.ServiceURL(kv)
 	}
-	sctx, cancel := context.WithTimeout(ctx, clusterCallTimeout)
-	view, err := kvclient.New(svc, kvclient.WithToken(a.Token), kvclient.WithHTTPClient(hc)).ClusterStatus(sctx)
-	cancel()
-	if err != nil {
-		return "", fmt.Errorf("cluster status: %w", err)
+	every := s.RetryEvery
+	if every <= 0 {
+		every = memberRetry
 	}
-	pod := pickSnapshotMember(view)
-	if pod == "" {
-		return "", errors.New("no leader and no caught-up follower to take the snapshot from")
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, memberWait)
+	defer cancel()
+	c := kvclient.New(svc, kvclient.WithToken(a.Token), kvclient.WithHTTPClient(hc))
+	for {
+		sctx, scancel := context.WithTimeout(ctx, clusterCallTimeout)
+		view, err := c.ClusterStatus(sctx)
+		scancel()
+		if err != nil {
+			err = fmt.Errorf("cluster status: %w", err)
+		} else if pod := pickSnapshotMember(view); pod != "" {
+			return pod, nil
+		} else {
+			err = errors.New("no leader and no caught-up follower to take the snapshot from")
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", fmt.Errorf("%w (gave up after %s)", err, time.Since(start).Round(time.Second))
+		case <-t.C:
+		}
 	}
-	return pod, nil
 }
 
 // Member implements SnapshotSource.

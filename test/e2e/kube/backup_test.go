@@ -71,9 +71,13 @@ spec:
 	if b.Status.Phase != kvv1.BackupSucceeded {
 		t.Fatalf("KVStoreBackup bk-first: phase %s, message %q", b.Status.Phase, b.Status.Message)
 	}
-	leader := s.Get(t).Status.Leader
-	if b.Status.Source == "" || b.Status.Source == leader {
-		t.Errorf("the backup came from %q, want a follower (the leader is %q)", b.Status.Source, leader)
+	// A caught-up follower is preferred, the leader taken otherwise (the
+	// envtest TestBackupToS3 checks the choice); here the source must be
+	// one of the store's pods.
+	if leader := s.Get(t).Status.Leader; !strings.HasPrefix(b.Status.Source, "bk-") {
+		t.Errorf("the backup came from %q, want one of the store's pods", b.Status.Source)
+	} else {
+		t.Logf("the backup came from %s; the leader is %s", b.Status.Source, leader)
 	}
 	if b.Status.Revision < int64(len(want)) {
 		t.Errorf("the backup holds revision %d, want at least %d (the writes before it)", b.Status.Revision, len(want))
@@ -95,13 +99,17 @@ spec:
 	if got := hex.EncodeToString(h.Sum(nil)); got != b.Status.SHA256 || n != b.Status.SizeBytes {
 		t.Errorf("the object has SHA-256 %s and %d bytes; the status says %s and %d", got, n, b.Status.SHA256, b.Status.SizeBytes)
 	}
-	kv := s.Get(t)
-	if kv.Status.LastBackup == nil || kv.Status.LastBackup.SHA256 != b.Status.SHA256 {
-		t.Errorf("KVStore status.lastBackup = %+v, want the backup %s", kv.Status.LastBackup, b.Status.BackupName)
-	}
-	if c := meta.FindStatusCondition(kv.Status.Conditions, kvv1.ConditionLastBackupSucceeded); c == nil || c.Status != "True" {
-		t.Errorf("condition LastBackupSucceeded = %+v, want True", c)
-	}
+	// The KVStore's status is written after the KVStoreBackup's.
+	kube.Eventually(t, "the KVStore's status.lastBackup and LastBackupSucceeded True", time.Minute, func() error {
+		kv := s.Get(t)
+		if kv.Status.LastBackup == nil || kv.Status.LastBackup.SHA256 != b.Status.SHA256 {
+			return fmt.Errorf("status.lastBackup = %+v, want the backup %s", kv.Status.LastBackup, b.Status.BackupName)
+		}
+		if c := meta.FindStatusCondition(kv.Status.Conditions, kvv1.ConditionLastBackupSucceeded); c == nil || c.Status != "True" {
+			return fmt.Errorf("condition LastBackupSucceeded = %+v", c)
+		}
+		return nil
+	})
 
 	p := runBackup(t, k, ns, "bk-pvc", "bk", "destination:\n    persistentVolumeClaim: {claimName: backups, subPath: demo}")
 	if p.Status.Phase != kvv1.BackupSucceeded {
