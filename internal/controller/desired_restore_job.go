@@ -147,4 +147,3 @@ func s3CredentialEnv(s3 *kvv1.S3Destination) []corev1.EnvVar {
 		{Name: backup.EnvSessionToken, ValueFrom: ref(S3SessionTokenKey, true)},
 	}
 }
-
