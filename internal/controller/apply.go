@@ -93,8 +93,13 @@ func (r *Reconciler) act(ctx context.Context, kv *kvv1.KVStore, obs *observed, p
 		}
 	}
 	a := obs.access(kv, namesFor(kv))
-	if p.recovery != nil && r.recovery(ctx, kv, a, *p.recovery) {
-		return stsWritten, nil // the reconcile's one call to the servers was the recovery's
+	if p.recovery != nil {
+		called, hold := r.recovery(ctx, kv, a, *p.recovery)
+		if called || hold {
+			// The reconcile's one call to the servers was the recovery's,
+			// or membership waits for the recovery (Reconciler.recovery).
+			return stsWritten, nil
+		}
 	}
 	if p.step != nil {
 		r.membership(ctx, kv, a, *p.step)

@@ -55,8 +55,13 @@ func (r *Reconciler) probePods(ctx context.Context, kv *kvv1.KVStore, a ServerAc
 // recovery takes the recovery step s: the survivor's recover call (the
 // reconcile's one call to the servers; it reports whether it made it),
 // and the deletion of the lost cluster's volumes and pods. Failures are
-// recorded as events: the next reconcile decides again.
-func (r *Reconciler) recovery(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, s recoveryStep) (called bool) {
+// recorded as events: the next reconcile decides again. holdMembership
+// says that membership changes must wait: the recovery runs, or a volume
+// of the lost cluster is not gone yet. A server that joined the recovered
+// cluster from such a volume, promoted to voter, would be wiped after and
+// leave the new cluster without a quorum again (seen on real pods).
+func (r *Reconciler) recovery(ctx context.Context, kv *kvv1.KVStore, a ServerAccess, s recoveryStep) (called, holdMembership bool) {
+	holdMembership = s.status != nil && s.status.Phase == kvv1.RecoveryRecovering
 	if s.event != nil {
 		typ := corev1.EventTypeNormal
 		if s.warning {
@@ -65,12 +70,15 @@ func (r *Reconciler) recovery(ctx context.Context, kv *kvv1.KVStore, a ServerAcc
 		r.Recorder.Eventf(kv, nil, typ, s.event.reason, s.event.action, "%s", s.event.note)
 	}
 	for _, pod := range s.wipe {
-		if err := r.wipe(ctx, kv, pod, s.cutoff); err != nil {
+		pending, err := r.wipe(ctx, kv, pod, s.cutoff)
+		if err != nil {
+			pending = true
 			r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, "RecoveryWipeFailed", "Recover", "deleting the lost cluster's volume of %s: %v", pod, err)
 		}
+		holdMembership = holdMembership || pending
 	}
 	if s.recoverPod == "" || r.Cluster == nil {
-		return false
+		return false, holdMembership
 	}
 	res, err := r.Cluster.Recover(ctx, kv, a, s.recoverPod, s.request)
 	if err != nil {
@@ -79,27 +87,27 @@ func (r *Reconciler) recovery(ctx context.Context, kv *kvv1.KVStore, a ServerAcc
 		r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, "RecoverRequested", "Recover",
 			"%s accepted request %s and restarts as a one-server cluster, keeping its log up to term %d, index %d", res.NodeID, res.RequestID, res.LastLogTerm, res.LastLogIndex)
 	}
-	return true
+	return true, holdMembership
 }
 
 // wipe deletes pod's PersistentVolumeClaim when it was made before cutoff
 // (it holds the lost cluster's data), and the pod that holds it, so that
 // the StatefulSet makes both anew, empty. Claims made later (the new ones)
 // are left alone, so wipe may run on every reconcile.
-func (r *Reconciler) wipe(ctx context.Context, kv *kvv1.KVStore, pod string, cutoff time.Time) error {
+func (r *Reconciler) wipe(ctx context.Context, kv *kvv1.KVStore, pod string, cutoff time.Time) (pending bool, err error) {
 	pvc := &corev1.PersistentVolumeClaim{}
 	key := client.ObjectKey{Namespace: kv.Namespace, Name: dataClaimTemplate + "-" + pod}
 	switch err := r.apiReader().Get(ctx, key, pvc); {
 	case apierrors.IsNotFound(err):
-		return nil
+		return false, nil
 	case err != nil:
-		return err
+		return true, err
 	case !pvc.CreationTimestamp.Time.Before(cutoff):
-		return nil // made after the recovery started: empty
+		return false, nil // made after the recovery started: empty
 	}
 	if pvc.DeletionTimestamp.IsZero() {
 		if err := r.Client.Delete(ctx, pvc, client.Preconditions{UID: &pvc.UID}); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete PersistentVolumeClaim %s: %w", pvc.Name, err)
+			return true, fmt.Errorf("delete PersistentVolumeClaim %s: %w", pvc.Name, err)
 		}
 		r.Recorder.Eventf(kv, nil, corev1.EventTypeWarning, "RecoveryVolumeDeleted", "Recover",
 			"deleted PersistentVolumeClaim %s: it holds the lost cluster's data; %s comes back empty and rejoins", pvc.Name, pod)
@@ -109,16 +117,16 @@ func (r *Reconciler) wipe(ctx context.Context, kv *kvv1.KVStore, pod string, cut
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: kv.Namespace, Name: pod}}
 	switch err := r.apiReader().Get(ctx, client.ObjectKeyFromObject(p), p); {
 	case apierrors.IsNotFound(err):
-		return nil
+		return true, nil // the claim is still there
 	case err != nil:
-		return err
+		return true, err
 	case !p.DeletionTimestamp.IsZero():
-		return nil
+		return true, nil
 	}
 	if err := r.Client.Delete(ctx, p, client.Preconditions{UID: &p.UID}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete pod %s: %w", pod, err)
+		return true, fmt.Errorf("delete pod %s: %w", pod, err)
 	}
-	return nil
+	return true, nil
 }
 
 // PodStatus implements ClusterClient: GET /api/v1/cluster of one pod, by

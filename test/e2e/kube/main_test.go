@@ -46,6 +46,7 @@ func TestKube(t *testing.T) {
 		"delete recreate": testDeleteRecreate,
 		"backup":          testBackup,
 		"peer tls":        testPeerTLS,
+		"recovery":        testRecovery,
 	}
 	t.Run("parallel", func(t *testing.T) {
 		for name, test := range parallel {
