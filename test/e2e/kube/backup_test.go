@@ -136,7 +136,7 @@ spec:
 		t.Errorf("the restored store differs from the backed-up one: %d keys before, %d after\nbefore %v\nafter  %v", len(before), len(after), before, after)
 	}
 	// A wrong checksum: refused before any server starts.
-	k.Apply(t, ns, fmt.Sprintf("apiVersion: kvstore.dev/v1\nkind: KVStore\nmetadata: {name: badsum}\nspec:\n  replicas: 1\n  bootstrap:\n    fromBackup:\n      source: {persistentVolumeClaim: {claimName: backups, subPath: demo}}\n      name: %s\n      sha256: %s\n",
+	k.Apply(t, ns, fmt.Sprintf("apiVersion: kvstore.dev/v1\nkind: KVStore\nmetadata: {name: badsum}\nspec:\n  replicas: 1\n  bootstrap:\n    fromBackup:\n      source: {persistentVolumeClaim: {claimName: backups, subPath: demo}}\n      name: %s\n      sha256: \"%s\"\n",
 		p.Status.BackupName, strings.Repeat("0", 64)))
 	kube.Eventually(t, "badsum's bootstrap Failed", 5*time.Minute, func() error {
 		kv := &kvv1.KVStore{}
