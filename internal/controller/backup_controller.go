@@ -116,7 +116,14 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	var kv *kvv1.KVStore
 	if b.Status.Phase != kvv1.BackupSucceeded && b.Status.Phase != kvv1.BackupFailed {
 		kv = &kvv1.KVStore{}
-		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.KVStoreName}, kv); err != nil {
+		key := types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.KVStoreName}
+		err := r.Client.Get(ctx, key, kv)
+		if apierrors.IsNotFound(err) {
+			// A KVStore created just before its backup may not be in the
+			// cache yet; only the API server's answer fails the backup.
+			err = r.apiReader().Get(ctx, key, kv)
+		}
+		if err != nil {
 			if !apierrors.IsNotFound(err) {
 				return reconcile.Result{}, err
 			}
