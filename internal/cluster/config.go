@@ -44,6 +44,11 @@ type Config struct {
 	// Bootstrap allows this node to start a new cluster of itself when it
 	// has no Raft state and no node in Join answers with a leader.
 	Bootstrap bool
+	// MayBootstrap, when set, is asked each time a Bootstrap node with no
+	// Raft state has found no cluster in Join: nil allows it to start a
+	// new one now; an error (saying why not) makes it ask Join again,
+	// until admitted or allowed. Unset: allowed at once.
+	MayBootstrap func() error
 	// Join lists peer addresses to ask for membership when this node has no
 	// Raft state, or was removed while it was away. A name that resolves
 	// to several addresses (a headless Service's) stands for all of them:

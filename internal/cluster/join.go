@@ -53,17 +53,39 @@ func (n *Node) rejoin() {
 // with JoinEmpty, so the leader removes such a stale entry, and commits
 // that, before it adds the node again; only then may it vote or count for
 // a commit.
+//
+// MayBootstrap, when set, must allow the bootstrap too; while it does not,
+// the node goes on asking Join (the operator allows it only until the
+// cluster first formed, so that a first server that lost its volume and
+// found the others briefly unreachable cannot start a second cluster).
 func (n *Node) bootstrapOrJoin(ctx context.Context) error {
 	if len(n.cfg.Join) > 0 {
-		err := n.join(ctx, !n.cfg.Bootstrap, wire.JoinEmpty)
-		if err == nil {
-			n.mux.raftOpen.Store(true)
-			return nil
+		var logged time.Time
+		for attempt := 1; ; attempt++ {
+			err := n.join(ctx, !n.cfg.Bootstrap, wire.JoinEmpty)
+			if err == nil {
+				n.mux.raftOpen.Store(true)
+				return nil
+			}
+			if !n.cfg.Bootstrap {
+				return err
+			}
+			refused := n.mayBootstrap()
+			if refused == nil {
+				n.cfg.Logger.Info("no cluster answered; bootstrapping a new one", "err", err)
+				break
+			}
+			if time.Since(logged) >= joinLogEvery {
+				n.cfg.Logger.Warn("no cluster answered, and starting a new one is not allowed; asking again",
+					"why", refused.Error(), "attempts", attempt, "last", err)
+				logged = time.Now()
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("join: %w (bootstrap not allowed: %v; last: %v)", ctx.Err(), refused, err)
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
-		if !n.cfg.Bootstrap {
-			return err
-		}
-		n.cfg.Logger.Info("no cluster answered; bootstrapping a new one", "err", err)
 	}
 	if n.mux != nil {
 		n.mux.raftOpen.Store(true)
@@ -118,6 +140,14 @@ func (n *Node) join(ctx context.Context, persist bool, state string) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// mayBootstrap is cfg.MayBootstrap's answer; nil when unset.
+func (n *Node) mayBootstrap() error {
+	if n.cfg.MayBootstrap == nil {
+		return nil
+	}
+	return n.cfg.MayBootstrap()
 }
 
 // joinLogEvery bounds how often a node that keeps asking to join says so.

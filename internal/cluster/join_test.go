@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"kvstore.dev/kvstore/internal/store"
 	"kvstore.dev/kvstore/wire"
 )
 
@@ -134,5 +137,94 @@ func TestResolveHostPort(t *testing.T) {
 	}
 	if _, err := resolveHostPort(context.Background(), "no-port"); err == nil {
 		t.Error("no port: no error")
+	}
+}
+
+// TestBootstrapWaitsUntilAllowed is the first server of a formed cluster
+// coming back on an empty volume while the other two are down: it finds no
+// cluster to join, and with MayBootstrap refusing (the operator's answer
+// once the cluster has formed) it must keep asking rather than start a
+// second cluster of itself. When the others return it joins theirs and
+// holds what was written before; a node that bootstrapped would hold
+// nothing and lead a cluster of one.
+func TestBootstrapWaitsUntilAllowed(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := context.Background()
+	leader := leaderOf(t, nodes)
+	if err := asClient(t, "put before", func() error { _, err := put(ctx, leader, "before", "v"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		n.stop()
+	}
+
+	var asked atomic.Int32
+	refuse := func(c *Config) {
+		c.MayBootstrap = func() error { asked.Add(1); return errors.New("the cluster has formed") }
+	}
+	type started struct {
+		n   *testNode
+		err error
+	}
+	first := make(chan started, 1)
+	dir := t.TempDir() // n0's volume, empty
+	go func() {
+		st, err := store.Open(filepath.Join(dir, store.DBFile), store.Options{})
+		if err != nil {
+			first <- started{err: err}
+			return
+		}
+		cfg := fastConfig("n0", dir, nodes[0].addr, true, []string{nodes[1].addr, nodes[2].addr})
+		refuse(&cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		n, err := Start(ctx, cfg, st)
+		if err != nil {
+			st.Close()
+			first <- started{err: err}
+			return
+		}
+		first <- started{n: &testNode{Node: n, st: st, dir: dir, addr: nodes[0].addr, id: "n0"}}
+	}()
+	waitFor(t, "n0 asked whether it may bootstrap, twice", func() error {
+		if a := asked.Load(); a < 2 {
+			return fmt.Errorf("asked %d times", a)
+		}
+		return nil
+	})
+	select {
+	case s := <-first:
+		if s.n != nil {
+			s.n.stop()
+		}
+		t.Fatalf("n0 started while bootstrapping was refused and no peer ran: %v", s.err)
+	default:
+	}
+
+	startNode(t, "n1", nodes[1].dir, nodes[1].addr, false, []string{nodes[2].addr})
+	startNode(t, "n2", nodes[2].dir, nodes[2].addr, false, []string{nodes[1].addr})
+	var n0 *testNode
+	select {
+	case s := <-first:
+		if s.err != nil {
+			t.Fatalf("n0: %v", s.err)
+		}
+		n0 = s.n
+		t.Cleanup(n0.stop)
+	case <-time.After(time.Minute):
+		t.Fatal("n0 did not join the returning cluster within a minute")
+	}
+	if err := asClient(t, "read barrier on n0", func() error { _, err := n0.ReadBarrier(ctx, Linearizable); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if kv, err := n0.st.Get("before", time.Now(), true); err != nil || string(kv.Value) != "v" {
+		t.Errorf("n0 after joining: before = %q, %v (a cluster of its own?)", kv.Value, err)
+	}
+	st, err := n0.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Members) != 3 {
+		t.Errorf("n0 sees %d members (%+v), want all three", len(st.Members), st.Members)
 	}
 }

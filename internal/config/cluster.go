@@ -26,6 +26,15 @@ type Cluster struct {
 	// BootstrapNode is the node id that may start a new cluster when it has
 	// no state and no peer answers (ordinal 0: "<name>-0"); the others join.
 	BootstrapNode string `json:"bootstrap_node"`
+	// BootstrapAllowedFile, when set, is a file that says, each time
+	// BootstrapNode has found no cluster to join, whether it may start
+	// one now: "true" allows it, anything else (or no file) does not, and
+	// the node keeps asking to join. The operator keeps it "true" only
+	// until the cluster has formed, so a first server that lost its
+	// volume later cannot start a second cluster beside the running one
+	// while that one is briefly unreachable. Unset: BootstrapNode may
+	// always bootstrap (the hand-run default).
+	BootstrapAllowedFile string `json:"bootstrap_allowed_file"`
 	// Join lists peer addresses to ask for membership.
 	Join []string `json:"join"`
 	// JoinAs is "voter" (default) or "nonvoter": a non-voter replicates
@@ -133,6 +142,9 @@ func (c *Cluster) validate(bad func(field, format string, args ...any)) {
 	}
 	if c.BootstrapNode != c.NodeID && len(c.Join) == 0 {
 		bad("cluster.join", "node %q is not cluster.bootstrap_node (%q), so it needs peers to join", c.NodeID, c.BootstrapNode)
+	}
+	if c.BootstrapAllowedFile != "" && len(c.Join) == 0 {
+		bad("cluster.bootstrap_allowed_file", "needs cluster.join: a bootstrap node that may not start a cluster must have peers to join")
 	}
 	for _, j := range c.Join {
 		if _, _, err := net.SplitHostPort(j); err != nil {

@@ -227,11 +227,12 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&tlsKey, "tls-key-file", "", "API TLS key `file` (PEM) (api.tls.key_file)")
 	fs.StringVar(&tlsClientCA, "tls-client-ca-file", "", "CA bundle `file`: API clients must present a certificate it issued (api.tls.client_ca_file)")
 	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of more tokens, re-read while running (auth.tokens_file)")
-	var nodeID, peerListen, peerAdvertise, bootstrapNode, join, joinAs string
+	var nodeID, peerListen, peerAdvertise, bootstrapNode, bootstrapAllowedFile, join, joinAs string
 	fs.StringVar(&nodeID, "node-id", "", "cluster mode: this node's id (default: the host name); setting any cluster flag enables cluster mode")
 	fs.StringVar(&peerListen, "peer-listen", "", "cluster mode: peer address (default \":7000\")")
 	fs.StringVar(&peerAdvertise, "peer-advertise", "", "cluster mode: peer address other nodes use (default: node-id:port)")
 	fs.StringVar(&bootstrapNode, "bootstrap-node", "", "cluster mode: the node id that may start a new cluster")
+	fs.StringVar(&bootstrapAllowedFile, "bootstrap-allowed-file", "", "cluster mode: a `file` that must say \"true\" when the bootstrap node finds no cluster, for it to start one (cluster.bootstrap_allowed_file)")
 	fs.StringVar(&join, "join", "", "cluster mode: comma-separated peer addresses to join")
 	fs.StringVar(&joinAs, "join-as", "", "cluster mode: join as a voter (default) or nonvoter")
 	var clusterName, peerTLSCert, peerTLSKey, peerTLSCA, peerTokenFile string
@@ -287,6 +288,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			cfg.Cluster.Enabled, cfg.Cluster.PeerAdvertise = true, peerAdvertise
 		case "bootstrap-node":
 			cfg.Cluster.Enabled, cfg.Cluster.BootstrapNode = true, bootstrapNode
+		case "bootstrap-allowed-file":
+			cfg.Cluster.Enabled, cfg.Cluster.BootstrapAllowedFile = true, bootstrapAllowedFile
 		case "join":
 			cfg.Cluster.Enabled, cfg.Cluster.Join = true, strings.Split(join, ",")
 		case "join-as":

@@ -121,6 +121,7 @@ func TestInvalidConfig(t *testing.T) {
 		"tls key without cert":      {args: []string{"--tls-key-file", "/k.key"}, want: "api.tls.cert_file: must be set when api.tls.key_file is"},
 		"client ca without tls":     {yaml: "api: {tls: {client_ca_file: /ca.crt}}", want: "api.tls.client_ca_file: needs api.tls.cert_file"},
 		"tls unknown key":           {yaml: "api: {tls: {cert: /c.crt}}", want: `unknown field "cert"`},
+		"bootstrap gate, no join":   {args: []string{"--node-id", "n0", "--bootstrap-node", "n0", "--bootstrap-allowed-file", "/x"}, want: "cluster.bootstrap_allowed_file: needs cluster.join"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

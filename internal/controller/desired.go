@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
+	"kvstore.dev/kvstore/wire"
 )
 
 // BuildOptions are the operator-wide inputs of the desired-state builders.
@@ -63,11 +64,15 @@ type serverConfig struct {
 		Enabled bool `json:"enabled"`
 	} `json:"console"`
 	Cluster struct {
-		Enabled       bool     `json:"enabled"`
-		PeerListen    string   `json:"peer_listen"`
-		BootstrapNode string   `json:"bootstrap_node"`
-		Join          []string `json:"join"`
-		JoinAs        string   `json:"join_as"`
+		Enabled       bool   `json:"enabled"`
+		PeerListen    string `json:"peer_listen"`
+		BootstrapNode string `json:"bootstrap_node"`
+		// The file's content is not in the pod template's hash, so
+		// the operator changes it without rolling the pods
+		// (desiredConfigMap).
+		BootstrapAllowedFile string   `json:"bootstrap_allowed_file"`
+		Join                 []string `json:"join"`
+		JoinAs               string   `json:"join_as"`
 	} `json:"cluster"`
 }
 
@@ -103,6 +108,7 @@ func renderConfig(kv *kvv1.KVStore, o BuildOptions) string {
 	c.Cluster.Enabled = true
 	c.Cluster.PeerListen = ":" + strconv.Itoa(peerPort)
 	c.Cluster.BootstrapNode = podName(kv, 0)
+	c.Cluster.BootstrapAllowedFile = configDir + "/" + bootstrapAllowedFile
 	c.Cluster.Join = []string{peersHost(kv, o) + ":" + strconv.Itoa(peerPort)}
 	c.Cluster.JoinAs = "nonvoter"
 	b, err := yaml.Marshal(c)
@@ -137,12 +143,38 @@ func clusterDomain(o BuildOptions) string {
 	return o.ClusterDomain
 }
 
-func desiredConfigMap(kv *kvv1.KVStore, o BuildOptions) *corev1ac.ConfigMapApplyConfiguration {
+// desiredConfigMap holds the server's config file and, beside it, the
+// bootstrap-allowed file: "true" until the cluster has formed, then
+// "false" for good. Pod 0 asks it when it starts on an empty volume and no
+// peer answers (cluster.bootstrap_allowed_file): before the cluster formed
+// it starts one; after, it keeps asking to join, so a first server that
+// lost its volume cannot start a second cluster while the others are
+// briefly unreachable. Only the config file is in the pod template's hash,
+// so the flip does not roll the pods; the kubelet updates the mounted file
+// within its sync period (about a minute).
+func desiredConfigMap(kv *kvv1.KVStore, o BuildOptions, formed bool) *corev1ac.ConfigMapApplyConfiguration {
 	n := namesFor(kv)
 	return corev1ac.ConfigMap(n.config, n.namespace).
 		WithLabels(labels(kv, "config")).
 		WithOwnerReferences(ownerRef(kv)).
-		WithData(map[string]string{configFile: renderConfig(kv, o)})
+		WithData(map[string]string{
+			configFile:           renderConfig(kv, o),
+			bootstrapAllowedFile: strconv.FormatBool(!formed),
+		})
+}
+
+// clusterFormed says whether kv's cluster has ever formed: a leader seen
+// now (view, nil when the servers were not asked), a leader or members in
+// the status, or the observed ConfigMap already saying "false" (cm, nil
+// when absent). The last makes it stick: a status emptied by a view from a
+// server that is not a member cannot turn it back. A KVStore restored from
+// a backup (spec.bootstrap) starts formed: its pod 0 is seeded and must
+// never start an empty cluster.
+func clusterFormed(kv *kvv1.KVStore, view *wire.ClusterStatus, cm *corev1.ConfigMap) bool {
+	return (view != nil && view.LeaderID != "") ||
+		kv.Status.Leader != "" || len(kv.Status.Members) > 0 ||
+		(cm != nil && cm.Data[bootstrapAllowedFile] == "false") ||
+		kv.Spec.Bootstrap != nil
 }
 
 // desiredPeersService is the headless Service that gives each pod a stable

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
 	"kvstore.dev/kvstore/internal/config"
+	"kvstore.dev/kvstore/wire"
 )
 
 func newKV(edit func(*kvv1.KVStore)) *kvv1.KVStore {
@@ -52,6 +54,49 @@ func TestRenderConfigLoadsInTheServer(t *testing.T) {
 			}
 			if strings.Contains(text, "token") {
 				t.Error("the config file mentions a token; tokens come from the environment")
+			}
+		})
+	}
+}
+
+// TestBootstrapAllowedUntilFormed: pod 0 may start a new cluster only
+// until one has formed, and once the ConfigMap says so it keeps saying so,
+// whatever a later status or view shows; the flip is outside the config
+// file, so it leaves the pod template's hash alone.
+func TestBootstrapAllowedUntilFormed(t *testing.T) {
+	said := func(v string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{Data: map[string]string{bootstrapAllowedFile: v}}
+	}
+	cases := map[string]struct {
+		edit    func(*kvv1.KVStore)
+		view    *wire.ClusterStatus
+		live    *corev1.ConfigMap
+		allowed bool
+	}{
+		"new KVStore":                        {allowed: true},
+		"ConfigMap says true, no leader yet": {live: said("true"), view: &wire.ClusterStatus{}, allowed: true},
+		"a leader seen":                      {view: &wire.ClusterStatus{LeaderID: "kv-0"}},
+		"a leader in the status":             {edit: func(k *kvv1.KVStore) { k.Status.Leader = "kv-1" }},
+		"members in the status":              {edit: func(k *kvv1.KVStore) { k.Status.Members = []kvv1.MemberStatus{{Name: "kv-0", Suffrage: "Voter"}} }},
+		"ConfigMap said false, status lost":  {live: said("false"), view: &wire.ClusterStatus{}},
+		"restored from a backup":             {edit: func(k *kvv1.KVStore) { k.Spec.Bootstrap = &kvv1.BootstrapSpec{} }},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			kv := newKV(tc.edit)
+			cm := desiredConfigMap(kv, BuildOptions{}, clusterFormed(kv, tc.view, tc.live))
+			if got, want := cm.Data[bootstrapAllowedFile], strconv.FormatBool(tc.allowed); got != want {
+				t.Errorf("%s = %q, want %q", bootstrapAllowedFile, got, want)
+			}
+			if other := desiredConfigMap(kv, BuildOptions{}, !clusterFormed(kv, tc.view, tc.live)); other.Data[configFile] != cm.Data[configFile] {
+				t.Error("the config file changes with the bootstrap flag: the pods would roll")
+			}
+			cfg := config.Default()
+			if err := config.Parse([]byte(cm.Data[configFile]), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			if want := configDir + "/" + bootstrapAllowedFile; cfg.Cluster.BootstrapAllowedFile != want {
+				t.Errorf("cluster.bootstrap_allowed_file = %q, want %q (the mounted ConfigMap key)", cfg.Cluster.BootstrapAllowedFile, want)
 			}
 		})
 	}

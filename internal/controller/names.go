@@ -20,9 +20,12 @@ const (
 	dataDir     = "/data"
 	configDir   = "/etc/kvstore"
 	configFile  = "config.yaml"
-	podTLSDir   = "/etc/kvstore-tls"    // <name>-pod-tls
-	tokensDir   = "/etc/kvstore-tokens" // <name>-tokens
-	tokensFile  = "tokens.yaml"
+	// bootstrapAllowedFile is the ConfigMap key (a file beside the config)
+	// that says whether pod 0 may start a new cluster (clusterFormed).
+	bootstrapAllowedFile = "bootstrap-allowed"
+	podTLSDir            = "/etc/kvstore-tls"    // <name>-pod-tls
+	tokensDir            = "/etc/kvstore-tokens" // <name>-tokens
+	tokensFile           = "tokens.yaml"
 )
 
 // Keys in Secrets.

@@ -66,7 +66,8 @@ func planFor(kv *kvv1.KVStore, obs *observed, o BuildOptions, now time.Time, rnd
 	if err != nil {
 		return *p, err
 	}
-	cm := desiredConfigMap(kv, o)
+	liveCM, _ := obs.objects[objKey{"ConfigMap", n.config}].(*corev1.ConfigMap)
+	cm := desiredConfigMap(kv, o, clusterFormed(kv, obs.view, liveCM))
 	p.add(typedChild(cm, corev1ac.ExtractConfigMap),
 		typedChild(desiredPeersService(kv), corev1ac.ExtractService),
 		typedChild(desiredClientService(kv), corev1ac.ExtractService))

@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"kvstore.dev/kvstore/internal/backend"
@@ -45,6 +48,9 @@ func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *met
 		ccfg.PeerListen, ccfg.PeerAdvertise, ccfg.PeerToken = c.PeerListen, c.PeerAdvertise, c.PeerToken
 		ccfg.PeerTokenFile = c.PeerTokenReloadFile()
 		ccfg.Bootstrap, ccfg.Join, ccfg.JoinAsNonvoter = c.BootstrapNode == c.NodeID, c.Join, c.JoinAs == "nonvoter"
+		if f := c.BootstrapAllowedFile; f != "" {
+			ccfg.MayBootstrap = func() error { return bootstrapAllowed(f) }
+		}
 		ccfg.ClusterName, ccfg.PeerTLS = c.Name, cluster.PeerTLS{CertFile: c.PeerTLSCert, KeyFile: c.PeerTLSKey, CAFile: c.PeerTLSCA}
 	} else if err := replayLegacyWAL(st, cfg.DataDir, log); err != nil {
 		return backend.Node{}, err
@@ -58,4 +64,19 @@ func openBackend(ctx context.Context, cfg config.Config, st *store.Store, m *met
 		log.Info("cluster mode", "node", c.NodeID, "peer", c.PeerAdvertise, "bootstrap", ccfg.Bootstrap, "join", c.Join, "peer_tls", c.PeerTLSCert != "")
 	}
 	return backend.Node{Store: st, WritePath: raftPath{node, m}}, nil
+}
+
+// bootstrapAllowed reads cluster.bootstrap_allowed_file: nil when it says
+// "true" (surrounding space ignored), else an error saying what it holds.
+// The file is read at every ask, since the operator rewrites it (a
+// ConfigMap key, which the kubelet updates in the mounted volume).
+func bootstrapAllowed(file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("cluster.bootstrap_allowed_file: %w", err)
+	}
+	if v := strings.TrimSpace(string(b)); v != "true" {
+		return fmt.Errorf("cluster.bootstrap_allowed_file %s says %q, not \"true\"", file, v)
+	}
+	return nil
 }
