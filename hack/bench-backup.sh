@@ -11,9 +11,9 @@
 #      64 MiB preloaded, then for 1, 16 and 64 clients three PUT phases:
 #      without a backup, while GET /api/v1/snapshot streams from a
 #      follower into a directory unlimited, and one while it streams
-#      limited to each -max-rate (default 64MiB, kvstore backup's default,
-#      and 16MiB), backup after backup for the whole phase, each ratio
-#      judged against the 80% target (issue 14).
+#      limited to each -max-rate (default 16MiB, kvstore backup's
+#      default, and 64MiB, four times it), backup after backup for the
+#      whole phase, each ratio judged against the 80% target (issue 14).
 #
 # Extra arguments go to kvbench backup (`bin/kvbench backup -help`), e.g.
 #

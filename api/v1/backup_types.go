@@ -41,8 +41,8 @@ type BackupSpec struct {
 	// leaves the servers the CPU and disk bandwidth it would take: a
 	// backup of an N-byte store then lasts at least N/MaxRate seconds. It
 	// applies to every backup of this KVStore, scheduled or on demand, to
-	// S3 or to a PersistentVolumeClaim. 0: no limit. Unset: 67108864
-	// (64 MiB/s).
+	// S3 or to a PersistentVolumeClaim. 0: no limit. Unset: 16777216
+	// (16 MiB/s).
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:XValidation:rule="self == 0 || self >= 1048576",message="spec.backup.maxRate must be 0 (no limit) or at least 1048576 bytes per second (1 MiB/s)"
 	// +optional

@@ -54,7 +54,7 @@ type Config struct {
 	ResultFile string `json:"result_file,omitempty"`
 	// MaxRate limits how fast a backup reads the snapshot, in bytes per
 	// second with an optional unit ("64MiB", "50M"); "0" is no limit.
-	// Default backup.DefaultMaxRate (64MiB), at least 1MiB.
+	// Default backup.DefaultMaxRate (16MiB), at least 1MiB.
 	MaxRate string `json:"max_rate"`
 	// Timeout bounds one backup, snapshot and upload.
 	Timeout config.Duration `json:"timeout"`

@@ -20,7 +20,7 @@ func TestLoad(t *testing.T) {
 	}
 	if cfg.Server != "http://kv:8080" || cfg.Retention.KeepLast != 3 || cfg.Retention.Retention().MaxAge != 30*24*time.Hour ||
 		cfg.S3.Endpoint != "http://weed:8333" || cfg.S3.BucketLookup != "path" || cfg.Schedule != "@daily" || cfg.Timeout.D() != time.Hour ||
-		cfg.MaxBytesPerSecond() != 64<<20 {
+		cfg.MaxBytesPerSecond() != 16<<20 {
 		t.Fatalf("Load = %+v", cfg)
 	}
 	for args, want := range map[string]int64{"--max-rate=32MiB": 32 << 20, "--max-rate=0": 0, "--max-rate=50M": 50e6} {

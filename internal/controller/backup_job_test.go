@@ -54,7 +54,7 @@ func TestDesiredBackupJob(t *testing.T) {
 			in:    backupJobInputs{claim: claim, source: "kv-1", timeout: time.Hour, maxRate: backup.DefaultMaxRate},
 			image: "kvstore/kvstore:test",
 			wantArgs: []string{"backup", "--server=https://kv-1.kv-peers.ns.svc.cluster.local:8080", "--destination=file:///backup/team/kv",
-				"--result-file=/dev/termination-log", "--timeout=54m0s", "--max-rate=67108864", "--server-ca-file=/etc/kvstore-pod-ca/ca.crt"},
+				"--result-file=/dev/termination-log", "--timeout=54m0s", "--max-rate=16777216", "--server-ca-file=/etc/kvstore-pod-ca/ca.crt"},
 			noArgs:   []string{"--keep-last", "--max-age", "--token"},
 			deadline: 3600, caVolume: true,
 		},

@@ -54,8 +54,8 @@ func (cfg *backupConfig) setup(args []string) error {
 	cfg.localFlags.register(fs, "unused (kvstore only)")
 	fs.IntVar(&cfg.preloadMiB, "preload-mib", 64, "MiB of values written before the measurement, so that a snapshot streams for a while")
 	fs.IntVar(&cfg.preloadValue, "preload-value-size", 32<<10, "value size in bytes of the preload")
-	fs.StringVar(&cfg.maxRateArg, "max-rate", backup.FormatRate(backup.DefaultMaxRate)+","+backup.FormatRate(backup.DefaultMaxRate/4),
-		"comma-separated bandwidth limits of the limited backups, bytes per second with a unit (kvstore backup --max-rate; default its default and a quarter of it); unlimited backups are measured too")
+	fs.StringVar(&cfg.maxRateArg, "max-rate", backup.FormatRate(backup.DefaultMaxRate)+","+backup.FormatRate(backup.DefaultMaxRate*4),
+		"comma-separated bandwidth limits of the limited backups, bytes per second with a unit (kvstore backup --max-rate; default its default and four times it); unlimited backups are measured too")
 	switch err := cmp.Or(cfg.commonFlags.parse(fs, args), cfg.localFlags.validate()); {
 	case err != nil:
 		return err
