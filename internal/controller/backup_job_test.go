@@ -3,6 +3,7 @@ package controller
 import (
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,15 @@ func TestDesiredBackupJob(t *testing.T) {
 				sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 				t.Errorf("container security context %+v", sc)
 			}
+			// Requests (a ResourceQuota that requires them admits the
+			// pod), a memory limit and GOMEMLIMIT under it, no CPU limit.
+			if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() ||
+				c.Resources.Limits.Memory().String() != "512Mi" || !c.Resources.Limits.Cpu().IsZero() {
+				t.Errorf("resources %+v, want CPU and memory requests and a 512Mi memory limit only", c.Resources)
+			}
+			if !slices.Contains(c.Env, corev1.EnvVar{Name: "GOMEMLIMIT", Value: strconv.FormatInt((512<<20)/100*90, 10)}) {
+				t.Errorf("env %+v lacks GOMEMLIMIT at 90%% of the limit", c.Env)
+			}
 			if c.TerminationMessagePath != "/dev/termination-log" || c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
 				t.Errorf("termination message %s, %s", c.TerminationMessagePath, c.TerminationMessagePolicy)
 			}
@@ -136,8 +146,9 @@ func TestDesiredBackupJob(t *testing.T) {
 					}
 				}
 			}
-			// The token: from the auth Secret, in the environment only.
-			if len(c.Env) != 1 || c.Env[0].Name != config.EnvAdminToken || c.Env[0].Value != "" || c.Env[0].ValueFrom == nil ||
+			// The token: from the auth Secret, in the environment only
+			// (beside GOMEMLIMIT, checked above).
+			if len(c.Env) != 2 || c.Env[0].Name != config.EnvAdminToken || c.Env[0].Value != "" || c.Env[0].ValueFrom == nil ||
 				c.Env[0].ValueFrom.SecretKeyRef.Name != "kv-auth" || c.Env[0].ValueFrom.SecretKeyRef.Key != AuthTokenKey {
 				t.Errorf("env %+v", c.Env)
 			}

@@ -72,6 +72,10 @@ func playRestoreJob(t *testing.T, ns string, job *batchv1.Job, dataDir, sourceDi
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for _, e := range c.Env { // as the kubelet resolves them
+		if e.ValueFrom == nil {
+			cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
+			continue
+		}
 		ref := e.ValueFrom.SecretKeyRef
 		sec := &corev1.Secret{}
 		if err := get(ns, ref.Name, sec); err != nil {

@@ -59,17 +59,24 @@ func jobSelectorLabels(kv *kvv1.KVStore, component string) map[string]string {
 // image with the StatefulSet's pull policy and pull secrets: one pod, never
 // restarted or retried (backoffLimit 0), as the image's non-root user with
 // a read-only root filesystem, no privilege escalation, no capabilities and
-// the runtime's default seccomp profile, no service account token. The
+// the runtime's default seccomp profile, no service account token, with
+// jobResources (and GOMEMLIMIT under their memory limit). The
 // container's termination message is terminationMessagePath, else the end
 // of its log when it failed without writing one.
 func desiredServerJob(kv *kvv1.KVStore, o BuildOptions, j serverJob) *batchv1.Job {
 	l := jobLabels(kv, j.component)
+	res := jobResources()
+	env := append([]corev1.EnvVar(nil), j.env...)
+	if v, ok := goMemLimit(res); ok {
+		env = append(env, corev1.EnvVar{Name: "GOMEMLIMIT", Value: v})
+	}
 	container := corev1.Container{
 		Name:                     "kvstore",
 		Image:                    image(kv, o),
 		ImagePullPolicy:          kv.Spec.ImagePullPolicy,
 		Args:                     j.args,
-		Env:                      j.env,
+		Env:                      env,
+		Resources:                res,
 		VolumeMounts:             j.mounts,
 		TerminationMessagePath:   terminationMessagePath,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,

@@ -31,6 +31,29 @@ var (
 	defaultMemoryLimit   = resource.MustParse("1Gi")
 )
 
+// The resources of the operator's Jobs (a backup to a claim, the restore
+// of spec.bootstrap): requests, so that they schedule against a
+// ResourceQuota that requires them and are not the first evicted, and a
+// memory limit. A backup streams through fixed buffers (the rate limit's
+// bucket, the manifest's hash) and a restore copies the snapshot into
+// bbolt in bounded transactions, so both stay within tens of MiB of heap;
+// bbolt's mapped pages are page cache, reclaimable under the limit. No
+// CPU limit: at the default 16 MiB/s a backup hashes and writes at a few
+// percent of a core, and throttling would only stretch it.
+var (
+	jobCPURequest    = resource.MustParse("50m")
+	jobMemoryRequest = resource.MustParse("64Mi")
+	jobMemoryLimit   = resource.MustParse("512Mi")
+)
+
+// jobResources are the resources of the operator's Jobs' container.
+func jobResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: jobCPURequest, corev1.ResourceMemory: jobMemoryRequest},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: jobMemoryLimit},
+	}
+}
+
 // goMemLimitPercent is the share of the container's memory limit given to
 // the Go runtime as GOMEMLIMIT; the rest is for what the runtime does not
 // count, such as bbolt's memory-mapped pages.

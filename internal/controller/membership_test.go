@@ -44,6 +44,10 @@ type pods struct {
 	dirs map[int32]string
 	// down are the ordinals whose node is gone: sync does not start them.
 	down map[int32]bool
+	// configDir is the ConfigMap volume as the kubelet keeps it (only the
+	// bootstrap-allowed key: the rest is passed as flags), rewritten at
+	// every sync.
+	configDir string
 }
 
 type podProc struct {
@@ -56,6 +60,7 @@ type podProc struct {
 // sync makes the running processes match the StatefulSet's replicas.
 func (p *pods) sync(replicas int32) {
 	p.t.Helper()
+	p.writeConfigMap()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := int32(0); i < replicas; i++ {
@@ -97,7 +102,8 @@ func (p *pods) start(i int32) *podProc {
 	tlsDir, tokDir := p.secretDir(p.kv.Name+"-pod-tls"), p.secretDir(p.kv.Name+"-tokens")
 	pr.cmd = exec.Command(p.bin, "serve", "--listen", pr.api, "--debug-listen", "off", "--data-dir", dir,
 		"--node-id", pr.name, "--peer-listen", pr.peer, "--peer-advertise", pr.peer,
-		"--bootstrap-node", podName(p.kv, 0), "--join", join, "--join-as", "nonvoter",
+		"--bootstrap-node", podName(p.kv, 0), "--bootstrap-allowed-file", filepath.Join(p.configDir, bootstrapAllowedFile),
+		"--join", join, "--join-as", "nonvoter",
 		"--cluster-name", clusterName(p.kv),
 		"--peer-tls-cert", filepath.Join(tlsDir, pr.name+".crt"), "--peer-tls-key", filepath.Join(tlsDir, pr.name+".key"),
 		"--peer-tls-ca", filepath.Join(tlsDir, caCertKey),
@@ -133,6 +139,23 @@ func (p *pods) podURL(_ *kvv1.KVStore, pod string) string {
 		return "https://" + pr.api
 	}
 	return "https://127.0.0.1:1"
+}
+
+// writeConfigMap writes the config ConfigMap's bootstrap-allowed key into
+// configDir (made on first use), as the kubelet updates a ConfigMap volume;
+// a missing ConfigMap leaves the file as it was.
+func (p *pods) writeConfigMap() {
+	p.t.Helper()
+	if p.configDir == "" {
+		p.configDir = p.t.TempDir()
+	}
+	cm := &corev1.ConfigMap{}
+	if err := get(p.kv.Namespace, p.kv.Name+"-config", cm); err != nil {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(p.configDir, bootstrapAllowedFile), []byte(cm.Data[bootstrapAllowedFile]), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 // secretDir writes the Secret name's data into a new directory, one file

@@ -104,6 +104,11 @@ func TestRecoveryWithServers(t *testing.T) {
 				t.Fatal(err)
 			}
 			ps.mu.Lock()
+			if pr, ok := ps.procs[i]; ok { // its pod goes with the claim
+				_ = pr.cmd.Process.Kill()
+				<-pr.done
+				delete(ps.procs, i)
+			}
 			delete(ps.dirs, i) // a new, empty volume
 			ps.down[i] = false
 			wiped[i] = true
@@ -165,21 +170,31 @@ func TestRecoveryWithServers(t *testing.T) {
 	})
 	t.Logf("highest commit index seen while healthy: %d", st.Recovery.HighestIndexSeen)
 
-	// demo-0 and demo-1 are gone for good.
+	// demo-0 and demo-1 lose their volumes for good and come back empty at
+	// once, as the StatefulSet controller recreates deleted pods with new
+	// claims: demo-1 asks to join and nobody can admit it; demo-0, the
+	// bootstrap node, finds no cluster either and must not start one of
+	// its own (the ConfigMap says the cluster formed), or the client
+	// Service would lead to an empty leader and the quorum would not be
+	// seen lost.
 	ps.mu.Lock()
 	for _, i := range []int32{0, 1} {
 		pr := ps.procs[i]
 		_ = pr.cmd.Process.Kill()
 		<-pr.done
-		ps.down[i] = true
+		delete(ps.procs, i)
 		if err := os.RemoveAll(ps.dirs[i]); err != nil {
 			t.Fatal(err)
 		}
+		delete(ps.dirs, i)
 	}
 	ps.mu.Unlock()
 	st = until("the quorum seen lost", 60*time.Second, func(st kvv1.KVStoreStatus) bool {
 		return st.Recovery != nil && st.Recovery.QuorumLostSince != nil
 	})
+	if cm := (&corev1.ConfigMap{}); get(ns, "demo-config", cm) != nil || cm.Data[bootstrapAllowedFile] != "false" {
+		t.Errorf("ConfigMap %s = %q after the cluster formed, want \"false\"", bootstrapAllowedFile, cm.Data[bootstrapAllowedFile])
+	}
 	// Without a request, nothing, however long the quorum is lost.
 	backdate := func() {
 		t.Helper()
@@ -197,6 +212,18 @@ func TestRecoveryWithServers(t *testing.T) {
 	for range 3 {
 		if st = step(); st.Recovery.Phase != "" || meta.FindStatusCondition(st.Conditions, kvv1.ConditionRecovering) != nil {
 			t.Fatalf("recovery without a request: %+v", st.Recovery)
+		}
+		// The empty demo-0 runs, asking to join, and takes no write (one
+		// that bootstrapped would lead a cluster of its own and take it).
+		ps.mu.Lock()
+		pr, running := ps.procs[0]
+		running = running && !pr.exited()
+		ps.mu.Unlock()
+		if !running {
+			t.Fatal("demo-0 is not running while the quorum is lost")
+		}
+		if code, body := do(http.MethodPut, ps.podURL(kv, "demo-0")+"/api/v1/kv/split-brain", "x"); code >= 200 && code < 300 {
+			t.Fatalf("the empty demo-0 took a write while the quorum is lost: %d %s", code, body)
 		}
 	}
 

@@ -16,9 +16,11 @@ import (
 	"kvstore.dev/kvstore/test/harness/kube"
 )
 
-// testRecovery: two of three servers lose their volumes for good (their
-// claims and pods deleted: they come back empty and cannot join a cluster
-// without a quorum). Nothing happens until the user asks; with
+// testRecovery: two of three servers, the first among them, lose their
+// volumes for good (their claims and pods deleted: they come back empty
+// and cannot join a cluster without a quorum; recover-0, the bootstrap
+// node, must not start one of its own either, since the cluster formed
+// before). Nothing happens until the user asks; with
 // spec.recovery.forceNewClusterFrom confirmed by the KVStore's uid, the
 // operator recovers the survivor as a one-server cluster, the other two
 // rejoin empty, and every key written before is there.
@@ -27,7 +29,7 @@ func testRecovery(t *testing.T, k *kube.Cluster) {
 	want := putAll(t, s, "kept/", 30)
 	ctx := context.Background()
 	c := k.Client(t)
-	for _, i := range []int{1, 2} {
+	for _, i := range []int{0, 1} {
 		name := fmt.Sprintf("data-recover-%d", i)
 		if err := c.Delete(ctx, &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: name}}); err != nil {
 			t.Fatal(err)
@@ -36,7 +38,7 @@ func testRecovery(t *testing.T, k *kube.Cluster) {
 			t.Fatal(err)
 		}
 	}
-	t.Log("deleted the claims and pods of recover-1 and recover-2")
+	t.Log("deleted the claims and pods of recover-0 and recover-1")
 	kube.Eventually(t, "status.recovery.quorumLostSince", 5*time.Minute, func() error {
 		if r := s.Get(t).Status.Recovery; r == nil || r.QuorumLostSince == nil {
 			return fmt.Errorf("status.recovery %+v", r)
@@ -45,6 +47,10 @@ func testRecovery(t *testing.T, k *kube.Cluster) {
 	})
 	if r := s.Get(t).Status.Recovery; r.Phase != "" {
 		t.Fatalf("without a request the operator did %+v", r)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: "recover-config"}, cm); err != nil || cm.Data["bootstrap-allowed"] != "false" {
+		t.Errorf("ConfigMap recover-config bootstrap-allowed = %q (%v), want \"false\" once the cluster formed", cm.Data["bootstrap-allowed"], err)
 	}
 	uid := string(s.Get(t).UID)
 	start := time.Now()
@@ -59,8 +65,8 @@ func testRecovery(t *testing.T, k *kube.Cluster) {
 	})
 	t.Logf("recovered from %s (term %d, index %d) in %s; %s", rec.Survivor, rec.LastLogTerm, rec.LastLogIndex,
 		time.Since(start).Round(time.Second), rec.PossiblyLost)
-	if rec.Survivor != "recover-0" {
-		t.Errorf("survivor %q, want recover-0, the only server with its data", rec.Survivor)
+	if rec.Survivor != "recover-2" {
+		t.Errorf("survivor %q, want recover-2, the only server with its data", rec.Survivor)
 	}
 	s.WaitReady(t, 3)
 	checkAll(t, s, want)
