@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -241,8 +242,8 @@ func requeueAfter(now time.Time, renewAt time.Time, st kvv1.KVStoreStatus) time.
 	return next
 }
 
-// SetupWithManager registers the controller: it watches KVStores and every
-// child kind it owns. The user's Secrets are not watched (the cache holds
+// SetupWithManager registers the controller: it watches KVStores, every
+// child kind it owns, and the KVStoreBackups a restore waits for. The user's Secrets are not watched (the cache holds
 // only the operator's own, see CacheOptions): Reconcile requeues a KVStore
 // that names one every Recheck.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -257,5 +258,30 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		Watches(&kvv1.KVStoreBackup{}, handler.EnqueueRequestsFromMapFunc(r.restoringFrom)).
 		Complete(r)
+}
+
+// restoringFrom maps a KVStoreBackup to the KVStores of its namespace that
+// wait to be restored from it (spec.bootstrap.fromBackup.backupName, not
+// Restored or Failed yet), so that a restore waiting for a Running backup
+// starts when the backup succeeds rather than at the next problemRetry.
+func (r *Reconciler) restoringFrom(ctx context.Context, o client.Object) []reconcile.Request {
+	var list kvv1.KVStoreList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil // the KVStore is looked at again after problemRetry anyway
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		kv := &list.Items[i]
+		b := kv.Spec.Bootstrap
+		if b == nil || b.FromBackup == nil || b.FromBackup.BackupName != o.GetName() {
+			continue
+		}
+		if st := kv.Status.Bootstrap; st != nil && (st.Phase == kvv1.BootstrapRestored || st.Phase == kvv1.BootstrapFailed) {
+			continue
+		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(kv)})
+	}
+	return reqs
 }
