@@ -214,7 +214,7 @@ func TestBootstrapFromBackup(t *testing.T) {
 			if tc.prepare != nil {
 				tc.prepare(t, dataDir)
 			}
-			before := listDir(t, dataDir)
+			before := harness.ListDir(t, dataDir)
 			ok, out := playRestoreJob(t, ns, job, dataDir, source)
 			if ok != tc.ok {
 				t.Fatalf("the Job's command succeeded: %v, want %v:\n%s", ok, tc.ok, out)
@@ -271,23 +271,9 @@ func TestBootstrapFromBackup(t *testing.T) {
 					t.Fatalf("a StatefulSet after the restore failed: %v", err)
 				}
 			}
-			if after := listDir(t, dataDir); !reflect.DeepEqual(after, before) {
+			if after := harness.ListDir(t, dataDir); !reflect.DeepEqual(after, before) {
 				t.Errorf("the volume changed (-before +after):\n- %v\n+ %v", before, after)
 			}
 		})
 	}
-}
-
-// listDir is every path under dir.
-func listDir(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		out = append(out, strings.TrimPrefix(p, dir))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -81,6 +81,48 @@ func (p *pods) sync(replicas int32) {
 	}
 }
 
+// newServerPods creates the sample KVStore "demo" with replicas servers
+// and no Ingress in a new namespace, waits for its children, and returns
+// the stand-in pods for it, with the tokens of its Secrets and kept
+// volumes; none runs before the first sync.
+func newServerPods(t *testing.T, replicas int32) *pods {
+	t.Helper()
+	bin := harness.Binary(t, "server")
+	ns := newNamespace(t)
+	kv := sample(t, ns)
+	kv.Spec.Replicas = ptr(replicas)
+	kv.Spec.Ingress = kvv1.IngressSpec{}
+	create(t, kv)
+	waitChildren(t, kv)
+	secret := func(name string) string {
+		s := &corev1.Secret{}
+		if err := get(ns, name, s); err != nil {
+			t.Fatal(err)
+		}
+		return string(s.Data[AuthTokenKey])
+	}
+	return &pods{t: t, bin: bin, kv: kv, adminToken: secret("demo-auth"), peerToken: secret("demo-peer"),
+		procs: map[int32]*podProc{}, dirs: map[int32]string{}, down: map[int32]bool{}}
+}
+
+// reconcileFresh reconciles ns/demo once with a new Reconciler, as after an
+// operator restart, again while the write of the status loses a conflict
+// (the optimistic lock of writeStatus).
+func reconcileFresh(t *testing.T, ns string, rec *noteRecorder, cc *checkedCluster) {
+	t.Helper()
+	r := &Reconciler{Client: mgrClient, Recorder: rec, Options: testOpts, Cluster: cc}
+	for {
+		cc.calls = 0
+		_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: key(ns, "demo")})
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "the object has been modified") {
+			t.Fatalf("reconcile: %v", err)
+		}
+	}
+}
+
 func (p *pods) start(i int32) *podProc {
 	t := p.t
 	pr := &podProc{name: podName(p.kv, i), api: harness.FreeAddr(t), peer: harness.FreeAddr(t), out: &bytes.Buffer{}, done: make(chan struct{})}
@@ -286,21 +328,8 @@ func (c *checkedCluster) call(what string) {
 // after an operator restart, so nothing is carried between steps but what
 // the cluster and the API server hold.
 func TestMembershipSteps(t *testing.T) {
-	bin := harness.Binary(t, "server")
-	ns := newNamespace(t)
-	kv := sample(t, ns)
-	kv.Spec.Replicas = ptr(int32(1))
-	kv.Spec.Ingress = kvv1.IngressSpec{}
-	create(t, kv)
-	waitChildren(t, kv)
-	secret := func(name string) string {
-		s := &corev1.Secret{}
-		if err := get(ns, name, s); err != nil {
-			t.Fatal(err)
-		}
-		return string(s.Data[AuthTokenKey])
-	}
-	ps := &pods{t: t, bin: bin, kv: kv, adminToken: secret("demo-auth"), peerToken: secret("demo-peer"), procs: map[int32]*podProc{}, dirs: map[int32]string{}}
+	ps := newServerPods(t, 1)
+	kv, ns := ps.kv, ps.kv.Namespace
 	rec := &noteRecorder{}
 	sts := &appsv1.StatefulSet{}
 	cc := &checkedCluster{t: t, next: &HTTPClusterClient{BaseURL: ps.url}}
@@ -308,17 +337,7 @@ func TestMembershipSteps(t *testing.T) {
 	// StatefulSet controller.
 	step := func() (replicas int32, status kvv1.KVStoreStatus) {
 		t.Helper()
-		r := &Reconciler{Client: mgrClient, Recorder: rec, Options: testOpts, Cluster: cc}
-		for {
-			cc.calls = 0
-			_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: key(ns, "demo")})
-			if err == nil {
-				break
-			}
-			if !strings.Contains(err.Error(), "the object has been modified") {
-				t.Fatalf("reconcile: %v", err)
-			}
-		}
+		reconcileFresh(t, ns, rec, cc)
 		if err := k8s.Get(ctx, key(ns, "demo"), sts); err != nil {
 			t.Fatal(err)
 		}

@@ -16,10 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kvv1 "kvstore.dev/kvstore/api/v1"
-	"kvstore.dev/kvstore/test/harness"
 )
 
 // TestRecoveryWithServers runs a recovery from a lost quorum against real
@@ -32,22 +30,8 @@ import (
 // back empty and promoted, reports Succeeded; the keys written before the
 // loss are on the recovered store.
 func TestRecoveryWithServers(t *testing.T) {
-	bin := harness.Binary(t, "server")
-	ns := newNamespace(t)
-	kv := sample(t, ns)
-	kv.Spec.Replicas = ptr(int32(3))
-	kv.Spec.Ingress = kvv1.IngressSpec{}
-	create(t, kv)
-	waitChildren(t, kv)
-	secret := func(name string) string {
-		s := &corev1.Secret{}
-		if err := get(ns, name, s); err != nil {
-			t.Fatal(err)
-		}
-		return string(s.Data[AuthTokenKey])
-	}
-	ps := &pods{t: t, bin: bin, kv: kv, adminToken: secret("demo-auth"), peerToken: secret("demo-peer"),
-		procs: map[int32]*podProc{}, dirs: map[int32]string{}, down: map[int32]bool{}}
+	ps := newServerPods(t, 3)
+	kv, ns := ps.kv, ps.kv.Namespace
 	// The StatefulSet's claims and pods, as objects (envtest runs neither
 	// the StatefulSet controller nor the kubelet).
 	for i := range int32(3) {
@@ -68,17 +52,7 @@ func TestRecoveryWithServers(t *testing.T) {
 	wiped := map[int32]bool{}
 	step := func() kvv1.KVStoreStatus {
 		t.Helper()
-		r := &Reconciler{Client: mgrClient, Recorder: rec, Options: testOpts, Cluster: cc}
-		for {
-			cc.calls = 0
-			_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: key(ns, "demo")})
-			if err == nil {
-				break
-			}
-			if !strings.Contains(err.Error(), "the object has been modified") {
-				t.Fatalf("reconcile: %v", err)
-			}
-		}
+		reconcileFresh(t, ns, rec, cc)
 		// The pvc-protection controller and the StatefulSet controller: a
 		// deleted claim goes, and a new one (empty) is made with its pod.
 		for i := range int32(3) {

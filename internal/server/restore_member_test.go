@@ -157,28 +157,14 @@ func TestRestoreAsMemberRefuses(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			dir := tc.dir(t)
-			before := listDir(t, dir)
+			before := harness.ListDir(t, dir)
 			_, _, _, err := RestoreBackupAsMember(context.Background(), dest, m.Name, tc.sum, dir, tc.member)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || (tc.is != nil && !errors.Is(err, tc.is)) {
 				t.Fatalf("RestoreBackupAsMember = %v, want an error containing %q (errors.Is %v)", err, tc.want, tc.is)
 			}
-			if after := listDir(t, dir); !reflect.DeepEqual(after, before) {
+			if after := harness.ListDir(t, dir); !reflect.DeepEqual(after, before) {
 				t.Errorf("data dir changed (-before +after):\n- %v\n+ %v", before, after)
 			}
 		})
 	}
-}
-
-// listDir is every path under dir.
-func listDir(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		out = append(out, strings.TrimPrefix(p, dir))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
