@@ -12,8 +12,8 @@ import (
 
 // DefaultMaxRate is the bandwidth limit of `kvstore backup` and of the
 // operator's backups when none is set, in bytes per second: 16 MiB/s, the
-// highest limit that kept 80% of a three-node cluster's PUT throughput in
-// every row of the benchmark (docs/backup.md says why; docs/benchmarks.md
+// highest of the limits tried that kept 80% of a three-node cluster's PUT
+// throughput in every row of every run of the benchmark (docs/backup.md says why; docs/benchmarks.md
 // has the measurement).
 const DefaultMaxRate = 16 << 20
 
